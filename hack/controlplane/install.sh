@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build kube-apiserver, kubectl and etcd from the Go module proxy and cache them
+# outside the clone, keyed by version. Idempotent: does nothing when the cached
+# binaries already exist. Prints the cache directories on success.
+#
+#   ALB_CACHE   cache root (default: $HOME/.cache/alb-controller)
+#   NO_KUBECTL  set to 1 to skip building kubectl
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.sh
+. "$HERE/versions.sh"
+
+export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { echo "install.sh: go not found (need Go >= 1.26)" >&2; exit 1; }
+
+mkdir -p "$K8S_BIN_DIR" "$ETCD_BIN_DIR"
+
+log() { echo "install.sh: $*" >&2; }
+
+# build MODULE_DIR PACKAGE DEST
+build() {
+    local moddir=$1 pkg=$2 dest=$3
+    if [[ -x $dest ]]; then
+        log "cached: $dest"
+        return 0
+    fi
+    local tmp="$dest.tmp.$$"
+    trap 'rm -f "$tmp"' EXIT
+    log "building $pkg -> $dest (slow: several minutes on 2 cores)"
+    local t0=$SECONDS
+    (cd "$moddir" && go build -trimpath -ldflags "-s -w" -o "$tmp" "$pkg")
+    mv -f "$tmp" "$dest"
+    trap - EXIT
+    log "built $dest in $((SECONDS - t0)) s"
+}
+
+build "$HERE/etcd" . "$ETCD_BIN_DIR/etcd"
+build "$HERE/kube" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_BIN_DIR/kube-apiserver"
+if [[ ${NO_KUBECTL:-0} != 1 ]]; then
+    build "$HERE/kube" k8s.io/kubernetes/cmd/kubectl "$K8S_BIN_DIR/kubectl"
+fi
+echo "$K8S_BIN_DIR"
+echo "$ETCD_BIN_DIR"

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools keeps the commands built by ../install.sh in go.mod/go.sum.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)

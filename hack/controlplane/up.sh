@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Start a local etcd + kube-apiserver on 127.0.0.1 (free ports) for tests.
+# Idempotent: if it is already running and ready, does nothing.
+#
+#   BED_DIR        state dir (default: <repo>/.bed); this script uses $BED_DIR/k8s
+#   ALB_CACHE      binary cache root (see install.sh)
+#   READY_TIMEOUT  seconds to wait for /readyz (default 90)
+#
+# Writes:
+#   $BED_DIR/k8s/kubeconfig   admin kubeconfig (client cert, CN=admin O=system:masters;
+#                             context "bed-token" uses the bearer token instead)
+#   $BED_DIR/k8s.env          source it: KUBECONFIG, PATH (kubectl), BED_K8S_* vars
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=versions.sh
+. "$HERE/versions.sh"
+
+BED_DIR="${BED_DIR:-$REPO/.bed}"
+mkdir -p "$BED_DIR"
+BED_DIR="$(cd "$BED_DIR" && pwd)"
+K="$BED_DIR/k8s"
+PKI="$K/pki"
+READY_TIMEOUT="${READY_TIMEOUT:-90}"
+T0=$(date +%s.%N)
+
+log() { echo "up.sh: $*" >&2; }
+elapsed() { python3 -c "import sys;print('%.1f'%(float(sys.argv[2])-float(sys.argv[1])))" "$T0" "$(date +%s.%N)"; }
+
+alive() { # alive NAME -> pid file exists and process runs our binary
+    local f="$K/$1.pid" pid
+    [[ -f $f ]] || return 1
+    pid=$(cat "$f")
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)" | sed "s/ (deleted)$//") == "$1" ]]
+}
+
+readyz() { # readyz -> 0 when the apiserver answers /readyz with ok
+    [[ -f $K/ports.env ]] || return 1
+    # shellcheck disable=SC1091
+    . "$K/ports.env"
+    curl -fsS --max-time 5 --cacert "$PKI/ca.crt" \
+        -H "Authorization: Bearer $(cat "$PKI/admin.token")" \
+        "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1
+}
+
+# --- already running? -------------------------------------------------------
+if alive etcd && alive kube-apiserver && readyz && [[ -f $K/kubeconfig && -f $BED_DIR/k8s.env ]]; then
+    log "already running and ready (https://127.0.0.1:$APISERVER_PORT)"
+    exit 0
+fi
+if [[ -f $K/etcd.pid || -f $K/kube-apiserver.pid ]]; then
+    log "stale or unready control plane found; restarting"
+    "$HERE/down.sh"
+fi
+
+# --- binaries ---------------------------------------------------------------
+if [[ ! -x $K8S_BIN_DIR/kube-apiserver || ! -x $ETCD_BIN_DIR/etcd ]]; then
+    "$HERE/install.sh" >/dev/null
+fi
+KUBECTL_DIR="$K8S_BIN_DIR"
+
+mkdir -p "$K" "$PKI"
+
+# --- PKI (generated once per BED_DIR, reused across restarts) ---------------
+gen_pki() {
+    local d=$PKI
+    umask 077
+    cat >"$d/openssl.cnf" <<'EOF'
+[ ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[ server ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost, IP:10.96.0.1, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+[ client ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+EOF
+    local cnf="$d/openssl.cnf"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/ca.key.ec"
+    openssl pkcs8 -topk8 -nocrypt -in "$d/ca.key.ec" -out "$d/ca.key" && rm -f "$d/ca.key.ec"
+    openssl req -x509 -new -key "$d/ca.key" -sha256 -days 3650 -subj "/CN=alb-bed-ca" \
+        -config "$cnf" -extensions ca -out "$d/ca.crt" 2>/dev/null
+    local n subj
+    for n in apiserver admin; do
+        if [[ $n == apiserver ]]; then subj="/CN=kube-apiserver"; else subj="/O=system:masters/CN=admin"; fi
+        openssl ecparam -name prime256v1 -genkey -noout -out "$d/$n.key.ec"
+        openssl pkcs8 -topk8 -nocrypt -in "$d/$n.key.ec" -out "$d/$n.key" && rm -f "$d/$n.key.ec"
+        openssl req -new -key "$d/$n.key" -subj "$subj" -out "$d/$n.csr"
+        openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -sha256 -days 3650 -extfile "$cnf" \
+            -extensions "$([[ $n == apiserver ]] && echo server || echo client)" \
+            -out "$d/$n.crt" 2>/dev/null
+        rm -f "$d/$n.csr"
+    done
+    # service-account token signing key
+    openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+    # static bearer token for the same admin identity
+    openssl rand -hex 32 >"$d/admin.token"
+    echo "$(cat "$d/admin.token"),admin,admin-token-uid,\"system:masters\"" >"$d/tokens.csv"
+    touch "$d/.complete"
+}
+if [[ ! -f $PKI/.complete ]]; then
+    rm -rf "$PKI" && mkdir -p "$PKI"
+    gen_pki
+fi
+
+# --- ports --------------------------------------------------------------------
+read -r ETCD_CLIENT_PORT ETCD_PEER_PORT APISERVER_PORT < <(python3 - <<'EOF'
+import socket
+ss = []
+for _ in range(3):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ss.append(s)
+print(*[s.getsockname()[1] for s in ss])
+for s in ss: s.close()
+EOF
+)
+cat >"$K/ports.env" <<EOF
+ETCD_CLIENT_PORT=$ETCD_CLIENT_PORT
+ETCD_PEER_PORT=$ETCD_PEER_PORT
+APISERVER_PORT=$APISERVER_PORT
+EOF
+
+tail_fail() { # tail_fail NAME MESSAGE
+    log "$2; last lines of $K/$1.log:"
+    tail -n 40 "$K/$1.log" >&2 || true
+    "$HERE/down.sh" >/dev/null 2>&1 || true
+    exit 1
+}
+
+# --- etcd -----------------------------------------------------------------------
+rm -rf "$K/etcd"
+mkdir -p "$K/etcd"
+chmod 700 "$K/etcd"
+setsid nohup "$ETCD_BIN_DIR/etcd" \
+    --name bed \
+    --data-dir "$K/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "bed=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state new \
+    --unsafe-no-fsync \
+    --log-level warn \
+    </dev/null >"$K/etcd.log" 2>&1 &
+echo $! >"$K/etcd.pid"
+
+deadline=$(( $(date +%s) + READY_TIMEOUT ))
+until curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health" 2>/dev/null | grep -q '"health":"true"'; do
+    alive etcd || tail_fail etcd "etcd exited"
+    (( $(date +%s) < deadline )) || tail_fail etcd "etcd not healthy after ${READY_TIMEOUT}s"
+    sleep 0.2
+done
+
+# --- kube-apiserver ---------------------------------------------------------------
+mkdir -p "$K/apiserver-certs"
+setsid nohup "$K8S_BIN_DIR/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address 127.0.0.1 \
+    --advertise-address 127.0.0.1 \
+    --secure-port "$APISERVER_PORT" \
+    --cert-dir "$K/apiserver-certs" \
+    --tls-cert-file "$PKI/apiserver.crt" \
+    --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --token-auth-file "$PKI/tokens.csv" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$PKI/sa.pub" \
+    --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode RBAC \
+    --disable-admission-plugins ServiceAccount \
+    --endpoint-reconciler-type none \
+    --profiling=false \
+    </dev/null >"$K/kube-apiserver.log" 2>&1 &
+echo $! >"$K/kube-apiserver.pid"
+
+until readyz; do
+    alive kube-apiserver || tail_fail kube-apiserver "kube-apiserver exited"
+    (( $(date +%s) < deadline )) || tail_fail kube-apiserver "kube-apiserver not ready after ${READY_TIMEOUT}s"
+    sleep 0.3
+done
+
+# --- kubeconfig + env -------------------------------------------------------------
+b64() { base64 -w0 <"$1"; }
+SERVER="https://127.0.0.1:$APISERVER_PORT"
+umask 077
+cat >"$K/kubeconfig.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: bed
+  cluster:
+    server: $SERVER
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $(b64 "$PKI/admin.crt")
+    client-key-data: $(b64 "$PKI/admin.key")
+- name: admin-token
+  user:
+    token: $(cat "$PKI/admin.token")
+contexts:
+- name: bed
+  context:
+    cluster: bed
+    user: admin
+- name: bed-token
+  context:
+    cluster: bed
+    user: admin-token
+current-context: bed
+EOF
+mv -f "$K/kubeconfig.tmp" "$K/kubeconfig"
+
+cat >"$BED_DIR/k8s.env.tmp" <<EOF
+# Generated by hack/controlplane/up.sh — source it.
+export KUBECONFIG=$K/kubeconfig
+export PATH=$KUBECTL_DIR:\$PATH
+export BED_K8S_SERVER=$SERVER
+export BED_K8S_CA_CERT=$PKI/ca.crt
+export BED_K8S_CA_KEY=$PKI/ca.key
+export BED_K8S_TOKEN_FILE=$PKI/admin.token
+export BED_K8S_ETCD=http://127.0.0.1:$ETCD_CLIENT_PORT
+EOF
+mv -f "$BED_DIR/k8s.env.tmp" "$BED_DIR/k8s.env"
+
+log "ready at $SERVER after $(elapsed)s; source $BED_DIR/k8s.env"

@@ -1,0 +1,1 @@
+"""LocalStack provider plugin that serves elbv2 from moto (see provider.py)."""

@@ -1,0 +1,129 @@
+//! Which ELBv2 load balancers and target groups belong to which stack, found by tag.
+//!
+//! Listing everything and reading tags costs a handful of calls for the whole account,
+//! so it is done once and then kept current by our own creates and deletes; it is
+//! re-read only when older than the drift-check interval.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, TargetGroup};
+use tokio::sync::Mutex;
+
+use super::{Aws, Error, paginate};
+use crate::model::{TAG_CLUSTER, TAG_STACK, Tags};
+
+const ELBV2: &str = "elasticloadbalancingv2";
+/// DescribeTags takes at most 20 ARNs.
+const TAGS_PER_CALL: usize = 20;
+
+#[derive(Default)]
+struct Loaded {
+    lbs: HashMap<String, Vec<LoadBalancer>>,
+    tgs: HashMap<String, Vec<(TargetGroup, Tags)>>,
+}
+
+pub struct Inventory {
+    cluster: String,
+    ttl: Duration,
+    state: Mutex<Option<(Instant, Loaded)>>,
+}
+
+impl Inventory {
+    pub fn new(cluster: String, ttl: Duration) -> Self {
+        Inventory { cluster, ttl, state: Mutex::new(None) }
+    }
+
+    /// The load balancers and target groups (with their tags) tagged for `stack`.
+    pub async fn stack(&self, aws: &Aws, stack: &str) -> Result<(Vec<LoadBalancer>, Vec<(TargetGroup, Tags)>), Error> {
+        let mut state = self.state.lock().await;
+        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
+            *state = Some((Instant::now(), self.load(aws).await?));
+        }
+        let loaded = &state.as_ref().expect("just loaded").1;
+        Ok((loaded.lbs.get(stack).cloned().unwrap_or_default(), loaded.tgs.get(stack).cloned().unwrap_or_default()))
+    }
+
+    pub async fn put_load_balancer(&self, stack: &str, lb: LoadBalancer) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut() {
+            loaded.lbs.entry(stack.to_string()).or_default().push(lb);
+        }
+    }
+
+    pub async fn remove_load_balancer(&self, stack: &str, arn: &str) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut()
+            && let Some(v) = loaded.lbs.get_mut(stack)
+        {
+            v.retain(|lb| lb.load_balancer_arn() != Some(arn));
+        }
+    }
+
+    pub async fn put_target_group(&self, stack: &str, tg: TargetGroup, tags: Tags) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut() {
+            loaded.tgs.entry(stack.to_string()).or_default().push((tg, tags));
+        }
+    }
+
+    pub async fn remove_target_group(&self, stack: &str, arn: &str) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut()
+            && let Some(v) = loaded.tgs.get_mut(stack)
+        {
+            v.retain(|(tg, _)| tg.target_group_arn() != Some(arn));
+        }
+    }
+
+    async fn load(&self, aws: &Aws) -> Result<Loaded, Error> {
+        let lbs = paginate(|marker| async move {
+            let out = aws
+                .call(ELBV2, "DescribeLoadBalancers", || aws.elbv2.describe_load_balancers().page_size(400).set_marker(marker.clone()).send())
+                .await?;
+            Ok((out.load_balancers.unwrap_or_default(), out.next_marker))
+        })
+        .await?;
+        let tgs = paginate(|marker| async move {
+            let out = aws
+                .call(ELBV2, "DescribeTargetGroups", || aws.elbv2.describe_target_groups().page_size(400).set_marker(marker.clone()).send())
+                .await?;
+            Ok((out.target_groups.unwrap_or_default(), out.next_marker))
+        })
+        .await?;
+        let arns: Vec<String> = lbs
+            .iter()
+            .filter_map(|lb| lb.load_balancer_arn.clone())
+            .chain(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()))
+            .collect();
+        let tags = self.read_tags(aws, &arns).await?;
+        let mut loaded = Loaded::default();
+        for lb in lbs {
+            if let Some(stack) = lb.load_balancer_arn().and_then(|a| self.stack_of(tags.get(a))) {
+                loaded.lbs.entry(stack).or_default().push(lb);
+            }
+        }
+        for tg in tgs {
+            let arn = tg.target_group_arn().unwrap_or_default().to_string();
+            if let Some(stack) = self.stack_of(tags.get(&arn)) {
+                loaded.tgs.entry(stack).or_default().push((tg, tags.get(&arn).cloned().unwrap_or_default()));
+            }
+        }
+        tracing::info!(stacks = loaded.lbs.len(), "read the load balancer inventory");
+        Ok(loaded)
+    }
+
+    fn stack_of(&self, tags: Option<&Tags>) -> Option<String> {
+        let tags = tags?;
+        (tags.get(TAG_CLUSTER) == Some(&self.cluster)).then(|| tags.get(TAG_STACK).cloned()).flatten()
+    }
+
+    async fn read_tags(&self, aws: &Aws, arns: &[String]) -> Result<HashMap<String, Tags>, Error> {
+        let mut out = HashMap::new();
+        for chunk in arns.chunks(TAGS_PER_CALL) {
+            let resp = aws.call(ELBV2, "DescribeTags", || aws.elbv2.describe_tags().set_resource_arns(Some(chunk.to_vec())).send()).await?;
+            for d in resp.tag_descriptions.unwrap_or_default() {
+                if let Some(arn) = d.resource_arn.clone() {
+                    out.insert(arn, crate::sync::tags_from_sdk(d.tags()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,70 @@
+//! Command-line flags (with environment fallbacks) for `run`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    /// Kubernetes cluster name; tags and names of every AWS resource derive from it.
+    #[arg(long, env = "CLUSTER_NAME")]
+    pub cluster_name: String,
+    /// AWS Region (else the SDK's usual chain: AWS_REGION, profile, IMDS).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// VPC the load balancers, target groups and security groups live in.
+    #[arg(long, env = "AWS_VPC_ID")]
+    pub aws_vpc_id: String,
+    /// Value of the legacy `kubernetes.io/ingress.class` annotation this controller serves.
+    #[arg(long, env = "INGRESS_CLASS", default_value = "alb")]
+    pub ingress_class: String,
+    /// IngressClass `spec.controller` this controller serves.
+    #[arg(long, env = "CONTROLLER_NAME", default_value = "ingress.k8s.aws/alb")]
+    pub controller_name: String,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_BIND_ADDRESS", default_value = "127.0.0.1:8080")]
+    pub metrics_bind_address: SocketAddr,
+    /// How often a converged group's AWS resources are re-read to find edits made
+    /// outside the controller. Between checks a resync of a converged group makes no AWS call.
+    #[arg(long, env = "DRIFT_CHECK_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub drift_check_interval: Duration,
+    /// How long discovered subnets are cached.
+    #[arg(long, env = "DISCOVERY_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub discovery_ttl: Duration,
+    /// Groups reconciled at the same time.
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 4)]
+    pub max_concurrent_reconciles: u16,
+    /// Log as JSON lines.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// `90s`, `10m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 30s, 10m or 1h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

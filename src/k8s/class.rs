@@ -1,0 +1,70 @@
+//! Which Ingresses belong to this controller.
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+
+#[derive(Clone, Debug)]
+pub struct ClassFilter {
+    /// IngressClass `spec.controller` we serve, `ingress.k8s.aws/alb`.
+    pub controller: String,
+    /// Value of the legacy `kubernetes.io/ingress.class` annotation we serve, `alb`.
+    pub legacy_class: String,
+}
+
+impl ClassFilter {
+    /// An Ingress is ours when its IngressClass names our controller, when it carries the
+    /// legacy class annotation with our class, or when it names no class and the cluster's
+    /// default IngressClass is ours.
+    pub fn is_ours<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass> + Clone) -> bool {
+        let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str());
+        if let Some(name) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
+            return classes.into_iter().any(|c| c.metadata.name.as_deref() == Some(name) && ours(c));
+        }
+        if let Some(legacy) = ing.metadata.annotations.as_ref().and_then(|a| a.get(LEGACY_CLASS_ANNOTATION)) {
+            return legacy == &self.legacy_class;
+        }
+        classes.into_iter().any(|c| {
+            ours(c) && c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str) == Some("true")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(name: &str, controller: &str, default: bool) -> IngressClass {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "annotations": if default { serde_json::json!({DEFAULT_CLASS_ANNOTATION: "true"}) } else { serde_json::json!({}) }},
+            "spec": {"controller": controller}
+        }))
+        .unwrap()
+    }
+
+    fn ing(class: Option<&str>, legacy: Option<&str>) -> Ingress {
+        let mut v = serde_json::json!({"metadata": {"name": "i", "namespace": "n", "annotations": {}}, "spec": {}});
+        if let Some(c) = class {
+            v["spec"]["ingressClassName"] = c.into();
+        }
+        if let Some(l) = legacy {
+            v["metadata"]["annotations"][LEGACY_CLASS_ANNOTATION] = l.into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn class_matching() {
+        let f = ClassFilter { controller: "ingress.k8s.aws/alb".into(), legacy_class: "alb".into() };
+        let classes = [class("alb", "ingress.k8s.aws/alb", false), class("nginx", "k8s.io/ingress-nginx", true)];
+        assert!(f.is_ours(&ing(Some("alb"), None), &classes));
+        assert!(!f.is_ours(&ing(Some("nginx"), None), &classes));
+        assert!(!f.is_ours(&ing(Some("missing"), None), &classes));
+        assert!(f.is_ours(&ing(None, Some("alb")), &classes));
+        assert!(!f.is_ours(&ing(None, Some("nginx")), &classes));
+        assert!(!f.is_ours(&ing(None, None), &classes));
+        let with_default = [class("alb", "ingress.k8s.aws/alb", true)];
+        assert!(f.is_ours(&ing(None, None), &with_default));
+    }
+}

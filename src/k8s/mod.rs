@@ -1,0 +1,4 @@
+//! What we read from Kubernetes: which Ingresses are ours, and their annotations.
+
+pub mod annotations;
+pub mod class;

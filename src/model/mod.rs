@@ -1,0 +1,223 @@
+//! The desired state of one IngressGroup as plain data, and the pure builder that
+//! produces it. Nothing here talks to Kubernetes or AWS.
+
+mod build;
+pub mod names;
+
+pub use build::{Inputs, Subnet, build};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+pub type Tags = BTreeMap<String, String>;
+
+pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
+pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
+pub const TAG_RESOURCE: &str = "ingress.k8s.aws/resource";
+
+/// One IngressGroup = one ALB = one stack. An Ingress without `group.name` is its own group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum GroupId {
+    Implicit { namespace: String, name: String },
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupId::Implicit { namespace, name } => write!(f, "{namespace}/{name}"),
+        }
+    }
+}
+
+/// A namespaced object's key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ObjKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    Internal,
+    InternetFacing,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Internal => "internal",
+            Scheme::InternetFacing => "internet-facing",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    Ip,
+}
+
+impl TargetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Ip => "ip",
+        }
+    }
+}
+
+/// Everything AWS resources of one group are made of.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Stack {
+    pub group: GroupId,
+    pub load_balancer: LoadBalancer,
+    pub security_group: SecurityGroup,
+    pub listeners: Vec<Listener>,
+    pub target_groups: Vec<TargetGroup>,
+}
+
+impl Stack {
+    /// Tags every resource of this stack carries (plus its own `ingress.k8s.aws/resource`).
+    pub fn base_tags(cluster: &str, group: &GroupId) -> Tags {
+        Tags::from([
+            (TAG_CLUSTER.to_string(), cluster.to_string()),
+            (TAG_STACK.to_string(), group.to_string()),
+        ])
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct LoadBalancer {
+    pub name: String,
+    pub scheme: Scheme,
+    pub ip_address_type: String,
+    pub subnets: BTreeSet<String>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: String,
+    pub ingress: BTreeSet<Permission>,
+    pub tags: Tags,
+}
+
+/// One inbound rule of the managed security group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Permission {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub cidr: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Listener {
+    pub port: i32,
+    pub protocol: Protocol,
+    pub default_action: Action,
+    /// In evaluation order; `priority` is 1-based and contiguous.
+    pub rules: Vec<Rule>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Rule {
+    pub priority: i32,
+    pub conditions: Vec<Condition>,
+    pub action: Action,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "field", content = "values")]
+pub enum Condition {
+    HostHeader(Vec<String>),
+    PathPattern(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Action {
+    FixedResponse {
+        status_code: String,
+        content_type: Option<String>,
+        message_body: Option<String>,
+    },
+    /// `target_group` is the target group's resource id in the model and its ARN
+    /// once resolved by sync.
+    Forward { target_group: String },
+}
+
+impl Action {
+    pub fn fixed(status_code: &str) -> Action {
+        Action::FixedResponse { status_code: status_code.to_string(), content_type: Some("text/plain".into()), message_body: None }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct TargetGroup {
+    /// `<namespace>/<ingress>-<service>:<port>`, as LBC's `ingress.k8s.aws/resource` tag.
+    pub resource_id: String,
+    pub name: String,
+    pub protocol: Protocol,
+    pub protocol_version: String,
+    pub port: i32,
+    pub target_type: TargetType,
+    pub health_check: HealthCheck,
+    pub targets: BTreeSet<Target>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct HealthCheck {
+    pub protocol: Protocol,
+    pub port: String,
+    pub path: String,
+    pub interval_seconds: i32,
+    pub timeout_seconds: i32,
+    pub healthy_threshold: i32,
+    pub unhealthy_threshold: i32,
+    pub success_codes: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Target {
+    pub id: String,
+    pub port: i32,
+}
+
+/// Something wrong with one Ingress, worded exactly as its Warning Event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub ingress: ObjKey,
+    /// Event reason, e.g. `FailedBuildModel`.
+    pub reason: &'static str,
+    pub message: String,
+}

@@ -1,0 +1,125 @@
+//! Listeners, matched by port: created tagged, modified in place, deleted when no
+//! longer wanted; then each listener's rules.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::{Listener as SdkListener, ProtocolEnum};
+
+use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk};
+use super::{Error, elbv2_tags};
+use crate::aws::{Aws, paginate};
+use crate::model::{Action, Listener, Rule};
+
+const ELBV2: &str = "elasticloadbalancingv2";
+
+#[derive(Clone, Debug)]
+pub struct ActualListener {
+    pub arn: String,
+    pub port: i32,
+    pub protocol: String,
+    pub default_action: Option<Action>,
+    pub rules: Vec<ActualRule>,
+}
+
+pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error> {
+    let listeners: Vec<SdkListener> = paginate(|marker| async move {
+        let out = aws
+            .call(ELBV2, "DescribeListeners", || aws.elbv2.describe_listeners().load_balancer_arn(lb_arn).set_marker(marker.clone()).send())
+            .await?;
+        Ok((out.listeners.unwrap_or_default(), out.next_marker))
+    })
+    .await?;
+    let mut out = Vec::new();
+    for l in listeners {
+        let arn = l.listener_arn().unwrap_or_default().to_string();
+        out.push(ActualListener {
+            rules: rule::read(aws, &arn).await?,
+            port: l.port().unwrap_or_default(),
+            protocol: l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default(),
+            default_action: action_from_sdk(l.default_actions()),
+            arn,
+        });
+    }
+    Ok(out)
+}
+
+/// Replaces target group resource ids with their ARNs.
+fn resolve(action: &Action, tg_arns: &BTreeMap<String, String>) -> Action {
+    match action {
+        Action::Forward { target_group } => Action::Forward { target_group: tg_arns.get(target_group).cloned().unwrap_or_else(|| target_group.clone()) },
+        other => other.clone(),
+    }
+}
+
+pub async fn sync(
+    aws: &Aws,
+    lb_arn: &str,
+    desired: &[Listener],
+    tg_arns: &BTreeMap<String, String>,
+    actual: &mut Vec<ActualListener>,
+) -> Result<(), Error> {
+    for d in desired {
+        let default_action = resolve(&d.default_action, tg_arns);
+        let idx = match actual.iter().position(|a| a.port == d.port) {
+            Some(i) => {
+                let a = &mut actual[i];
+                if a.protocol != d.protocol.as_str() || a.default_action.as_ref() != Some(&default_action) {
+                    aws.call(ELBV2, "ModifyListener", || {
+                        aws.elbv2
+                            .modify_listener()
+                            .listener_arn(&a.arn)
+                            .port(d.port)
+                            .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                            .default_actions(action_to_sdk(&default_action))
+                            .send()
+                    })
+                    .await?;
+                    a.protocol = d.protocol.as_str().to_string();
+                    a.default_action = Some(default_action);
+                }
+                i
+            }
+            None => {
+                let out = aws
+                    .call(ELBV2, "CreateListener", || {
+                        aws.elbv2
+                            .create_listener()
+                            .load_balancer_arn(lb_arn)
+                            .port(d.port)
+                            .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                            .default_actions(action_to_sdk(&default_action))
+                            .set_tags(Some(elbv2_tags(&d.tags)))
+                            .send()
+                    })
+                    .await?;
+                let arn = out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string();
+                tracing::info!(%arn, port = d.port, "created listener");
+                actual.push(ActualListener {
+                    arn,
+                    port: d.port,
+                    protocol: d.protocol.as_str().to_string(),
+                    default_action: Some(default_action),
+                    rules: Vec::new(),
+                });
+                actual.len() - 1
+            }
+        };
+        let rules: Vec<Rule> = d.rules.iter().map(|r| Rule { action: resolve(&r.action, tg_arns), ..r.clone() }).collect();
+        let listener = &mut actual[idx];
+        rule::sync(aws, &listener.arn, &rules, &mut listener.rules).await?;
+    }
+    let mut kept = Vec::new();
+    for a in actual.drain(..) {
+        if desired.iter().any(|d| d.port == a.port) {
+            kept.push(a);
+            continue;
+        }
+        match aws.call(ELBV2, "DeleteListener", || aws.elbv2.delete_listener().listener_arn(&a.arn).send()).await {
+            Ok(_) => tracing::info!(arn = %a.arn, "deleted listener"),
+            Err(e) if e.is_code(&["ListenerNotFound"]) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    *actual = kept;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The load balancer itself: created tagged; subnets and security groups set in
+//! place; replaced when its name or scheme (fixed at creation) must change.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_elasticloadbalancingv2::types::{IpAddressType, LoadBalancer as SdkLoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
+
+use super::{Actual, Error, Target, elbv2_tags};
+use crate::model::LoadBalancer;
+
+const ELBV2: &str = "elasticloadbalancingv2";
+
+#[derive(Clone, Debug)]
+pub struct ActualLoadBalancer {
+    pub arn: String,
+    pub name: String,
+    pub dns_name: String,
+    pub scheme: String,
+    pub subnets: BTreeSet<String>,
+    pub security_groups: BTreeSet<String>,
+}
+
+impl ActualLoadBalancer {
+    pub fn from_sdk(lb: SdkLoadBalancer) -> Self {
+        ActualLoadBalancer {
+            arn: lb.load_balancer_arn().unwrap_or_default().to_string(),
+            name: lb.load_balancer_name().unwrap_or_default().to_string(),
+            dns_name: lb.dns_name().unwrap_or_default().to_string(),
+            scheme: lb.scheme().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            subnets: lb.availability_zones().iter().filter_map(|az| az.subnet_id().map(str::to_string)).collect(),
+            security_groups: lb.security_groups().iter().cloned().collect(),
+        }
+    }
+}
+
+pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &str, actual: &mut Actual) -> Result<(), Error> {
+    let aws = t.aws;
+    if actual.load_balancer.as_ref().is_some_and(|lb| lb.name != desired.name || lb.scheme != desired.scheme.as_str()) {
+        tracing::info!(name = %desired.name, "load balancer name or scheme changed: replacing it");
+        delete(t, stack, actual).await?;
+    }
+    let sgs = BTreeSet::from([sg_id.to_string()]);
+    let Some(lb) = actual.load_balancer.as_mut() else {
+        let out = aws
+            .call(ELBV2, "CreateLoadBalancer", || {
+                aws.elbv2
+                    .create_load_balancer()
+                    .name(&desired.name)
+                    .r#type(LoadBalancerTypeEnum::Application)
+                    .scheme(LoadBalancerSchemeEnum::from(desired.scheme.as_str()))
+                    .ip_address_type(IpAddressType::from(desired.ip_address_type.as_str()))
+                    .set_subnets(Some(desired.subnets.iter().cloned().collect()))
+                    .security_groups(sg_id)
+                    .set_tags(Some(elbv2_tags(&desired.tags)))
+                    .send()
+            })
+            .await?;
+        let created = out.load_balancers.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
+            operation: "CreateLoadBalancer",
+            what: "no load balancer in the response".into(),
+        })?;
+        t.inventory.put_load_balancer(stack, created.clone()).await;
+        let mut lb = ActualLoadBalancer::from_sdk(created);
+        tracing::info!(arn = %lb.arn, dns = %lb.dns_name, "created load balancer");
+        // Some emulators omit these in the create response; we just set them.
+        lb.subnets = desired.subnets.clone();
+        lb.security_groups = sgs;
+        actual.load_balancer = Some(lb);
+        actual.listeners.clear();
+        return Ok(());
+    };
+    if lb.subnets != desired.subnets {
+        aws.call(ELBV2, "SetSubnets", || {
+            aws.elbv2.set_subnets().load_balancer_arn(&lb.arn).set_subnets(Some(desired.subnets.iter().cloned().collect())).send()
+        })
+        .await?;
+        lb.subnets = desired.subnets.clone();
+    }
+    if lb.security_groups != sgs {
+        aws.call(ELBV2, "SetSecurityGroups", || aws.elbv2.set_security_groups().load_balancer_arn(&lb.arn).security_groups(sg_id).send())
+            .await?;
+        lb.security_groups = sgs;
+    }
+    Ok(())
+}
+
+/// Deletes the load balancer (its listeners and rules go with it).
+pub async fn delete(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<(), Error> {
+    let Some(lb) = actual.load_balancer.as_ref() else { return Ok(()) };
+    let aws = t.aws;
+    match aws.call(ELBV2, "DeleteLoadBalancer", || aws.elbv2.delete_load_balancer().load_balancer_arn(&lb.arn).send()).await {
+        Ok(_) => tracing::info!(arn = %lb.arn, "deleted load balancer"),
+        Err(e) if e.is_code(&["LoadBalancerNotFound"]) => {}
+        Err(e) => return Err(e.into()),
+    }
+    t.inventory.remove_load_balancer(stack, &lb.arn).await;
+    actual.load_balancer = None;
+    actual.listeners.clear();
+    Ok(())
+}

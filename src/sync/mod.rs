@@ -1,0 +1,103 @@
+//! Makes AWS match a `Stack`: per resource kind, actual state → pure diff → the
+//! fewest calls that close it. Creates carry their tags, so nothing exists untagged.
+//!
+//! Order: security group → target groups → load balancer → listeners → rules →
+//! targets, then deletions in reverse.
+
+mod listener;
+mod load_balancer;
+mod rule;
+mod security_group;
+mod target_group;
+mod targets;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::Tag;
+
+use crate::aws::inventory::Inventory;
+use crate::aws::{self, Aws};
+use crate::model::{GroupId, Stack, Tags};
+
+pub use listener::ActualListener;
+pub use load_balancer::ActualLoadBalancer;
+pub use security_group::ActualSecurityGroup;
+pub use target_group::ActualTargetGroup;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Aws(#[from] aws::Error),
+}
+
+/// What exists in AWS for one stack, as last read or written by us.
+#[derive(Clone, Debug, Default)]
+pub struct Actual {
+    pub security_group: Option<ActualSecurityGroup>,
+    pub target_groups: Vec<ActualTargetGroup>,
+    pub load_balancer: Option<ActualLoadBalancer>,
+    pub listeners: Vec<ActualListener>,
+}
+
+impl Actual {
+    pub fn dns_name(&self) -> Option<&str> {
+        self.load_balancer.as_ref().map(|lb| lb.dns_name.as_str())
+    }
+}
+
+/// Where and for whom we sync.
+pub struct Target<'a> {
+    pub aws: &'a Aws,
+    pub inventory: &'a Inventory,
+    pub cluster: &'a str,
+    pub vpc_id: &'a str,
+}
+
+/// Reads the actual state of a stack from AWS, finding resources by tag.
+pub async fn read(t: &Target<'_>, group: &GroupId) -> Result<Actual, Error> {
+    let stack = group.to_string();
+    let (lbs, tgs) = t.inventory.stack(t.aws, &stack).await?;
+    let security_group = security_group::read(t, &stack).await?;
+    let target_groups = target_group::read(t.aws, tgs).await?;
+    let load_balancer = lbs.into_iter().next().map(ActualLoadBalancer::from_sdk);
+    let listeners = match &load_balancer {
+        Some(lb) => listener::read(t.aws, &lb.arn).await?,
+        None => Vec::new(),
+    };
+    Ok(Actual { security_group, target_groups, load_balancer, listeners })
+}
+
+/// Makes AWS match `desired` (`None`: delete everything of the stack). Returns the
+/// state AWS is in afterwards, for the cache.
+pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, mut actual: Actual) -> Result<Actual, Error> {
+    let stack_tag = group.to_string();
+    let Some(desired) = desired else {
+        delete_all(t, &stack_tag, &mut actual).await?;
+        return Ok(actual);
+    };
+
+    let sg_id = security_group::sync(t, &desired.security_group, &mut actual.security_group).await?;
+    let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
+    load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_id, &mut actual).await?;
+    let lb_arn = actual.load_balancer.as_ref().map(|lb| lb.arn.clone()).unwrap_or_default();
+    listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners).await?;
+    targets::sync(t.aws, &desired.target_groups, &mut actual.target_groups).await?;
+    // Only now that no rule points at them can old target groups go.
+    target_group::delete_unwanted(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
+    Ok(actual)
+}
+
+async fn delete_all(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<(), Error> {
+    load_balancer::delete(t, stack, actual).await?;
+    target_group::delete_unwanted(t, stack, &[], &mut actual.target_groups).await?;
+    security_group::delete(t, &mut actual.security_group).await?;
+    Ok(())
+}
+
+pub(crate) fn elbv2_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+pub(crate) fn tags_from_sdk(tags: &[Tag]) -> Tags {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect::<BTreeMap<_, _>>()
+}

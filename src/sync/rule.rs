@@ -1,0 +1,342 @@
+//! Listener rules, updated in place: a rule whose content is unchanged keeps its ARN
+//! (moved with SetRulePriorities if needed), a changed rule is modified with ModifyRule,
+//! so no request ever meets a missing rule.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig, PathPatternConditionConfig,
+    Rule as SdkRule, RuleCondition, RulePriorityPair,
+};
+
+use super::{Error, elbv2_tags};
+use crate::aws::{Aws, paginate};
+use crate::model::{Action, Condition, Rule};
+
+const ELBV2: &str = "elasticloadbalancingv2";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActualRule {
+    pub arn: String,
+    pub priority: i32,
+    /// `None` when the rule holds something we never write (edited by hand): it then
+    /// never equals a desired rule and gets rewritten.
+    pub conditions: Option<Vec<Condition>>,
+    pub action: Option<Action>,
+}
+
+impl ActualRule {
+    fn same_content(&self, d: &Rule) -> bool {
+        self.conditions.as_ref() == Some(&normalized(&d.conditions)) && self.action.as_ref() == Some(&d.action)
+    }
+}
+
+fn normalized(conditions: &[Condition]) -> Vec<Condition> {
+    let mut c: Vec<Condition> = conditions
+        .iter()
+        .map(|c| match c {
+            Condition::HostHeader(v) => Condition::HostHeader(sorted(v)),
+            Condition::PathPattern(v) => Condition::PathPattern(sorted(v)),
+        })
+        .collect();
+    c.sort();
+    c
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+pub fn action_to_sdk(a: &Action) -> SdkAction {
+    match a {
+        Action::FixedResponse { status_code, content_type, message_body } => SdkAction::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code(status_code)
+                    .set_content_type(content_type.clone())
+                    .set_message_body(message_body.clone())
+                    .build(),
+            )
+            .build(),
+        Action::Forward { target_group } => SdkAction::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group).build(),
+    }
+}
+
+pub fn action_from_sdk(actions: &[SdkAction]) -> Option<Action> {
+    let [a] = actions else { return None };
+    match a.r#type()? {
+        ActionTypeEnum::FixedResponse => {
+            let c = a.fixed_response_config()?;
+            Some(Action::FixedResponse {
+                status_code: c.status_code()?.to_string(),
+                content_type: c.content_type().map(str::to_string),
+                message_body: c.message_body().filter(|b| !b.is_empty()).map(str::to_string),
+            })
+        }
+        ActionTypeEnum::Forward => {
+            let arn = match a.target_group_arn() {
+                Some(arn) => arn.to_string(),
+                None => match a.forward_config()?.target_groups() {
+                    [one] => one.target_group_arn()?.to_string(),
+                    _ => return None,
+                },
+            };
+            Some(Action::Forward { target_group: arn })
+        }
+        _ => None,
+    }
+}
+
+fn condition_to_sdk(c: &Condition) -> RuleCondition {
+    match c {
+        Condition::HostHeader(v) => RuleCondition::builder()
+            .field("host-header")
+            .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(v.clone())).build())
+            .build(),
+        Condition::PathPattern(v) => RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(PathPatternConditionConfig::builder().set_values(Some(v.clone())).build())
+            .build(),
+    }
+}
+
+fn conditions_from_sdk(conditions: &[RuleCondition]) -> Option<Vec<Condition>> {
+    let mut out = Vec::new();
+    for c in conditions {
+        let values = |cfg: Option<&[String]>| -> Vec<String> {
+            match cfg {
+                Some(v) if !v.is_empty() => v.to_vec(),
+                _ => c.values().to_vec(),
+            }
+        };
+        out.push(match c.field()? {
+            "host-header" => Condition::HostHeader(values(c.host_header_config().map(|h| h.values()))),
+            "path-pattern" => Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values()))),
+            _ => return None,
+        });
+    }
+    Some(normalized(&out))
+}
+
+fn from_sdk(r: &SdkRule) -> Option<ActualRule> {
+    Some(ActualRule {
+        arn: r.rule_arn()?.to_string(),
+        priority: r.priority()?.parse().ok()?,
+        conditions: conditions_from_sdk(r.conditions()),
+        action: action_from_sdk(r.actions()),
+    })
+}
+
+/// The non-default rules of a listener.
+pub async fn read(aws: &Aws, listener_arn: &str) -> Result<Vec<ActualRule>, Error> {
+    let rules = paginate(|marker| async move {
+        let out = aws.call(ELBV2, "DescribeRules", || aws.elbv2.describe_rules().listener_arn(listener_arn).set_marker(marker.clone()).send()).await?;
+        Ok((out.rules.unwrap_or_default(), out.next_marker))
+    })
+    .await?;
+    Ok(rules.iter().filter(|r| !r.is_default().unwrap_or(false)).filter_map(from_sdk).collect())
+}
+
+/// The calls that turn `actual` into `desired`.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub delete: Vec<String>,
+    /// (rule ARN, new priority), applied in one SetRulePriorities call.
+    pub reprioritize: Vec<(String, i32)>,
+    /// (rule ARN, index of the desired rule whose content it takes).
+    pub modify: Vec<(String, usize)>,
+    /// Indexes of desired rules to create.
+    pub create: Vec<usize>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty() && self.reprioritize.is_empty() && self.modify.is_empty() && self.create.is_empty()
+    }
+}
+
+/// Pairs desired rules with existing ones: same content first (same priority preferred),
+/// then the rest in priority order to be modified in place; leftovers are created or deleted.
+pub fn plan(actual: &[ActualRule], desired: &[Rule]) -> Plan {
+    let mut pair: Vec<Option<usize>> = vec![None; desired.len()];
+    let mut used = vec![false; actual.len()];
+    for same_priority in [true, false] {
+        for (di, d) in desired.iter().enumerate() {
+            if pair[di].is_some() {
+                continue;
+            }
+            if let Some(ai) = (0..actual.len()).find(|&ai| !used[ai] && actual[ai].same_content(d) && (!same_priority || actual[ai].priority == d.priority)) {
+                pair[di] = Some(ai);
+                used[ai] = true;
+            }
+        }
+    }
+    let mut spare: Vec<usize> = (0..actual.len()).filter(|&ai| !used[ai]).collect();
+    spare.sort_by_key(|&ai| actual[ai].priority);
+    let mut spare = spare.into_iter();
+    let mut plan = Plan::default();
+    for (di, d) in desired.iter().enumerate() {
+        let ai = match pair[di] {
+            Some(ai) => ai,
+            None => match spare.next() {
+                Some(ai) => {
+                    plan.modify.push((actual[ai].arn.clone(), di));
+                    ai
+                }
+                None => {
+                    plan.create.push(di);
+                    continue;
+                }
+            },
+        };
+        if actual[ai].priority != d.priority {
+            plan.reprioritize.push((actual[ai].arn.clone(), d.priority));
+        }
+    }
+    plan.delete = spare.map(|ai| actual[ai].arn.clone()).collect();
+    plan
+}
+
+/// Makes the listener's rules equal `desired` (actions already resolved to ARNs).
+pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut Vec<ActualRule>) -> Result<(), Error> {
+    let plan = plan(actual, desired);
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let mut by_arn: BTreeMap<String, ActualRule> = actual.drain(..).map(|r| (r.arn.clone(), r)).collect();
+    for arn in &plan.delete {
+        match aws.call(ELBV2, "DeleteRule", || aws.elbv2.delete_rule().rule_arn(arn).send()).await {
+            Ok(_) => {}
+            Err(e) if e.is_code(&["RuleNotFound"]) => {}
+            Err(e) => return Err(e.into()),
+        }
+        by_arn.remove(arn);
+    }
+    if !plan.reprioritize.is_empty() {
+        let pairs: Vec<RulePriorityPair> =
+            plan.reprioritize.iter().map(|(arn, p)| RulePriorityPair::builder().rule_arn(arn).priority(*p).build()).collect();
+        aws.call(ELBV2, "SetRulePriorities", || aws.elbv2.set_rule_priorities().set_rule_priorities(Some(pairs.clone())).send()).await?;
+        for (arn, p) in &plan.reprioritize {
+            if let Some(r) = by_arn.get_mut(arn) {
+                r.priority = *p;
+            }
+        }
+    }
+    for (arn, di) in &plan.modify {
+        let d = &desired[*di];
+        aws.call(ELBV2, "ModifyRule", || {
+            aws.elbv2
+                .modify_rule()
+                .rule_arn(arn)
+                .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
+                .actions(action_to_sdk(&d.action))
+                .send()
+        })
+        .await?;
+        if let Some(r) = by_arn.get_mut(arn) {
+            r.conditions = Some(normalized(&d.conditions));
+            r.action = Some(d.action.clone());
+        }
+    }
+    for &di in &plan.create {
+        let d = &desired[di];
+        let out = aws
+            .call(ELBV2, "CreateRule", || {
+                aws.elbv2
+                    .create_rule()
+                    .listener_arn(listener_arn)
+                    .priority(d.priority)
+                    .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
+                    .actions(action_to_sdk(&d.action))
+                    .set_tags(Some(elbv2_tags(&d.tags)))
+                    .send()
+            })
+            .await?;
+        let arn = out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
+        by_arn.insert(
+            arn.clone(),
+            ActualRule { arn, priority: d.priority, conditions: Some(normalized(&d.conditions)), action: Some(d.action.clone()) },
+        );
+    }
+    *actual = by_arn.into_values().collect();
+    actual.sort_by_key(|r| r.priority);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tags;
+
+    fn rule(priority: i32, path: &str, tg: &str) -> Rule {
+        Rule {
+            priority,
+            conditions: vec![Condition::PathPattern(vec![path.into()])],
+            action: Action::Forward { target_group: tg.into() },
+            tags: Tags::new(),
+        }
+    }
+
+    fn actual(arn: &str, r: &Rule) -> ActualRule {
+        ActualRule { arn: arn.into(), priority: r.priority, conditions: Some(normalized(&r.conditions)), action: Some(r.action.clone()) }
+    }
+
+    #[test]
+    fn unchanged_rules_need_no_call() {
+        let d = vec![rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
+        let a = vec![actual("r1", &d[0]), actual("r2", &d[1])];
+        assert!(plan(&a, &d).is_empty());
+    }
+
+    #[test]
+    fn an_edited_path_modifies_that_rule_only() {
+        let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
+        let a = vec![actual("r1", &before[0]), actual("r2", &before[1])];
+        let d = vec![rule(1, "/a", "tg1"), rule(2, "/c", "tg2")];
+        assert_eq!(plan(&a, &d), Plan { modify: vec![("r2".into(), 1)], ..Plan::default() });
+    }
+
+    #[test]
+    fn an_inserted_rule_moves_the_others_without_recreating_them() {
+        let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
+        let a = vec![actual("r1", &before[0]), actual("r2", &before[1])];
+        let d = vec![rule(1, "/new", "tg3"), rule(2, "/a", "tg1"), rule(3, "/b", "tg2")];
+        let p = plan(&a, &d);
+        assert_eq!(p.reprioritize, vec![("r1".into(), 2), ("r2".into(), 3)]);
+        assert_eq!(p.create, vec![0]);
+        assert!(p.modify.is_empty() && p.delete.is_empty());
+    }
+
+    #[test]
+    fn removed_rules_are_deleted() {
+        let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2"), rule(3, "/c", "tg3")];
+        let a: Vec<_> = before.iter().enumerate().map(|(i, r)| actual(&format!("r{i}"), r)).collect();
+        let d = vec![rule(1, "/a", "tg1"), rule(2, "/c", "tg3")];
+        let p = plan(&a, &d);
+        assert_eq!(p.delete, vec!["r1".to_string()]);
+        assert_eq!(p.reprioritize, vec![("r2".into(), 2)]);
+        assert!(p.modify.is_empty() && p.create.is_empty());
+    }
+
+    #[test]
+    fn hand_edited_rules_are_rewritten() {
+        let d = vec![rule(1, "/a", "tg1")];
+        let mut a = vec![actual("r1", &d[0])];
+        a[0].conditions = None;
+        assert_eq!(plan(&a, &d).modify, vec![("r1".into(), 0)]);
+    }
+
+    #[test]
+    fn sdk_round_trip_of_actions_and_conditions() {
+        let a = Action::fixed("503");
+        assert_eq!(action_from_sdk(&[action_to_sdk(&a)]), Some(a));
+        let f = Action::Forward { target_group: "arn:tg".into() };
+        assert_eq!(action_from_sdk(&[action_to_sdk(&f)]), Some(f));
+        let c = vec![Condition::PathPattern(vec!["/b".into(), "/a".into()]), Condition::HostHeader(vec!["x".into()])];
+        let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
+        assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
+    }
+}

@@ -1,0 +1,174 @@
+//! Target groups: matched by name (the name hashes every field that cannot change
+//! in place), created tagged, health checks modified in place, deleted last.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup as SdkTargetGroup, TargetHealthStateEnum, TargetTypeEnum};
+
+use super::{Error, Target, elbv2_tags};
+use crate::aws::Aws;
+use crate::model::{self, HealthCheck, Protocol, TargetGroup, TargetType, Tags};
+
+const ELBV2: &str = "elasticloadbalancingv2";
+
+#[derive(Clone, Debug)]
+pub struct ActualTargetGroup {
+    pub arn: String,
+    pub name: String,
+    pub health_check: HealthCheck,
+    /// Registered targets, draining ones excluded.
+    pub targets: BTreeSet<model::Target>,
+}
+
+fn protocol(p: Option<&ProtocolEnum>) -> Protocol {
+    match p {
+        Some(ProtocolEnum::Https) => Protocol::Https,
+        _ => Protocol::Http,
+    }
+}
+
+fn health_check_from_sdk(tg: &SdkTargetGroup) -> HealthCheck {
+    HealthCheck {
+        protocol: protocol(tg.health_check_protocol()),
+        port: tg.health_check_port().unwrap_or("traffic-port").to_string(),
+        path: tg.health_check_path().unwrap_or("/").to_string(),
+        interval_seconds: tg.health_check_interval_seconds().unwrap_or_default(),
+        timeout_seconds: tg.health_check_timeout_seconds().unwrap_or_default(),
+        healthy_threshold: tg.healthy_threshold_count().unwrap_or_default(),
+        unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or_default(),
+        success_codes: tg.matcher().and_then(|m| m.http_code()).unwrap_or_default().to_string(),
+    }
+}
+
+pub async fn read(aws: &Aws, tgs: Vec<(SdkTargetGroup, Tags)>) -> Result<Vec<ActualTargetGroup>, Error> {
+    let mut out = Vec::new();
+    for (tg, _tags) in tgs {
+        let arn = tg.target_group_arn().unwrap_or_default().to_string();
+        let targets = read_targets(aws, &arn).await?;
+        out.push(ActualTargetGroup {
+            name: tg.target_group_name().unwrap_or_default().to_string(),
+            health_check: health_check_from_sdk(&tg),
+            targets,
+            arn,
+        });
+    }
+    Ok(out)
+}
+
+async fn read_targets(aws: &Aws, arn: &str) -> Result<BTreeSet<model::Target>, Error> {
+    let out = aws.call(ELBV2, "DescribeTargetHealth", || aws.elbv2.describe_target_health().target_group_arn(arn).send()).await?;
+    Ok(out
+        .target_health_descriptions
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.target_health().and_then(|h| h.state()) != Some(&TargetHealthStateEnum::Draining))
+        .filter_map(|d| {
+            let t = d.target?;
+            Some(model::Target { id: t.id?, port: t.port.unwrap_or_default() })
+        })
+        .collect())
+}
+
+/// Creates the desired target groups that do not exist and fixes health checks of those
+/// that do. Returns resource id → ARN for every desired target group.
+pub async fn create_missing(
+    t: &Target<'_>,
+    stack: &str,
+    desired: &[TargetGroup],
+    actual: &mut Vec<ActualTargetGroup>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let aws = t.aws;
+    let mut arns = BTreeMap::new();
+    for d in desired {
+        if let Some(a) = actual.iter_mut().find(|a| a.name == d.name) {
+            if a.health_check != d.health_check {
+                let hc = &d.health_check;
+                aws.call(ELBV2, "ModifyTargetGroup", || {
+                    aws.elbv2
+                        .modify_target_group()
+                        .target_group_arn(&a.arn)
+                        .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
+                        .health_check_port(&hc.port)
+                        .health_check_path(&hc.path)
+                        .health_check_interval_seconds(hc.interval_seconds)
+                        .health_check_timeout_seconds(hc.timeout_seconds)
+                        .healthy_threshold_count(hc.healthy_threshold)
+                        .unhealthy_threshold_count(hc.unhealthy_threshold)
+                        .matcher(Matcher::builder().http_code(&hc.success_codes).build())
+                        .send()
+                })
+                .await?;
+                a.health_check = hc.clone();
+            }
+            arns.insert(d.resource_id.clone(), a.arn.clone());
+            continue;
+        }
+        let hc = &d.health_check;
+        let out = aws
+            .call(ELBV2, "CreateTargetGroup", || {
+                aws.elbv2
+                    .create_target_group()
+                    .name(&d.name)
+                    .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                    .protocol_version(&d.protocol_version)
+                    .port(d.port)
+                    .vpc_id(t.vpc_id)
+                    .target_type(match d.target_type {
+                        TargetType::Ip => TargetTypeEnum::Ip,
+                    })
+                    .health_check_enabled(true)
+                    .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
+                    .health_check_port(&hc.port)
+                    .health_check_path(&hc.path)
+                    .health_check_interval_seconds(hc.interval_seconds)
+                    .health_check_timeout_seconds(hc.timeout_seconds)
+                    .healthy_threshold_count(hc.healthy_threshold)
+                    .unhealthy_threshold_count(hc.unhealthy_threshold)
+                    .matcher(Matcher::builder().http_code(&hc.success_codes).build())
+                    .set_tags(Some(elbv2_tags(&d.tags)))
+                    .send()
+            })
+            .await?;
+        let tg = out.target_groups.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
+            operation: "CreateTargetGroup",
+            what: "no target group in the response".into(),
+        })?;
+        let arn = tg.target_group_arn().unwrap_or_default().to_string();
+        tracing::info!(%arn, name = %d.name, "created target group");
+        t.inventory.put_target_group(stack, tg, d.tags.clone()).await;
+        actual.push(ActualTargetGroup {
+            arn: arn.clone(),
+            name: d.name.clone(),
+            health_check: hc.clone(),
+            targets: BTreeSet::new(),
+        });
+        arns.insert(d.resource_id.clone(), arn);
+    }
+    Ok(arns)
+}
+
+/// Deletes target groups that are not desired any more.
+pub async fn delete_unwanted(t: &Target<'_>, stack: &str, desired: &[TargetGroup], actual: &mut Vec<ActualTargetGroup>) -> Result<(), Error> {
+    let aws = t.aws;
+    let mut kept = Vec::new();
+    let mut rest = std::mem::take(actual).into_iter();
+    while let Some(a) = rest.next() {
+        if desired.iter().any(|d| d.name == a.name) {
+            kept.push(a);
+            continue;
+        }
+        match aws.call(ELBV2, "DeleteTargetGroup", || aws.elbv2.delete_target_group().target_group_arn(&a.arn).send()).await {
+            Ok(_) => tracing::info!(arn = %a.arn, "deleted target group"),
+            Err(e) if e.is_code(&["TargetGroupNotFound"]) => {}
+            Err(e) => {
+                kept.push(a);
+                kept.extend(rest);
+                *actual = kept;
+                return Err(e.into());
+            }
+        }
+        t.inventory.remove_target_group(stack, &a.arn).await;
+    }
+    *actual = kept;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Logging, the metrics registry, and the /metrics /healthz /readyz server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsCallLabels {
+    service: &'static str,
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    change: &'static str,
+}
+
+/// Every metric the controller exports. Labels come from small fixed sets only.
+pub struct Metrics {
+    registry: Registry,
+    aws_calls: Family<AwsCallLabels, Counter>,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    targets: Family<DirectionLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("alb_controller");
+        let aws_calls = Family::<AwsCallLabels, Counter>::default();
+        registry.register("aws_api_calls", "AWS API calls by service, operation and outcome", aws_calls.clone());
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles by result", reconciles.clone());
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
+        let targets = Family::<DirectionLabels, Counter>::default();
+        registry.register("targets_changed", "Targets registered or deregistered", targets.clone());
+        Metrics { registry, aws_calls, reconciles, reconcile_duration, targets }
+    }
+}
+
+impl Metrics {
+    pub fn aws_call(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
+        self.aws_calls.get_or_create(&AwsCallLabels { service, operation, outcome }).inc();
+    }
+
+    pub fn reconciled(&self, result: &'static str, seconds: f64) {
+        self.reconciles.get_or_create(&ResultLabels { result }).inc();
+        self.reconcile_duration.observe(seconds);
+    }
+
+    pub fn targets_changed(&self, change: &'static str, count: usize) {
+        self.targets.get_or_create(&DirectionLabels { change }).inc_by(count as u64);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Shared state of the HTTP endpoints.
+#[derive(Clone)]
+pub struct Health {
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+}
+
+async fn metrics(State(h): State<Health>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], h.metrics.encode())
+}
+
+async fn readyz(State(h): State<Health>) -> impl IntoResponse {
+    if h.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    }
+}
+
+pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(health);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving /metrics /healthz /readyz");
+    axum::serve(listener, app).await
+}
