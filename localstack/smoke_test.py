@@ -169,7 +169,13 @@ def main() -> int:
         )["TargetGroups"][0]
         ctx["tg"] = r["TargetGroupArn"]
         note(f"TG ARN: {ctx['tg']}")
-    step("CreateTargetGroup (ip, Tags)", create_tg)
+        again = elb.create_target_group(
+            Name="smoke-tg", Protocol="HTTP", Port=8080, VpcId=ctx["vpc_id"], TargetType="ip")["TargetGroups"][0]
+        check(again["TargetGroupArn"] == ctx["tg"], "same settings returned a different TG")
+        code, _ = err_code(lambda: elb.create_target_group(
+            Name="smoke-tg", Protocol="HTTP", Port=9090, VpcId=ctx["vpc_id"], TargetType="ip"))
+        check(code == "DuplicateTargetGroupName", f"different settings -> {code}")
+    step("CreateTargetGroup (ip, Tags; same name: idempotent / DuplicateTargetGroupName)", create_tg)
 
     def tg_attrs():
         elb.modify_target_group_attributes(TargetGroupArn=ctx["tg"], Attributes=[

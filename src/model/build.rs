@@ -368,3 +368,310 @@ fn select_subnets(subnets: &[Subnet], scheme: Scheme, cluster: &str) -> Result<B
     }
     Ok(chosen)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects of a multi-document YAML manifest, by kind.
+    #[derive(Default)]
+    struct Fixture {
+        ingresses: Vec<Ingress>,
+        services: BTreeMap<ObjKey, Service>,
+        slices: BTreeMap<ObjKey, Vec<EndpointSlice>>,
+    }
+
+    fn fixture(yaml: &str) -> Fixture {
+        let mut f = Fixture::default();
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let v = serde_yaml::Value::deserialize(doc).unwrap();
+            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            match kind.as_str() {
+                "Ingress" => f.ingresses.push(serde_yaml::from_value(v).unwrap()),
+                "Service" => {
+                    let s: Service = serde_yaml::from_value(v).unwrap();
+                    let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: s.metadata.name.clone().unwrap() };
+                    f.services.insert(key, s);
+                }
+                "EndpointSlice" => {
+                    let s: EndpointSlice = serde_yaml::from_value(v).unwrap();
+                    let svc = s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"].clone();
+                    let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: svc };
+                    f.slices.entry(key).or_default().push(s);
+                }
+                other => panic!("unexpected kind {other}"),
+            }
+        }
+        f
+    }
+
+    use serde::Deserialize;
+
+    fn subnet(id: &str, az: &str, tags: &[(&str, &str)]) -> Subnet {
+        Subnet { id: id.into(), availability_zone: az.into(), tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    fn subnets() -> Vec<Subnet> {
+        vec![
+            subnet("subnet-pub-a", "us-east-1a", &[(ROLE_ELB, "1")]),
+            subnet("subnet-pub-b", "us-east-1b", &[(ROLE_ELB, "1")]),
+            subnet("subnet-priv-a", "us-east-1a", &[(ROLE_INTERNAL_ELB, "1")]),
+            subnet("subnet-priv-b", "us-east-1b", &[(ROLE_INTERNAL_ELB, "1")]),
+            subnet("subnet-priv-c", "us-east-1c", &[(ROLE_INTERNAL_ELB, "1")]),
+        ]
+    }
+
+    fn run(f: &Fixture, subnets: &[Subnet]) -> Built {
+        let ing = &f.ingresses[0];
+        build(&Inputs {
+            cluster: "test",
+            group: GroupId::Implicit { namespace: ing.metadata.namespace.clone().unwrap(), name: ing.metadata.name.clone().unwrap() },
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets,
+        })
+    }
+
+    const WEB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: [10.0.1.1]
+  conditions: {ready: true}
+- addresses: [10.0.1.2]
+- addresses: [10.0.1.3]
+  conditions: {ready: false}
+- addresses: [10.0.1.4]
+  conditions: {ready: true, terminating: true}
+"#;
+
+    fn with_web(ingress: &str) -> Fixture {
+        fixture(&format!("{WEB}\n---\n{ingress}"))
+    }
+
+    #[test]
+    fn two_paths_become_two_rules_in_lbc_order() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /api, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /static/*, pathType: ImplementationSpecific, backend: {service: {name: web, port: {name: http}}}}
+      - {path: /health, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /api/v2/, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.problems.is_empty() && built.warnings.is_empty(), "{:?}", built);
+        let stack = built.stack.unwrap();
+        let l = &stack.listeners[0];
+        assert_eq!((l.port, l.protocol), (80, Protocol::Http));
+        assert_eq!(l.default_action, Action::fixed("404"));
+        let paths: Vec<_> = l.rules.iter().map(|r| (r.priority, r.conditions.clone())).collect();
+        assert_eq!(
+            paths,
+            vec![
+                (1, vec![Condition::PathPattern(vec!["/health".into()])]),
+                (2, vec![Condition::PathPattern(vec!["/api/v2".into(), "/api/v2/*".into()])]),
+                (3, vec![Condition::PathPattern(vec!["/api".into(), "/api/*".into()])]),
+                (4, vec![Condition::PathPattern(vec!["/static/*".into()])]),
+            ]
+        );
+        // port 80 and port "http" are two backends, so two target groups, as LBC.
+        assert_eq!(stack.target_groups.len(), 2);
+        let tg = &stack.target_groups[0];
+        assert_eq!(tg.resource_id, "shop/shop-web:80");
+        assert_eq!(tg.port, 8080);
+        assert_eq!(tg.targets.iter().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(), vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]);
+        assert_eq!(l.rules[0].action, Action::Forward { target_group: "shop/shop-web:80".into() });
+    }
+
+    #[test]
+    fn defaults_are_internal_private_subnets_and_tagged_resources() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/tags: "team=web"}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let stack = run(&f, &subnets()).stack.unwrap();
+        assert_eq!(stack.load_balancer.scheme, Scheme::Internal);
+        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-priv-a".into(), "subnet-priv-b".into(), "subnet-priv-c".into()]));
+        assert!(stack.load_balancer.name.starts_with("k8s-shop-shop-"));
+        assert_eq!(stack.listeners[0].default_action, Action::Forward { target_group: "shop/shop-web:80".into() });
+        assert!(stack.listeners[0].rules.is_empty());
+        for tags in [&stack.load_balancer.tags, &stack.security_group.tags, &stack.target_groups[0].tags, &stack.listeners[0].tags] {
+            assert_eq!(tags[TAG_CLUSTER], "test");
+            assert_eq!(tags[TAG_STACK], "shop/shop");
+            assert_eq!(tags["team"], "web");
+        }
+        assert_eq!(stack.load_balancer.tags[TAG_RESOURCE], "LoadBalancer");
+        assert_eq!(stack.security_group.tags[TAG_RESOURCE], "ManagedLBSecurityGroup");
+        assert_eq!(
+            stack.security_group.ingress,
+            BTreeSet::from([Permission { protocol: "tcp".into(), from_port: 80, to_port: 80, cidr: "0.0.0.0/0".into() }])
+        );
+    }
+
+    #[test]
+    fn internet_facing_uses_public_subnets_and_drops_other_clusters() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/scheme: internet-facing}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let mut s = subnets();
+        s.push(subnet("subnet-pub-c-other", "us-east-1c", &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/other", "owned")]));
+        s.push(subnet("subnet-pub-b2", "us-east-1b", &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/test", "shared")]));
+        let stack = run(&f, &s).stack.unwrap();
+        assert_eq!(stack.load_balancer.scheme, Scheme::InternetFacing);
+        // One per AZ, our cluster's tag preferred, the other cluster's subnet dropped.
+        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-pub-a".into(), "subnet-pub-b2".into()]));
+    }
+
+    #[test]
+    fn fewer_than_two_azs_is_a_problem() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let built = run(&f, &subnets()[..3]);
+        assert!(built.stack.is_none());
+        assert!(built.problems[0].message.contains("at least 2 subnets"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn missing_service_answers_503_with_a_warning_naming_it() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: nope, port: {number: 80}}}}
+      - {path: /web, pathType: Prefix, backend: {service: {name: web, port: {number: 81}}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        let stack = built.stack.unwrap();
+        let rules = &stack.listeners[0].rules;
+        assert_eq!(rules[0].conditions[0], Condition::HostHeader(vec!["shop.example.com".into()]));
+        assert!(rules.iter().all(|r| r.action == Action::fixed("503")));
+        assert!(stack.target_groups.is_empty());
+        assert_eq!(built.warnings.len(), 2);
+        assert!(built.warnings.iter().any(|w| w.message.contains("shop/nope not found")), "{:?}", built.warnings);
+        assert!(built.warnings.iter().any(|w| w.message.contains("has no port 81")), "{:?}", built.warnings);
+    }
+
+    #[test]
+    fn invalid_annotation_leaves_the_ingress_out_with_its_name() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/scheme: public}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.stack.is_none());
+        assert_eq!(built.problems.len(), 1);
+        assert!(built.problems[0].message.contains("alb.ingress.kubernetes.io/scheme"), "{}", built.problems[0].message);
+    }
+
+    #[test]
+    fn wildcard_in_prefix_path_is_a_problem() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /a*, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.stack.is_none());
+        assert!(built.problems[0].message.contains("wildcards"));
+    }
+
+    #[test]
+    fn named_target_port_uses_port_one_and_endpoint_ports() {
+        let f = fixture(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  ports: [{name: grpc, port: 9000, targetPort: grpc-port}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: api-1, namespace: shop, labels: {kubernetes.io/service-name: api}}
+addressType: IPv4
+ports: [{name: grpc, port: 50051}]
+endpoints: [{addresses: [10.0.2.1]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: api, namespace: shop, annotations: {alb.ingress.kubernetes.io/listen-ports: '[{"HTTP": 8080}]'}}
+spec:
+  defaultBackend: {service: {name: api, port: {name: grpc}}}
+"#,
+        );
+        let stack = run(&f, &subnets()).stack.unwrap();
+        assert_eq!(stack.listeners[0].port, 8080);
+        let tg = &stack.target_groups[0];
+        assert_eq!(tg.port, 1);
+        assert_eq!(tg.targets, BTreeSet::from([Target { id: "10.0.2.1".into(), port: 50051 }]));
+    }
+
+    #[test]
+    fn same_input_same_stack() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        assert_eq!(run(&f, &subnets()).stack, run(&f, &subnets()).stack);
+    }
+}

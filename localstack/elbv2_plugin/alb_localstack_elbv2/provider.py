@@ -17,6 +17,9 @@ Fixes on top of moto (see ../README.md "Fidelity gaps"):
 * CreateLoadBalancer with a name that already exists: moto creates a second LB with
   the same name (ARNs carry a random id). AWS returns the existing LB when the
   settings match (the call is idempotent) and DuplicateLoadBalancerName otherwise.
+* CreateTargetGroup with a name that already exists: moto always raises
+  DuplicateTargetGroupName; AWS returns the existing target group when the settings
+  match. We compare protocol, port, VPC and target type.
 """
 
 import threading
@@ -67,6 +70,30 @@ def _create_load_balancer(context: RequestContext, request: ServiceRequest) -> S
     return {"LoadBalancers": described["LoadBalancers"]}
 
 
+def _create_target_group(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    from moto.elbv2.models import elbv2_backends
+
+    backend = elbv2_backends[context.account_id][context.region]
+    tg = next((t for t in backend.target_groups.values() if t.name == request.get("Name")), None)
+    if tg is None:
+        return call_moto(context)
+    target_type = request.get("TargetType") or "instance"
+    same = (
+        target_type == tg.target_type
+        and request.get("VpcId") == tg.vpc_id
+        and str(request.get("Port")) == str(tg.port)
+        and (target_type in ("lambda", "alb") or request.get("Protocol") == tg.protocol)
+    )
+    if not same:
+        return call_moto(context)  # moto raises DuplicateTargetGroupName
+    from localstack.aws.connect import connect_to
+
+    described = connect_to(
+        aws_access_key_id=context.account_id, region_name=context.region
+    ).elbv2.describe_target_groups(TargetGroupArns=[tg.arn])
+    return {"TargetGroups": described["TargetGroups"]}
+
+
 class Elbv2MotoProvider(ServiceLifecycleHook):
     service = SERVICE
 
@@ -74,6 +101,7 @@ class Elbv2MotoProvider(ServiceLifecycleHook):
 def moto_dispatch_table(provider: Elbv2MotoProvider) -> dict:
     table = {op: _to_moto for op in load_service(SERVICE).operation_names}
     table["CreateLoadBalancer"] = _create_load_balancer
+    table["CreateTargetGroup"] = _create_target_group
     return table
 
 
