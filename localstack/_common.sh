@@ -3,7 +3,7 @@
 LS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LS_PYTHON="${LS_PYTHON:-python3}"
 ALB_CACHE="${ALB_CACHE:-$HOME/.cache/alb-controller}"
-BED_DIR="${BED_DIR:-/work/main/.bed}"
+BED_DIR="${BED_DIR:-$(cd "$LS_DIR/.." && pwd)/.bed}"
 LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
 
 # key = sha256 over: python version, requirements.lock, every plugin source file

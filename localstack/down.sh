@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the LocalStack started by up.sh (whole process group). Idempotent.
 set -euo pipefail
-BED_DIR="${BED_DIR:-/work/main/.bed}"
+BED_DIR="${BED_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.bed}"
 PIDFILE="$BED_DIR/localstack.pid"
 log() { echo "[localstack/down] $*" >&2; }
 

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller.
-    Run(config::Config),
+    Run(Box<config::Config>),
     /// Print the version.
     Version,
 }
@@ -37,7 +37,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Run(cfg) => {
             telemetry::init_logging(cfg.log_json);
-            match controller::run(cfg).await {
+            match controller::run(*cfg).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "controller stopped");

@@ -18,9 +18,18 @@ mkdir -p "$K8S_BIN_DIR" "$ETCD_BIN_DIR"
 
 log() { echo "install.sh: $*" >&2; }
 
-# build MODULE_DIR PACKAGE DEST
+# Version stamping, as kubernetes' hack/lib/version.sh does (otherwise the
+# binaries report v0.0.0-master, which kubectl version cannot even parse).
+K8S_MINOR=${K8S_VERSION#v1.}; K8S_MINOR=${K8S_MINOR%%.*}
+K8S_LDFLAGS=""
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    K8S_LDFLAGS+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitCommit= -X $p.gitTreeState=clean"
+    K8S_LDFLAGS+=" -X $p.gitMajor=1 -X $p.gitMinor=$K8S_MINOR"
+done
+
+# build MODULE_DIR PACKAGE DEST [EXTRA_LDFLAGS]
 build() {
-    local moddir=$1 pkg=$2 dest=$3
+    local moddir=$1 pkg=$2 dest=$3 ldx=${4:-}
     if [[ -x $dest ]]; then
         log "cached: $dest"
         return 0
@@ -29,16 +38,16 @@ build() {
     trap 'rm -f "$tmp"' EXIT
     log "building $pkg -> $dest (slow: several minutes on 2 cores)"
     local t0=$SECONDS
-    (cd "$moddir" && go build -trimpath -ldflags "-s -w" -o "$tmp" "$pkg")
+    (cd "$moddir" && go build -trimpath -ldflags "-s -w$ldx" -o "$tmp" "$pkg")
     mv -f "$tmp" "$dest"
     trap - EXIT
     log "built $dest in $((SECONDS - t0)) s"
 }
 
 build "$HERE/etcd" . "$ETCD_BIN_DIR/etcd"
-build "$HERE/kube" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_BIN_DIR/kube-apiserver"
+build "$HERE/kube" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_BIN_DIR/kube-apiserver" "$K8S_LDFLAGS"
 if [[ ${NO_KUBECTL:-0} != 1 ]]; then
-    build "$HERE/kube" k8s.io/kubernetes/cmd/kubectl "$K8S_BIN_DIR/kubectl"
+    build "$HERE/kube" k8s.io/kubernetes/cmd/kubectl "$K8S_BIN_DIR/kubectl" "$K8S_LDFLAGS"
 fi
 echo "$K8S_BIN_DIR"
 echo "$ETCD_BIN_DIR"

@@ -16,7 +16,11 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(vpc_id: String, ttl: Duration) -> Self {
-        Discovery { vpc_id, ttl, subnets: Mutex::new(None) }
+        Discovery {
+            vpc_id,
+            ttl,
+            subnets: Mutex::new(None),
+        }
     }
 
     /// Every subnet of the VPC with its tags; the model picks by role and cluster tags.
@@ -27,11 +31,20 @@ impl Discovery {
         {
             return Ok(subnets.clone());
         }
-        let filter = Filter::builder().name("vpc-id").values(&self.vpc_id).build();
+        let filter = Filter::builder()
+            .name("vpc-id")
+            .values(&self.vpc_id)
+            .build();
         let filter = &filter;
         let sdk_subnets = paginate(|token| async move {
             let out = aws
-                .call("ec2", "DescribeSubnets", || aws.ec2.describe_subnets().filters(filter.clone()).set_next_token(token.clone()).send())
+                .call("ec2", "DescribeSubnets", || {
+                    aws.ec2
+                        .describe_subnets()
+                        .filters(filter.clone())
+                        .set_next_token(token.clone())
+                        .send()
+                })
                 .await?;
             Ok((out.subnets.unwrap_or_default(), out.next_token))
         })
@@ -41,7 +54,16 @@ impl Discovery {
             .map(|s| Subnet {
                 id: s.subnet_id().unwrap_or_default().to_string(),
                 availability_zone: s.availability_zone().unwrap_or_default().to_string(),
-                tags: s.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect(),
+                tags: s
+                    .tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.key()?.to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect(),
             })
             .collect();
         *cached = Some((Instant::now(), subnets.clone()));

@@ -37,7 +37,10 @@ impl Outcome {
         }
     }
     fn retryable(self) -> bool {
-        matches!(self, Outcome::Throttled | Outcome::ServerError | Outcome::TransportError)
+        matches!(
+            self,
+            Outcome::Throttled | Outcome::ServerError | Outcome::TransportError
+        )
     }
 }
 
@@ -54,7 +57,10 @@ pub enum Error {
     #[error("building an AWS request: {0}")]
     Build(String),
     #[error("AWS returned an unexpected response to {operation}: {what}")]
-    Response { operation: &'static str, what: String },
+    Response {
+        operation: &'static str,
+        what: String,
+    },
 }
 
 impl Error {
@@ -93,12 +99,22 @@ const THROTTLING_CODES: &[&str] = &[
     "SlowDown",
 ];
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(service: &'static str, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Error {
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    service: &'static str,
+    operation: &'static str,
+    err: &SdkError<E, HttpResponse>,
+) -> Error {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_owned);
     let outcome = match err {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Outcome::TransportError,
-        _ if code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c)) || status == Some(429) => Outcome::Throttled,
+        _ if code
+            .as_deref()
+            .is_some_and(|c| THROTTLING_CODES.contains(&c))
+            || status == Some(429) =>
+        {
+            Outcome::Throttled
+        }
         _ if status.is_some_and(|s| s >= 500) => Outcome::ServerError,
         SdkError::ResponseError(_) => Outcome::TransportError,
         _ => Outcome::ClientError,
@@ -107,7 +123,13 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(err).to_string());
-    Error::Api { service, operation, outcome, code, message }
+    Error::Api {
+        service,
+        operation,
+        outcome,
+        code,
+        message,
+    }
 }
 
 /// The SDK clients plus the counting, retrying call path.
@@ -148,7 +170,12 @@ impl Aws {
 
     /// Runs one AWS operation: every attempt is counted, throttling/5xx/transport
     /// failures are retried with jittered exponential backoff.
-    pub async fn call<T, E, Fut, F>(&self, service: &'static str, operation: &'static str, mut f: F) -> Result<T, Error>
+    pub async fn call<T, E, Fut, F>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        mut f: F,
+    ) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,

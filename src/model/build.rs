@@ -56,18 +56,28 @@ pub fn build(inputs: &Inputs) -> Built {
             Err(errors) => out.problems.push(Problem {
                 ingress: key,
                 reason: "FailedBuildModel",
-                message: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                message: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             }),
         }
     }
     // One member per group until IngressGroups land; the group config is that member's.
-    let Some((_, _, config)) = members.first() else { return out };
+    let Some((_, _, config)) = members.first() else {
+        return out;
+    };
     let config = config.clone();
     let subnets = match select_subnets(inputs.subnets, config.scheme, inputs.cluster) {
         Ok(s) => s,
         Err(message) => {
             for (_, key, _) in &members {
-                out.problems.push(Problem { ingress: key.clone(), reason: "FailedBuildModel", message: message.clone() });
+                out.problems.push(Problem {
+                    ingress: key.clone(),
+                    reason: "FailedBuildModel",
+                    message: message.clone(),
+                });
             }
             return out;
         }
@@ -84,18 +94,31 @@ pub fn build(inputs: &Inputs) -> Built {
     let mut rules = Vec::new();
     let mut default_action = Action::fixed("404");
     for (ing, key, cfg) in &members {
-        let mut b = BackendBuilder { inputs, key, cfg, target_groups: &mut target_groups, warnings: &mut out.warnings, with: &with };
+        let mut b = BackendBuilder {
+            inputs,
+            key,
+            cfg,
+            target_groups: &mut target_groups,
+            warnings: &mut out.warnings,
+            with: &with,
+        };
         let spec = ing.spec.as_ref();
         if let Some(backend) = spec.and_then(|s| s.default_backend.as_ref()) {
             default_action = b.action(backend);
         }
         for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
-            let Some(http) = rule.http.as_ref() else { continue };
+            let Some(http) = rule.http.as_ref() else {
+                continue;
+            };
             for path in sort_paths(&http.paths) {
                 let conditions = match conditions(rule.host.as_deref(), path) {
                     Ok(c) => c,
                     Err(message) => {
-                        out.problems.push(Problem { ingress: key.clone(), reason: "FailedBuildModel", message });
+                        out.problems.push(Problem {
+                            ingress: key.clone(),
+                            reason: "FailedBuildModel",
+                            message,
+                        });
                         return Built { stack: None, ..out };
                     }
                 };
@@ -131,16 +154,20 @@ pub fn build(inputs: &Inputs) -> Built {
         .listen_ports
         .iter()
         .flat_map(|&(_, port)| {
-            config.inbound_cidrs.iter().map(move |cidr| Permission { protocol: "tcp".into(), from_port: port, to_port: port, cidr: cidr.clone() })
+            config.inbound_cidrs.iter().map(move |cidr| Permission {
+                protocol: "tcp".into(),
+                from_port: port,
+                to_port: port,
+                cidr: cidr.clone(),
+            })
         })
         .collect();
     let stack = Stack {
         group: inputs.group.clone(),
         load_balancer: LoadBalancer {
-            name: config
-                .load_balancer_name
-                .clone()
-                .unwrap_or_else(|| names::load_balancer(inputs.cluster, &inputs.group, config.scheme.as_str())),
+            name: config.load_balancer_name.clone().unwrap_or_else(|| {
+                names::load_balancer(inputs.cluster, &inputs.group, config.scheme.as_str())
+            }),
             scheme: config.scheme,
             ip_address_type: "ipv4".into(),
             subnets,
@@ -160,7 +187,10 @@ pub fn build(inputs: &Inputs) -> Built {
 }
 
 fn ing_key(ing: &Ingress) -> ObjKey {
-    ObjKey { namespace: ing.metadata.namespace.clone().unwrap_or_default(), name: ing.metadata.name.clone().unwrap_or_default() }
+    ObjKey {
+        namespace: ing.metadata.namespace.clone().unwrap_or_default(),
+        name: ing.metadata.name.clone().unwrap_or_default(),
+    }
 }
 
 /// Turns Ingress backends into actions, creating one target group per Service port.
@@ -178,28 +208,40 @@ impl<F: Fn(&Tags, &str) -> Tags> BackendBuilder<'_, '_, F> {
     /// backend Service or its port does not exist, as LBC answers.
     fn action(&mut self, backend: &IngressBackend) -> Action {
         match self.target_group(backend) {
-            Ok(resource_id) => Action::Forward { target_group: resource_id },
+            Ok(resource_id) => Action::Forward {
+                target_group: resource_id,
+            },
             Err(message) => {
-                self.warnings.push(Problem { ingress: self.key.clone(), reason: "FailedBuildModel", message });
+                self.warnings.push(Problem {
+                    ingress: self.key.clone(),
+                    reason: "FailedBuildModel",
+                    message,
+                });
                 Action::fixed("503")
             }
         }
     }
 
     fn target_group(&mut self, backend: &IngressBackend) -> Result<String, String> {
-        let svc_ref = backend.service.as_ref().ok_or_else(|| "backend is not a Service; only Service backends are supported".to_string())?;
-        let svc_key = ObjKey { namespace: self.key.namespace.clone(), name: svc_ref.name.clone() };
+        let svc_ref = backend.service.as_ref().ok_or_else(|| {
+            "backend is not a Service; only Service backends are supported".to_string()
+        })?;
+        let svc_key = ObjKey {
+            namespace: self.key.namespace.clone(),
+            name: svc_ref.name.clone(),
+        };
         let port_ref = svc_ref.port.as_ref();
-        let port_str = match (port_ref.and_then(|p| p.number), port_ref.and_then(|p| p.name.as_ref())) {
+        let port_str = match (
+            port_ref.and_then(|p| p.number),
+            port_ref.and_then(|p| p.name.as_ref()),
+        ) {
             (Some(n), _) => n.to_string(),
             (None, Some(name)) => name.clone(),
             (None, None) => return Err(format!("backend Service {svc_key} has no port")),
         };
-        let svc = self
-            .inputs
-            .services
-            .get(&svc_key)
-            .ok_or_else(|| format!("backend Service {svc_key} not found; its rules answer 503 until it exists"))?;
+        let svc = self.inputs.services.get(&svc_key).ok_or_else(|| {
+            format!("backend Service {svc_key} not found; its rules answer 503 until it exists")
+        })?;
         let svc_port = svc
             .spec
             .as_ref()
@@ -208,7 +250,10 @@ impl<F: Fn(&Tags, &str) -> Tags> BackendBuilder<'_, '_, F> {
             .flatten()
             .find(|p| p.port.to_string() == port_str || p.name.as_deref() == Some(port_str.as_str()))
             .ok_or_else(|| format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does"))?;
-        let resource_id = format!("{}/{}-{}:{}", self.key.namespace, self.key.name, svc_key.name, port_str);
+        let resource_id = format!(
+            "{}/{}-{}:{}",
+            self.key.namespace, self.key.name, svc_key.name, port_str
+        );
         if self.target_groups.contains_key(&resource_id) {
             return Ok(resource_id);
         }
@@ -230,7 +275,14 @@ impl<F: Fn(&Tags, &str) -> Tags> BackendBuilder<'_, '_, F> {
             protocol.as_str(),
             "HTTP1",
         );
-        let targets = ip_targets(self.inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port);
+        let targets = ip_targets(
+            self.inputs
+                .endpoint_slices
+                .get(&svc_key)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            svc_port,
+        );
         self.target_groups.insert(
             resource_id.clone(),
             TargetGroup {
@@ -275,7 +327,10 @@ fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort) -> BTreeSet<Targ
             let ready = cond.and_then(|c| c.ready).unwrap_or(true);
             let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
             if ready && !terminating {
-                targets.extend(ep.addresses.iter().map(|ip| Target { id: ip.clone(), port }));
+                targets.extend(ep.addresses.iter().map(|ip| Target {
+                    id: ip.clone(),
+                    port,
+                }));
             }
         }
     }
@@ -338,7 +393,11 @@ fn conditions(host: Option<&str>, path: &HTTPIngressPath) -> Result<Vec<Conditio
 
 /// Subnets for the scheme's role tag, minus those tagged for another cluster, one per AZ
 /// (our cluster's tag first, then the lowest ID), at least two AZs.
-fn select_subnets(subnets: &[Subnet], scheme: Scheme, cluster: &str) -> Result<BTreeSet<String>, String> {
+fn select_subnets(
+    subnets: &[Subnet],
+    scheme: Scheme,
+    cluster: &str,
+) -> Result<BTreeSet<String>, String> {
     let role = match scheme {
         Scheme::InternetFacing => ROLE_ELB,
         Scheme::Internal => ROLE_INTERNAL_ELB,
@@ -350,13 +409,19 @@ fn select_subnets(subnets: &[Subnet], scheme: Scheme, cluster: &str) -> Result<B
         let tagged_for_cluster = s.tags.keys().any(|k| k.starts_with(CLUSTER_TAG_PREFIX));
         let ours = s.tags.contains_key(&our_tag);
         if has_role && (!tagged_for_cluster || ours) {
-            by_az.entry(s.availability_zone.as_str()).or_default().push(s);
+            by_az
+                .entry(s.availability_zone.as_str())
+                .or_default()
+                .push(s);
         }
     }
     let chosen: BTreeSet<String> = by_az
         .values()
         .filter_map(|candidates| {
-            candidates.iter().min_by_key(|s| (!s.tags.contains_key(&our_tag), s.id.as_str())).map(|s| s.id.clone())
+            candidates
+                .iter()
+                .min_by_key(|s| (!s.tags.contains_key(&our_tag), s.id.as_str()))
+                .map(|s| s.id.clone())
         })
         .collect();
     if chosen.len() < 2 {
@@ -385,18 +450,29 @@ mod tests {
         let mut f = Fixture::default();
         for doc in serde_yaml::Deserializer::from_str(yaml) {
             let v = serde_yaml::Value::deserialize(doc).unwrap();
-            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            let kind = v
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or_default()
+                .to_string();
             match kind.as_str() {
                 "Ingress" => f.ingresses.push(serde_yaml::from_value(v).unwrap()),
                 "Service" => {
                     let s: Service = serde_yaml::from_value(v).unwrap();
-                    let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: s.metadata.name.clone().unwrap() };
+                    let key = ObjKey {
+                        namespace: s.metadata.namespace.clone().unwrap(),
+                        name: s.metadata.name.clone().unwrap(),
+                    };
                     f.services.insert(key, s);
                 }
                 "EndpointSlice" => {
                     let s: EndpointSlice = serde_yaml::from_value(v).unwrap();
-                    let svc = s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"].clone();
-                    let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: svc };
+                    let svc =
+                        s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"].clone();
+                    let key = ObjKey {
+                        namespace: s.metadata.namespace.clone().unwrap(),
+                        name: svc,
+                    };
                     f.slices.entry(key).or_default().push(s);
                 }
                 other => panic!("unexpected kind {other}"),
@@ -408,7 +484,14 @@ mod tests {
     use serde::Deserialize;
 
     fn subnet(id: &str, az: &str, tags: &[(&str, &str)]) -> Subnet {
-        Subnet { id: id.into(), availability_zone: az.into(), tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+        Subnet {
+            id: id.into(),
+            availability_zone: az.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     fn subnets() -> Vec<Subnet> {
@@ -425,7 +508,10 @@ mod tests {
         let ing = &f.ingresses[0];
         build(&Inputs {
             cluster: "test",
-            group: GroupId::Implicit { namespace: ing.metadata.namespace.clone().unwrap(), name: ing.metadata.name.clone().unwrap() },
+            group: GroupId::Implicit {
+                namespace: ing.metadata.namespace.clone().unwrap(),
+                name: ing.metadata.name.clone().unwrap(),
+            },
             members: f.ingresses.iter().collect(),
             services: &f.services,
             endpoint_slices: &f.slices,
@@ -477,18 +563,35 @@ spec:
 "#,
         );
         let built = run(&f, &subnets());
-        assert!(built.problems.is_empty() && built.warnings.is_empty(), "{:?}", built);
+        assert!(
+            built.problems.is_empty() && built.warnings.is_empty(),
+            "{:?}",
+            built
+        );
         let stack = built.stack.unwrap();
         let l = &stack.listeners[0];
         assert_eq!((l.port, l.protocol), (80, Protocol::Http));
         assert_eq!(l.default_action, Action::fixed("404"));
-        let paths: Vec<_> = l.rules.iter().map(|r| (r.priority, r.conditions.clone())).collect();
+        let paths: Vec<_> = l
+            .rules
+            .iter()
+            .map(|r| (r.priority, r.conditions.clone()))
+            .collect();
         assert_eq!(
             paths,
             vec![
                 (1, vec![Condition::PathPattern(vec!["/health".into()])]),
-                (2, vec![Condition::PathPattern(vec!["/api/v2".into(), "/api/v2/*".into()])]),
-                (3, vec![Condition::PathPattern(vec!["/api".into(), "/api/*".into()])]),
+                (
+                    2,
+                    vec![Condition::PathPattern(vec![
+                        "/api/v2".into(),
+                        "/api/v2/*".into()
+                    ])]
+                ),
+                (
+                    3,
+                    vec![Condition::PathPattern(vec!["/api".into(), "/api/*".into()])]
+                ),
                 (4, vec![Condition::PathPattern(vec!["/static/*".into()])]),
             ]
         );
@@ -497,8 +600,19 @@ spec:
         let tg = &stack.target_groups[0];
         assert_eq!(tg.resource_id, "shop/shop-web:80");
         assert_eq!(tg.port, 8080);
-        assert_eq!(tg.targets.iter().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(), vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]);
-        assert_eq!(l.rules[0].action, Action::Forward { target_group: "shop/shop-web:80".into() });
+        assert_eq!(
+            tg.targets
+                .iter()
+                .map(|t| (t.id.as_str(), t.port))
+                .collect::<Vec<_>>(),
+            vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]
+        );
+        assert_eq!(
+            l.rules[0].action,
+            Action::Forward {
+                target_group: "shop/shop-web:80".into()
+            }
+        );
     }
 
     #[test]
@@ -514,20 +628,45 @@ spec:
         );
         let stack = run(&f, &subnets()).stack.unwrap();
         assert_eq!(stack.load_balancer.scheme, Scheme::Internal);
-        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-priv-a".into(), "subnet-priv-b".into(), "subnet-priv-c".into()]));
+        assert_eq!(
+            stack.load_balancer.subnets,
+            BTreeSet::from([
+                "subnet-priv-a".into(),
+                "subnet-priv-b".into(),
+                "subnet-priv-c".into()
+            ])
+        );
         assert!(stack.load_balancer.name.starts_with("k8s-shop-shop-"));
-        assert_eq!(stack.listeners[0].default_action, Action::Forward { target_group: "shop/shop-web:80".into() });
+        assert_eq!(
+            stack.listeners[0].default_action,
+            Action::Forward {
+                target_group: "shop/shop-web:80".into()
+            }
+        );
         assert!(stack.listeners[0].rules.is_empty());
-        for tags in [&stack.load_balancer.tags, &stack.security_group.tags, &stack.target_groups[0].tags, &stack.listeners[0].tags] {
+        for tags in [
+            &stack.load_balancer.tags,
+            &stack.security_group.tags,
+            &stack.target_groups[0].tags,
+            &stack.listeners[0].tags,
+        ] {
             assert_eq!(tags[TAG_CLUSTER], "test");
             assert_eq!(tags[TAG_STACK], "shop/shop");
             assert_eq!(tags["team"], "web");
         }
         assert_eq!(stack.load_balancer.tags[TAG_RESOURCE], "LoadBalancer");
-        assert_eq!(stack.security_group.tags[TAG_RESOURCE], "ManagedLBSecurityGroup");
+        assert_eq!(
+            stack.security_group.tags[TAG_RESOURCE],
+            "ManagedLBSecurityGroup"
+        );
         assert_eq!(
             stack.security_group.ingress,
-            BTreeSet::from([Permission { protocol: "tcp".into(), from_port: 80, to_port: 80, cidr: "0.0.0.0/0".into() }])
+            BTreeSet::from([Permission {
+                protocol: "tcp".into(),
+                from_port: 80,
+                to_port: 80,
+                cidr: "0.0.0.0/0".into()
+            }])
         );
     }
 
@@ -543,12 +682,23 @@ spec:
 "#,
         );
         let mut s = subnets();
-        s.push(subnet("subnet-pub-c-other", "us-east-1c", &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/other", "owned")]));
-        s.push(subnet("subnet-pub-b2", "us-east-1b", &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/test", "shared")]));
+        s.push(subnet(
+            "subnet-pub-c-other",
+            "us-east-1c",
+            &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/other", "owned")],
+        ));
+        s.push(subnet(
+            "subnet-pub-b2",
+            "us-east-1b",
+            &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/test", "shared")],
+        ));
         let stack = run(&f, &s).stack.unwrap();
         assert_eq!(stack.load_balancer.scheme, Scheme::InternetFacing);
         // One per AZ, our cluster's tag preferred, the other cluster's subnet dropped.
-        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-pub-a".into(), "subnet-pub-b2".into()]));
+        assert_eq!(
+            stack.load_balancer.subnets,
+            BTreeSet::from(["subnet-pub-a".into(), "subnet-pub-b2".into()])
+        );
     }
 
     #[test]
@@ -564,7 +714,11 @@ spec:
         );
         let built = run(&f, &subnets()[..3]);
         assert!(built.stack.is_none());
-        assert!(built.problems[0].message.contains("at least 2 subnets"), "{:?}", built.problems);
+        assert!(
+            built.problems[0].message.contains("at least 2 subnets"),
+            "{:?}",
+            built.problems
+        );
     }
 
     #[test]
@@ -586,12 +740,29 @@ spec:
         let built = run(&f, &subnets());
         let stack = built.stack.unwrap();
         let rules = &stack.listeners[0].rules;
-        assert_eq!(rules[0].conditions[0], Condition::HostHeader(vec!["shop.example.com".into()]));
+        assert_eq!(
+            rules[0].conditions[0],
+            Condition::HostHeader(vec!["shop.example.com".into()])
+        );
         assert!(rules.iter().all(|r| r.action == Action::fixed("503")));
         assert!(stack.target_groups.is_empty());
         assert_eq!(built.warnings.len(), 2);
-        assert!(built.warnings.iter().any(|w| w.message.contains("shop/nope not found")), "{:?}", built.warnings);
-        assert!(built.warnings.iter().any(|w| w.message.contains("has no port 81")), "{:?}", built.warnings);
+        assert!(
+            built
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("shop/nope not found")),
+            "{:?}",
+            built.warnings
+        );
+        assert!(
+            built
+                .warnings
+                .iter()
+                .any(|w| w.message.contains("has no port 81")),
+            "{:?}",
+            built.warnings
+        );
     }
 
     #[test]
@@ -608,7 +779,13 @@ spec:
         let built = run(&f, &subnets());
         assert!(built.stack.is_none());
         assert_eq!(built.problems.len(), 1);
-        assert!(built.problems[0].message.contains("alb.ingress.kubernetes.io/scheme"), "{}", built.problems[0].message);
+        assert!(
+            built.problems[0]
+                .message
+                .contains("alb.ingress.kubernetes.io/scheme"),
+            "{}",
+            built.problems[0].message
+        );
     }
 
     #[test]
@@ -658,7 +835,13 @@ spec:
         assert_eq!(stack.listeners[0].port, 8080);
         let tg = &stack.target_groups[0];
         assert_eq!(tg.port, 1);
-        assert_eq!(tg.targets, BTreeSet::from([Target { id: "10.0.2.1".into(), port: 50051 }]));
+        assert_eq!(
+            tg.targets,
+            BTreeSet::from([Target {
+                id: "10.0.2.1".into(),
+                port: 50051
+            }])
+        );
     }
 
     #[test]

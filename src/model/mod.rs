@@ -177,7 +177,11 @@ pub enum Action {
 
 impl Action {
     pub fn fixed(status_code: &str) -> Action {
-        Action::FixedResponse { status_code: status_code.to_string(), content_type: Some("text/plain".into()), message_body: None }
+        Action::FixedResponse {
+            status_code: status_code.to_string(),
+            content_type: Some("text/plain".into()),
+            message_body: None,
+        }
     }
 }
 

@@ -24,7 +24,13 @@ pub struct ActualListener {
 pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error> {
     let listeners: Vec<SdkListener> = paginate(|marker| async move {
         let out = aws
-            .call(ELBV2, "DescribeListeners", || aws.elbv2.describe_listeners().load_balancer_arn(lb_arn).set_marker(marker.clone()).send())
+            .call(ELBV2, "DescribeListeners", || {
+                aws.elbv2
+                    .describe_listeners()
+                    .load_balancer_arn(lb_arn)
+                    .set_marker(marker.clone())
+                    .send()
+            })
             .await?;
         Ok((out.listeners.unwrap_or_default(), out.next_marker))
     })
@@ -35,7 +41,10 @@ pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error>
         out.push(ActualListener {
             rules: rule::read(aws, &arn).await?,
             port: l.port().unwrap_or_default(),
-            protocol: l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default(),
+            protocol: l
+                .protocol()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
             default_action: action_from_sdk(l.default_actions()),
             arn,
         });
@@ -46,7 +55,12 @@ pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error>
 /// Replaces target group resource ids with their ARNs.
 fn resolve(action: &Action, tg_arns: &BTreeMap<String, String>) -> Action {
     match action {
-        Action::Forward { target_group } => Action::Forward { target_group: tg_arns.get(target_group).cloned().unwrap_or_else(|| target_group.clone()) },
+        Action::Forward { target_group } => Action::Forward {
+            target_group: tg_arns
+                .get(target_group)
+                .cloned()
+                .unwrap_or_else(|| target_group.clone()),
+        },
         other => other.clone(),
     }
 }
@@ -63,7 +77,9 @@ pub async fn sync(
         let idx = match actual.iter().position(|a| a.port == d.port) {
             Some(i) => {
                 let a = &mut actual[i];
-                if a.protocol != d.protocol.as_str() || a.default_action.as_ref() != Some(&default_action) {
+                if a.protocol != d.protocol.as_str()
+                    || a.default_action.as_ref() != Some(&default_action)
+                {
                     aws.call(ELBV2, "ModifyListener", || {
                         aws.elbv2
                             .modify_listener()
@@ -92,7 +108,12 @@ pub async fn sync(
                             .send()
                     })
                     .await?;
-                let arn = out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string();
+                let arn = out
+                    .listeners()
+                    .first()
+                    .and_then(|l| l.listener_arn())
+                    .unwrap_or_default()
+                    .to_string();
                 tracing::info!(%arn, port = d.port, "created listener");
                 actual.push(ActualListener {
                     arn,
@@ -104,7 +125,14 @@ pub async fn sync(
                 actual.len() - 1
             }
         };
-        let rules: Vec<Rule> = d.rules.iter().map(|r| Rule { action: resolve(&r.action, tg_arns), ..r.clone() }).collect();
+        let rules: Vec<Rule> = d
+            .rules
+            .iter()
+            .map(|r| Rule {
+                action: resolve(&r.action, tg_arns),
+                ..r.clone()
+            })
+            .collect();
         let listener = &mut actual[idx];
         rule::sync(aws, &listener.arn, &rules, &mut listener.rules).await?;
     }
@@ -114,7 +142,12 @@ pub async fn sync(
             kept.push(a);
             continue;
         }
-        match aws.call(ELBV2, "DeleteListener", || aws.elbv2.delete_listener().listener_arn(&a.arn).send()).await {
+        match aws
+            .call(ELBV2, "DeleteListener", || {
+                aws.elbv2.delete_listener().listener_arn(&a.arn).send()
+            })
+            .await
+        {
             Ok(_) => tracing::info!(arn = %a.arn, "deleted listener"),
             Err(e) if e.is_code(&["ListenerNotFound"]) => {}
             Err(e) => return Err(e.into()),

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig, PathPatternConditionConfig,
-    Rule as SdkRule, RuleCondition, RulePriorityPair,
+    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig,
+    PathPatternConditionConfig, Rule as SdkRule, RuleCondition, RulePriorityPair,
 };
 
 use super::{Error, elbv2_tags};
@@ -27,7 +27,8 @@ pub struct ActualRule {
 
 impl ActualRule {
     fn same_content(&self, d: &Rule) -> bool {
-        self.conditions.as_ref() == Some(&normalized(&d.conditions)) && self.action.as_ref() == Some(&d.action)
+        self.conditions.as_ref() == Some(&normalized(&d.conditions))
+            && self.action.as_ref() == Some(&d.action)
     }
 }
 
@@ -51,7 +52,11 @@ fn sorted(v: &[String]) -> Vec<String> {
 
 pub fn action_to_sdk(a: &Action) -> SdkAction {
     match a {
-        Action::FixedResponse { status_code, content_type, message_body } => SdkAction::builder()
+        Action::FixedResponse {
+            status_code,
+            content_type,
+            message_body,
+        } => SdkAction::builder()
             .r#type(ActionTypeEnum::FixedResponse)
             .fixed_response_config(
                 FixedResponseActionConfig::builder()
@@ -61,7 +66,10 @@ pub fn action_to_sdk(a: &Action) -> SdkAction {
                     .build(),
             )
             .build(),
-        Action::Forward { target_group } => SdkAction::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group).build(),
+        Action::Forward { target_group } => SdkAction::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(target_group)
+            .build(),
     }
 }
 
@@ -73,7 +81,10 @@ pub fn action_from_sdk(actions: &[SdkAction]) -> Option<Action> {
             Some(Action::FixedResponse {
                 status_code: c.status_code()?.to_string(),
                 content_type: c.content_type().map(str::to_string),
-                message_body: c.message_body().filter(|b| !b.is_empty()).map(str::to_string),
+                message_body: c
+                    .message_body()
+                    .filter(|b| !b.is_empty())
+                    .map(str::to_string),
             })
         }
         ActionTypeEnum::Forward => {
@@ -94,11 +105,19 @@ fn condition_to_sdk(c: &Condition) -> RuleCondition {
     match c {
         Condition::HostHeader(v) => RuleCondition::builder()
             .field("host-header")
-            .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(v.clone())).build())
+            .host_header_config(
+                HostHeaderConditionConfig::builder()
+                    .set_values(Some(v.clone()))
+                    .build(),
+            )
             .build(),
         Condition::PathPattern(v) => RuleCondition::builder()
             .field("path-pattern")
-            .path_pattern_config(PathPatternConditionConfig::builder().set_values(Some(v.clone())).build())
+            .path_pattern_config(
+                PathPatternConditionConfig::builder()
+                    .set_values(Some(v.clone()))
+                    .build(),
+            )
             .build(),
     }
 }
@@ -113,8 +132,12 @@ fn conditions_from_sdk(conditions: &[RuleCondition]) -> Option<Vec<Condition>> {
             }
         };
         out.push(match c.field()? {
-            "host-header" => Condition::HostHeader(values(c.host_header_config().map(|h| h.values()))),
-            "path-pattern" => Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values()))),
+            "host-header" => {
+                Condition::HostHeader(values(c.host_header_config().map(|h| h.values())))
+            }
+            "path-pattern" => {
+                Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values())))
+            }
             _ => return None,
         });
     }
@@ -133,11 +156,23 @@ fn from_sdk(r: &SdkRule) -> Option<ActualRule> {
 /// The non-default rules of a listener.
 pub async fn read(aws: &Aws, listener_arn: &str) -> Result<Vec<ActualRule>, Error> {
     let rules = paginate(|marker| async move {
-        let out = aws.call(ELBV2, "DescribeRules", || aws.elbv2.describe_rules().listener_arn(listener_arn).set_marker(marker.clone()).send()).await?;
+        let out = aws
+            .call(ELBV2, "DescribeRules", || {
+                aws.elbv2
+                    .describe_rules()
+                    .listener_arn(listener_arn)
+                    .set_marker(marker.clone())
+                    .send()
+            })
+            .await?;
         Ok((out.rules.unwrap_or_default(), out.next_marker))
     })
     .await?;
-    Ok(rules.iter().filter(|r| !r.is_default().unwrap_or(false)).filter_map(from_sdk).collect())
+    Ok(rules
+        .iter()
+        .filter(|r| !r.is_default().unwrap_or(false))
+        .filter_map(from_sdk)
+        .collect())
 }
 
 /// The calls that turn `actual` into `desired`.
@@ -154,7 +189,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.delete.is_empty() && self.reprioritize.is_empty() && self.modify.is_empty() && self.create.is_empty()
+        self.delete.is_empty()
+            && self.reprioritize.is_empty()
+            && self.modify.is_empty()
+            && self.create.is_empty()
     }
 }
 
@@ -168,7 +206,11 @@ pub fn plan(actual: &[ActualRule], desired: &[Rule]) -> Plan {
             if pair[di].is_some() {
                 continue;
             }
-            if let Some(ai) = (0..actual.len()).find(|&ai| !used[ai] && actual[ai].same_content(d) && (!same_priority || actual[ai].priority == d.priority)) {
+            if let Some(ai) = (0..actual.len()).find(|&ai| {
+                !used[ai]
+                    && actual[ai].same_content(d)
+                    && (!same_priority || actual[ai].priority == d.priority)
+            }) {
                 pair[di] = Some(ai);
                 used[ai] = true;
             }
@@ -201,14 +243,25 @@ pub fn plan(actual: &[ActualRule], desired: &[Rule]) -> Plan {
 }
 
 /// Makes the listener's rules equal `desired` (actions already resolved to ARNs).
-pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut Vec<ActualRule>) -> Result<(), Error> {
+pub async fn sync(
+    aws: &Aws,
+    listener_arn: &str,
+    desired: &[Rule],
+    actual: &mut Vec<ActualRule>,
+) -> Result<(), Error> {
     let plan = plan(actual, desired);
     if plan.is_empty() {
         return Ok(());
     }
-    let mut by_arn: BTreeMap<String, ActualRule> = actual.drain(..).map(|r| (r.arn.clone(), r)).collect();
+    let mut by_arn: BTreeMap<String, ActualRule> =
+        actual.drain(..).map(|r| (r.arn.clone(), r)).collect();
     for arn in &plan.delete {
-        match aws.call(ELBV2, "DeleteRule", || aws.elbv2.delete_rule().rule_arn(arn).send()).await {
+        match aws
+            .call(ELBV2, "DeleteRule", || {
+                aws.elbv2.delete_rule().rule_arn(arn).send()
+            })
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.is_code(&["RuleNotFound"]) => {}
             Err(e) => return Err(e.into()),
@@ -216,9 +269,23 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
         by_arn.remove(arn);
     }
     if !plan.reprioritize.is_empty() {
-        let pairs: Vec<RulePriorityPair> =
-            plan.reprioritize.iter().map(|(arn, p)| RulePriorityPair::builder().rule_arn(arn).priority(*p).build()).collect();
-        aws.call(ELBV2, "SetRulePriorities", || aws.elbv2.set_rule_priorities().set_rule_priorities(Some(pairs.clone())).send()).await?;
+        let pairs: Vec<RulePriorityPair> = plan
+            .reprioritize
+            .iter()
+            .map(|(arn, p)| {
+                RulePriorityPair::builder()
+                    .rule_arn(arn)
+                    .priority(*p)
+                    .build()
+            })
+            .collect();
+        aws.call(ELBV2, "SetRulePriorities", || {
+            aws.elbv2
+                .set_rule_priorities()
+                .set_rule_priorities(Some(pairs.clone()))
+                .send()
+        })
+        .await?;
         for (arn, p) in &plan.reprioritize {
             if let Some(r) = by_arn.get_mut(arn) {
                 r.priority = *p;
@@ -255,10 +322,20 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
                     .send()
             })
             .await?;
-        let arn = out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
+        let arn = out
+            .rules()
+            .first()
+            .and_then(|r| r.rule_arn())
+            .unwrap_or_default()
+            .to_string();
         by_arn.insert(
             arn.clone(),
-            ActualRule { arn, priority: d.priority, conditions: Some(normalized(&d.conditions)), action: Some(d.action.clone()) },
+            ActualRule {
+                arn,
+                priority: d.priority,
+                conditions: Some(normalized(&d.conditions)),
+                action: Some(d.action.clone()),
+            },
         );
     }
     *actual = by_arn.into_values().collect();
@@ -275,13 +352,20 @@ mod tests {
         Rule {
             priority,
             conditions: vec![Condition::PathPattern(vec![path.into()])],
-            action: Action::Forward { target_group: tg.into() },
+            action: Action::Forward {
+                target_group: tg.into(),
+            },
             tags: Tags::new(),
         }
     }
 
     fn actual(arn: &str, r: &Rule) -> ActualRule {
-        ActualRule { arn: arn.into(), priority: r.priority, conditions: Some(normalized(&r.conditions)), action: Some(r.action.clone()) }
+        ActualRule {
+            arn: arn.into(),
+            priority: r.priority,
+            conditions: Some(normalized(&r.conditions)),
+            action: Some(r.action.clone()),
+        }
     }
 
     #[test]
@@ -296,14 +380,24 @@ mod tests {
         let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
         let a = vec![actual("r1", &before[0]), actual("r2", &before[1])];
         let d = vec![rule(1, "/a", "tg1"), rule(2, "/c", "tg2")];
-        assert_eq!(plan(&a, &d), Plan { modify: vec![("r2".into(), 1)], ..Plan::default() });
+        assert_eq!(
+            plan(&a, &d),
+            Plan {
+                modify: vec![("r2".into(), 1)],
+                ..Plan::default()
+            }
+        );
     }
 
     #[test]
     fn an_inserted_rule_moves_the_others_without_recreating_them() {
         let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
         let a = vec![actual("r1", &before[0]), actual("r2", &before[1])];
-        let d = vec![rule(1, "/new", "tg3"), rule(2, "/a", "tg1"), rule(3, "/b", "tg2")];
+        let d = vec![
+            rule(1, "/new", "tg3"),
+            rule(2, "/a", "tg1"),
+            rule(3, "/b", "tg2"),
+        ];
         let p = plan(&a, &d);
         assert_eq!(p.reprioritize, vec![("r1".into(), 2), ("r2".into(), 3)]);
         assert_eq!(p.create, vec![0]);
@@ -312,8 +406,16 @@ mod tests {
 
     #[test]
     fn removed_rules_are_deleted() {
-        let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2"), rule(3, "/c", "tg3")];
-        let a: Vec<_> = before.iter().enumerate().map(|(i, r)| actual(&format!("r{i}"), r)).collect();
+        let before = [
+            rule(1, "/a", "tg1"),
+            rule(2, "/b", "tg2"),
+            rule(3, "/c", "tg3"),
+        ];
+        let a: Vec<_> = before
+            .iter()
+            .enumerate()
+            .map(|(i, r)| actual(&format!("r{i}"), r))
+            .collect();
         let d = vec![rule(1, "/a", "tg1"), rule(2, "/c", "tg3")];
         let p = plan(&a, &d);
         assert_eq!(p.delete, vec!["r1".to_string()]);
@@ -333,9 +435,14 @@ mod tests {
     fn sdk_round_trip_of_actions_and_conditions() {
         let a = Action::fixed("503");
         assert_eq!(action_from_sdk(&[action_to_sdk(&a)]), Some(a));
-        let f = Action::Forward { target_group: "arn:tg".into() };
+        let f = Action::Forward {
+            target_group: "arn:tg".into(),
+        };
         assert_eq!(action_from_sdk(&[action_to_sdk(&f)]), Some(f));
-        let c = vec![Condition::PathPattern(vec!["/b".into(), "/a".into()]), Condition::HostHeader(vec!["x".into()])];
+        let c = vec![
+            Condition::PathPattern(vec!["/b".into(), "/a".into()]),
+            Condition::HostHeader(vec!["x".into()]),
+        ];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
     }

@@ -1,0 +1,514 @@
+//! The integration bed as seen from a test: a real kube-apiserver (KUBECONFIG) and
+//! LocalStack (AWS_ENDPOINT_URL), both started by `make test`. Each test gets its own
+//! namespace, cluster name and AWS account (LocalStack maps each access key id to an
+//! account), and its own controller process, so tests run in parallel.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_elasticloadbalancingv2 as elbv2;
+use aws_sdk_elasticloadbalancingv2::types::{Listener, LoadBalancer, Rule, TargetGroup};
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
+pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
+
+pub struct Bed {
+    pub client: Client,
+    pub elbv2: elbv2::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ns: String,
+    pub cluster: String,
+    pub account: String,
+    pub vpc_id: String,
+    metrics_port: u16,
+    controller: Child,
+    pub log: PathBuf,
+}
+
+fn require_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: integration tests run on the bed that `make test` starts")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Bed {
+    /// Seeds a fresh AWS account, creates a namespace, and starts a controller watching it.
+    pub async fn start(test: &str) -> Bed {
+        require_env("KUBECONFIG");
+        require_env("AWS_ENDPOINT_URL");
+        let suffix: u32 = rand::random_range(100_000..999_999);
+        let ns = format!("{test}-{suffix}");
+        let cluster = format!("c{suffix}");
+        let account = format!(
+            "{}",
+            rand::random_range(100_000_000_000u64..999_999_999_999)
+        );
+
+        let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
+            .args(["--cluster", &cluster])
+            .env("AWS_ACCESS_KEY_ID", &account)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("run localstack/seed.sh");
+        assert!(
+            seed.status.success(),
+            "seed failed: {}",
+            String::from_utf8_lossy(&seed.stderr)
+        );
+        let seeded: serde_json::Value =
+            serde_json::from_slice(&seed.stdout).expect("seed prints JSON");
+        let vpc_id = seeded["vpc_id"].as_str().unwrap().to_string();
+
+        let client = Client::try_default()
+            .await
+            .expect("kube client from KUBECONFIG");
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        ensure_ingress_class(&client).await;
+
+        let creds = elbv2::config::Credentials::new(&account, "test", None, None, "test");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(creds)
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+
+        let metrics_port = free_port();
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let controller = Command::new(env!("CARGO_BIN_EXE_alb-controller"))
+            .args([
+                "run",
+                "--cluster-name",
+                &cluster,
+                "--aws-vpc-id",
+                &vpc_id,
+                "--watch-namespace",
+                &ns,
+            ])
+            .args([
+                "--metrics-bind-address",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
+            .env("AWS_ACCESS_KEY_ID", &account)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUST_LOG", "info,alb_controller=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start alb-controller");
+        eprintln!("[{ns}] controller log: {}", log.display());
+        Bed {
+            client,
+            elbv2: elbv2::Client::new(&sdk),
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            ns,
+            cluster,
+            account,
+            vpc_id,
+            metrics_port,
+            controller,
+            log,
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates every object of a multi-document YAML manifest in the test namespace.
+    pub async fn apply(&self, yaml: &str) {
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let mut v: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            v["metadata"]["namespace"] = self.ns.clone().into();
+            let kind = v["kind"].as_str().unwrap().to_string();
+            let pp = PostParams::default();
+            match kind.as_str() {
+                "Ingress" => drop(
+                    self.api::<Ingress>()
+                        .create(&pp, &serde_json::from_value(v).unwrap())
+                        .await
+                        .unwrap(),
+                ),
+                "Service" => drop(
+                    self.api::<k8s_openapi::api::core::v1::Service>()
+                        .create(&pp, &serde_json::from_value(v).unwrap())
+                        .await
+                        .unwrap(),
+                ),
+                "EndpointSlice" => drop(
+                    self.api::<k8s_openapi::api::discovery::v1::EndpointSlice>()
+                        .create(&pp, &serde_json::from_value(v).unwrap())
+                        .await
+                        .unwrap(),
+                ),
+                other => panic!("apply: unsupported kind {other}"),
+            }
+        }
+    }
+
+    pub async fn hostname(&self, ingress: &str) -> Option<String> {
+        let ing = self.api::<Ingress>().get_opt(ingress).await.unwrap()?;
+        ing.status?
+            .load_balancer?
+            .ingress?
+            .first()?
+            .hostname
+            .clone()
+    }
+
+    pub async fn wait_hostname(&self, ingress: &str) -> String {
+        eventually(
+            &format!("{ingress} gets a hostname (log: {})", self.log.display()),
+            Duration::from_secs(90),
+            || self.hostname(ingress),
+        )
+        .await
+    }
+
+    /// Warning Event messages on an Ingress.
+    pub async fn warnings(&self, ingress: &str) -> Vec<String> {
+        let lp = ListParams::default().fields(&format!("involvedObject.name={ingress}"));
+        let events = self.api::<Event>().list(&lp).await.unwrap();
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| e.message)
+            .collect()
+    }
+
+    pub async fn wait_warning(&self, ingress: &str, needle: &str) -> String {
+        eventually(
+            &format!("a Warning Event on {ingress} containing {needle:?}"),
+            Duration::from_secs(60),
+            || async {
+                self.warnings(ingress)
+                    .await
+                    .into_iter()
+                    .find(|m| m.contains(needle))
+            },
+        )
+        .await
+    }
+
+    // ---- AWS, read back through the API ----
+
+    pub async fn load_balancers(&self) -> Vec<LoadBalancer> {
+        self.elbv2
+            .describe_load_balancers()
+            .send()
+            .await
+            .unwrap()
+            .load_balancers
+            .unwrap_or_default()
+    }
+
+    pub async fn load_balancer_by_dns(&self, dns: &str) -> LoadBalancer {
+        self.load_balancers()
+            .await
+            .into_iter()
+            .find(|lb| lb.dns_name() == Some(dns))
+            .unwrap_or_else(|| panic!("no load balancer with DNS name {dns}"))
+    }
+
+    pub async fn tags(&self, arn: &str) -> BTreeMap<String, String> {
+        let out = self
+            .elbv2
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .unwrap();
+        out.tag_descriptions()
+            .iter()
+            .flat_map(|d| d.tags())
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// ARNs of load balancers and target groups tagged with this test's cluster and `stack`.
+    pub async fn stack_arns(&self, stack: &str) -> Vec<String> {
+        let mut arns: Vec<String> = self
+            .load_balancers()
+            .await
+            .iter()
+            .filter_map(|lb| lb.load_balancer_arn.clone())
+            .collect();
+        let tgs = self
+            .elbv2
+            .describe_target_groups()
+            .send()
+            .await
+            .unwrap()
+            .target_groups
+            .unwrap_or_default();
+        arns.extend(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()));
+        let mut out = Vec::new();
+        for arn in arns {
+            let tags = self.tags(&arn).await;
+            if tags.get(TAG_CLUSTER) == Some(&self.cluster)
+                && tags.get(TAG_STACK).map(String::as_str) == Some(stack)
+            {
+                out.push(arn);
+            }
+        }
+        out
+    }
+
+    pub async fn stack_security_groups(&self, stack: &str) -> Vec<String> {
+        let f = |k: &str, v: &str| {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(k)
+                .values(v)
+                .build()
+        };
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .filters(f(&format!("tag:{TAG_CLUSTER}"), &self.cluster))
+            .filters(f(&format!("tag:{TAG_STACK}"), stack))
+            .send()
+            .await
+            .unwrap();
+        out.security_groups()
+            .iter()
+            .filter_map(|g| g.group_id.clone())
+            .collect()
+    }
+
+    pub async fn listeners(&self, lb_arn: &str) -> Vec<Listener> {
+        self.elbv2
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await
+            .unwrap()
+            .listeners
+            .unwrap_or_default()
+    }
+
+    /// Non-default rules in priority order.
+    pub async fn rules(&self, listener_arn: &str) -> Vec<Rule> {
+        let mut rules: Vec<Rule> = self
+            .elbv2
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .send()
+            .await
+            .unwrap()
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| !r.is_default().unwrap_or(false))
+            .collect();
+        rules.sort_by_key(|r| {
+            r.priority()
+                .unwrap_or_default()
+                .parse::<i32>()
+                .unwrap_or(i32::MAX)
+        });
+        rules
+    }
+
+    pub async fn target_group(&self, arn: &str) -> TargetGroup {
+        self.elbv2
+            .describe_target_groups()
+            .target_group_arns(arn)
+            .send()
+            .await
+            .unwrap()
+            .target_groups
+            .unwrap_or_default()
+            .remove(0)
+    }
+
+    pub async fn targets(&self, tg_arn: &str) -> BTreeSet<(String, i32)> {
+        let out = self
+            .elbv2
+            .describe_target_health()
+            .target_group_arn(tg_arn)
+            .send()
+            .await
+            .unwrap();
+        out.target_health_descriptions()
+            .iter()
+            .filter_map(|d| d.target())
+            .map(|t| {
+                (
+                    t.id().unwrap_or_default().to_string(),
+                    t.port().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    // ---- the controller's own metrics ----
+
+    pub async fn metrics(&self) -> String {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .expect("metrics endpoint");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        body
+    }
+
+    /// `alb_controller_aws_api_calls_total` by operation, summed over outcomes.
+    pub async fn aws_calls(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (labels, value) in samples(&self.metrics().await, "alb_controller_aws_api_calls_total")
+        {
+            *out.entry(labels.get("operation").cloned().unwrap_or_default())
+                .or_default() += value as u64;
+        }
+        out
+    }
+
+    pub async fn reconciles(&self) -> u64 {
+        samples(&self.metrics().await, "alb_controller_reconciles_total")
+            .iter()
+            .map(|(_, v)| *v as u64)
+            .sum()
+    }
+
+    /// Waits until the controller has not reconciled anything for 1.5 s; returns the
+    /// reconcile count then.
+    pub async fn wait_quiet(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = self.reconciles().await;
+        let mut since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.reconciles().await;
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() > Duration::from_millis(1500) {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the controller never went quiet (log: {})",
+                self.log.display()
+            );
+        }
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = self.controller.kill();
+        let _ = self.controller.wait();
+    }
+}
+
+async fn ensure_ingress_class(client: &Client) {
+    let class: IngressClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "alb"},
+        "spec": {"controller": "ingress.k8s.aws/alb"}
+    }))
+    .unwrap();
+    match Api::<IngressClass>::all(client.clone())
+        .create(&PostParams::default(), &class)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating IngressClass alb: {e}"),
+    }
+}
+
+/// Prometheus text samples of one metric: (labels, value).
+pub fn samples(text: &str, metric: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(metric) else {
+            continue;
+        };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(r) => {
+                let (l, v) = r.split_once('}').unwrap();
+                (l, v)
+            }
+            None if rest.starts_with(' ') => ("", rest),
+            None => continue,
+        };
+        let labels = labels
+            .split("\",")
+            .filter(|kv| !kv.is_empty())
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.trim_matches(',').to_string(),
+                    v.trim_matches('"').to_string(),
+                )
+            })
+            .collect();
+        if let Ok(v) = value.trim().split(' ').next().unwrap_or("").parse() {
+            out.push((labels, v));
+        }
+    }
+    out
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn is_mutating(operation: &str) -> bool {
+    !(operation.starts_with("Describe")
+        || operation.starts_with("Get")
+        || operation.starts_with("List"))
+}
