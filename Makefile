@@ -3,6 +3,8 @@
 #   make down   stops what `make demo` started
 #   make test   every unit and integration test on a private bed (non-zero on failure)
 #   make lint   clippy (warnings are errors) and rustfmt check
+#   make bench  N Ingresses (BENCH_INGRESSES, default 200) on a private bed: wall time, AWS calls,
+#               resync calls, peak RSS, LocalStack's raw rate
 #
 # Heavy tools (kube-apiserver, etcd, kubectl, the LocalStack venv) are built once and
 # cached under $(ALB_CACHE), keyed by version.
@@ -10,7 +12,7 @@
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
 
-.PHONY: all build deps demo down test lint unit clean
+.PHONY: all build deps demo down test bench lint unit clean
 
 all: build
 
@@ -31,6 +33,9 @@ down:
 
 test: deps
 	hack/test.sh
+
+bench: deps
+	hack/bench.sh
 
 unit:
 	cargo test --bins

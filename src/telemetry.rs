@@ -16,12 +16,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -59,57 +56,29 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("alb_controller");
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
-        registry.register(
-            "aws_api_calls",
-            "AWS API calls by service, operation and outcome",
-            aws_calls.clone(),
-        );
+        registry.register("aws_api_calls", "AWS API calls by service, operation and outcome", aws_calls.clone());
         let reconciles = Family::<ResultLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration",
-            reconcile_duration.clone(),
-        );
+        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
         let targets = Family::<DirectionLabels, Counter>::default();
-        registry.register(
-            "targets_changed",
-            "Targets registered or deregistered",
-            targets.clone(),
-        );
-        Metrics {
-            registry,
-            aws_calls,
-            reconciles,
-            reconcile_duration,
-            targets,
-        }
+        registry.register("targets_changed", "Targets registered or deregistered", targets.clone());
+        Metrics { registry, aws_calls, reconciles, reconcile_duration, targets }
     }
 }
 
 impl Metrics {
     pub fn aws_call(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
-        self.aws_calls
-            .get_or_create(&AwsCallLabels {
-                service,
-                operation,
-                outcome,
-            })
-            .inc();
+        self.aws_calls.get_or_create(&AwsCallLabels { service, operation, outcome }).inc();
     }
 
     pub fn reconciled(&self, result: &'static str, seconds: f64) {
-        self.reconciles
-            .get_or_create(&ResultLabels { result })
-            .inc();
+        self.reconciles.get_or_create(&ResultLabels { result }).inc();
         self.reconcile_duration.observe(seconds);
     }
 
     pub fn targets_changed(&self, change: &'static str, count: usize) {
-        self.targets
-            .get_or_create(&DirectionLabels { change })
-            .inc_by(count as u64);
+        self.targets.get_or_create(&DirectionLabels { change }).inc_by(count as u64);
     }
 
     pub fn encode(&self) -> String {
@@ -128,21 +97,11 @@ pub struct Health {
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        h.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], h.metrics.encode())
 }
 
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
-    }
+    if h.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "caches not synced") }
 }
 
 pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {

@@ -54,13 +54,7 @@ fn path_values(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Vec<String
 
 fn forward_arn(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Option<String> {
     let a = rule.actions().first()?;
-    a.target_group_arn().map(str::to_string).or_else(|| {
-        a.forward_config()?
-            .target_groups()
-            .first()?
-            .target_group_arn()
-            .map(str::to_string)
-    })
+    a.target_group_arn().map(str::to_string).or_else(|| a.forward_config()?.target_groups().first()?.target_group_arn().map(str::to_string))
 }
 
 fn ips(ips: &[&str]) -> BTreeSet<(String, i32)> {
@@ -83,15 +77,7 @@ async fn provisioned(bed: &Bed) -> Provisioned {
     let listener_arn = listener.listener_arn().unwrap().to_string();
     let rules = bed.rules(&listener_arn).await;
     let tg = forward_arn(&rules[0]).expect("rule forwards to a target group");
-    Provisioned {
-        lb: lb_arn,
-        listener: listener_arn,
-        rules: rules
-            .iter()
-            .map(|r| r.rule_arn().unwrap().to_string())
-            .collect(),
-        tg,
-    }
+    Provisioned { lb: lb_arn, listener: listener_arn, rules: rules.iter().map(|r| r.rule_arn().unwrap().to_string()).collect(), tg }
 }
 
 #[tokio::test]
@@ -103,46 +89,21 @@ async fn ingress_becomes_an_alb_with_listener_rules_and_targets() {
     let lb = bed.load_balancer_by_dns(&dns).await;
     let lb_arn = lb.load_balancer_arn().unwrap();
     assert_eq!(lb.scheme().unwrap().as_str(), "internal");
-    let ns: String = bed
-        .ns
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect();
-    assert!(
-        lb.load_balancer_name()
-            .unwrap()
-            .starts_with(&format!("k8s-{ns}-shop-")),
-        "{:?}",
-        lb.load_balancer_name()
-    );
-    assert_eq!(
-        lb.availability_zones().len(),
-        3,
-        "one private subnet per AZ"
-    );
+    let ns: String = bed.ns.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    assert!(lb.load_balancer_name().unwrap().starts_with(&format!("k8s-{ns}-shop-")), "{:?}", lb.load_balancer_name());
+    assert_eq!(lb.availability_zones().len(), 3, "one private subnet per AZ");
     let tags = bed.tags(lb_arn).await;
     assert_eq!(tags["elbv2.k8s.aws/cluster"], bed.cluster);
     assert_eq!(tags["ingress.k8s.aws/stack"], format!("{}/shop", bed.ns));
     assert_eq!(tags["ingress.k8s.aws/resource"], "LoadBalancer");
-    assert_eq!(
-        bed.stack_security_groups(&format!("{}/shop", bed.ns))
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(bed.stack_security_groups(&format!("{}/shop", bed.ns)).await.len(), 1);
 
     let listeners = bed.listeners(lb_arn).await;
     assert_eq!(listeners.len(), 1);
     assert_eq!(listeners[0].port(), Some(80));
     assert_eq!(listeners[0].protocol().unwrap().as_str(), "HTTP");
     let default = &listeners[0].default_actions()[0];
-    assert_eq!(
-        default
-            .fixed_response_config()
-            .and_then(|c| c.status_code()),
-        Some("404")
-    );
+    assert_eq!(default.fixed_response_config().and_then(|c| c.status_code()), Some("404"));
 
     // LBC order: the Exact path before the Prefix path.
     let rules = bed.rules(listeners[0].listener_arn().unwrap()).await;
@@ -155,10 +116,7 @@ async fn ingress_becomes_an_alb_with_listener_rules_and_targets() {
     let tg = bed.target_group(&tg_arn).await;
     assert_eq!(tg.target_type().unwrap().as_str(), "ip");
     assert_eq!(tg.port(), Some(8080));
-    assert_eq!(
-        bed.tags(&tg_arn).await["ingress.k8s.aws/resource"],
-        format!("{}/shop-web:80", bed.ns)
-    );
+    assert_eq!(bed.tags(&tg_arn).await["ingress.k8s.aws/resource"], format!("{}/shop-web:80", bed.ns));
     let targets = eventually("targets registered", Duration::from_secs(30), || async {
         let t = bed.targets(&tg_arn).await;
         (t.len() == 2).then_some(t)
@@ -177,27 +135,18 @@ async fn editing_a_path_changes_that_rule_only() {
         {"path": "/shop", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
         {"path": "/health", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
     ]}}]}});
-    api.patch("shop", &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .unwrap();
+    api.patch("shop", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
 
-    let rules = eventually(
-        "the /api rule becomes /shop",
-        Duration::from_secs(60),
-        || async {
-            let rules = bed.rules(&before.listener).await;
-            (rules.len() == 2 && path_values(&rules[1]) == ["/shop", "/shop/*"]).then_some(rules)
-        },
-    )
+    let rules = eventually("the /api rule becomes /shop", Duration::from_secs(60), || async {
+        let rules = bed.rules(&before.listener).await;
+        (rules.len() == 2 && path_values(&rules[1]) == ["/shop", "/shop/*"]).then_some(rules)
+    })
     .await;
     let after = provisioned(&bed).await;
     assert_eq!(after.lb, before.lb, "load balancer kept");
     assert_eq!(after.listener, before.listener, "listener kept");
     assert_eq!(after.tg, before.tg, "target group kept");
-    assert_eq!(
-        after.rules, before.rules,
-        "rules modified in place, same ARNs"
-    );
+    assert_eq!(after.rules, before.rules, "rules modified in place, same ARNs");
     assert_eq!(path_values(&rules[0]), vec!["/health"]);
 }
 
@@ -207,29 +156,14 @@ async fn registered_targets_follow_the_endpoint_slice() {
     bed.apply(APP).await;
     let p = provisioned(&bed).await;
     let slices = bed.api::<EndpointSlice>();
-    for want in [
-        vec!["10.0.128.10", "10.0.128.11"],
-        vec!["10.0.128.10", "10.0.128.11", "10.0.128.12", "10.0.128.13"],
-        vec!["10.0.128.13"],
-    ] {
-        let endpoints: Vec<_> = want
-            .iter()
-            .map(|ip| serde_json::json!({"addresses": [ip], "conditions": {"ready": true}}))
-            .collect();
-        slices
-            .patch(
-                "web-1",
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({"endpoints": endpoints})),
-            )
-            .await
-            .unwrap();
+    for want in [vec!["10.0.128.10", "10.0.128.11"], vec!["10.0.128.10", "10.0.128.11", "10.0.128.12", "10.0.128.13"], vec!["10.0.128.13"]]
+    {
+        let endpoints: Vec<_> = want.iter().map(|ip| serde_json::json!({"addresses": [ip], "conditions": {"ready": true}})).collect();
+        slices.patch("web-1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"endpoints": endpoints}))).await.unwrap();
         let expected = ips(&want);
-        eventually(
-            &format!("targets become {want:?}"),
-            Duration::from_secs(30),
-            || async { (bed.targets(&p.tg).await == expected).then_some(()) },
-        )
+        eventually(&format!("targets become {want:?}"), Duration::from_secs(30), || async {
+            (bed.targets(&p.tg).await == expected).then_some(())
+        })
         .await;
     }
 }
@@ -240,37 +174,15 @@ async fn deleting_the_ingress_deletes_every_aws_resource_of_its_stack() {
     bed.apply(APP).await;
     provisioned(&bed).await;
     let stack = format!("{}/shop", bed.ns);
-    assert_eq!(
-        bed.stack_arns(&stack).await.len(),
-        2,
-        "a load balancer and a target group"
-    );
+    assert_eq!(bed.stack_arns(&stack).await.len(), 2, "a load balancer and a target group");
 
-    bed.api::<Ingress>()
-        .delete("shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually(
-        "the Ingress is gone (finalizer removed)",
-        Duration::from_secs(60),
-        || async {
-            bed.api::<Ingress>()
-                .get_opt("shop")
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        },
-    )
+    bed.api::<Ingress>().delete("shop", &DeleteParams::default()).await.unwrap();
+    eventually("the Ingress is gone (finalizer removed)", Duration::from_secs(60), || async {
+        bed.api::<Ingress>().get_opt("shop").await.unwrap().is_none().then_some(())
+    })
     .await;
-    assert!(
-        bed.stack_arns(&stack).await.is_empty(),
-        "no load balancer or target group tagged with the stack"
-    );
-    assert!(
-        bed.stack_security_groups(&stack).await.is_empty(),
-        "no security group tagged with the stack"
-    );
+    assert!(bed.stack_arns(&stack).await.is_empty(), "no load balancer or target group tagged with the stack");
+    assert!(bed.stack_security_groups(&stack).await.is_empty(), "no security group tagged with the stack");
     assert!(bed.load_balancers().await.is_empty());
 }
 
@@ -279,43 +191,23 @@ async fn reconciling_an_unchanged_ingress_makes_no_aws_call() {
     let bed = Bed::start("noop").await;
     bed.apply(APP).await;
     let p = provisioned(&bed).await;
-    eventually("targets registered", Duration::from_secs(30), || async {
-        (bed.targets(&p.tg).await.len() == 2).then_some(())
-    })
-    .await;
+    eventually("targets registered", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
     let reconciles_before = bed.wait_quiet().await;
     let before = bed.aws_calls().await;
-    assert!(
-        before.get("CreateLoadBalancer").copied().unwrap_or(0) == 1,
-        "the counter saw the creation: {before:?}"
-    );
+    assert!(before.get("CreateLoadBalancer").copied().unwrap_or(0) == 1, "the counter saw the creation: {before:?}");
 
     // An edit that changes nothing AWS cares about still triggers a reconcile.
     let touch = serde_json::json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
-    bed.api::<Ingress>()
-        .patch("shop", &PatchParams::default(), &Patch::Merge(touch))
-        .await
-        .unwrap();
-    eventually(
-        "the touched Ingress is reconciled",
-        Duration::from_secs(30),
-        || async { (bed.reconciles().await > reconciles_before).then_some(()) },
-    )
+    bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(touch)).await.unwrap();
+    eventually("the touched Ingress is reconciled", Duration::from_secs(30), || async {
+        (bed.reconciles().await > reconciles_before).then_some(())
+    })
     .await;
     bed.wait_quiet().await;
     let after = bed.aws_calls().await;
-    let new_calls: Vec<_> = after
-        .iter()
-        .filter(|(op, n)| before.get(*op).copied().unwrap_or(0) != **n)
-        .collect();
-    assert!(
-        new_calls.iter().all(|(op, _)| !is_mutating(op)),
-        "mutating calls on a no-op reconcile: {new_calls:?}"
-    );
-    assert!(
-        new_calls.is_empty(),
-        "no AWS call at all on a no-op reconcile: {new_calls:?}"
-    );
+    let new_calls: Vec<_> = after.iter().filter(|(op, n)| before.get(*op).copied().unwrap_or(0) != **n).collect();
+    assert!(new_calls.iter().all(|(op, _)| !is_mutating(op)), "mutating calls on a no-op reconcile: {new_calls:?}");
+    assert!(new_calls.is_empty(), "no AWS call at all on a no-op reconcile: {new_calls:?}");
 }
 
 #[tokio::test]
@@ -354,28 +246,14 @@ spec:
     assert!(msg.contains(&format!("{}/nope", bed.ns)), "{msg}");
     let dns = bed.wait_hostname("missing-svc").await;
     let lb = bed.load_balancer_by_dns(&dns).await;
-    let listener = bed
-        .listeners(lb.load_balancer_arn().unwrap())
-        .await
-        .remove(0);
+    let listener = bed.listeners(lb.load_balancer_arn().unwrap()).await.remove(0);
     let rules = bed.rules(listener.listener_arn().unwrap()).await;
     assert_eq!(rules.len(), 1);
-    assert_eq!(
-        rules[0].actions()[0]
-            .fixed_response_config()
-            .and_then(|c| c.status_code()),
-        Some("503")
-    );
+    assert_eq!(rules[0].actions()[0].fixed_response_config().and_then(|c| c.status_code()), Some("503"));
 
     // Unparsable annotation: a Warning names the annotation and the value; nothing is created.
-    let msg = bed
-        .wait_warning("bad-annotation", "alb.ingress.kubernetes.io/scheme")
-        .await;
+    let msg = bed.wait_warning("bad-annotation", "alb.ingress.kubernetes.io/scheme").await;
     assert!(msg.contains("\"public\""), "{msg}");
     assert_eq!(bed.hostname("bad-annotation").await, None);
-    assert!(
-        bed.stack_arns(&format!("{}/bad-annotation", bed.ns))
-            .await
-            .is_empty()
-    );
+    assert!(bed.stack_arns(&format!("{}/bad-annotation", bed.ns)).await.is_empty());
 }

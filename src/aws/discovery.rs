@@ -2,25 +2,23 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_acm::types::{CertificateStatus, Filters, KeyAlgorithm};
 use aws_sdk_ec2::types::Filter;
 use tokio::sync::Mutex;
 
 use super::{Aws, Error, paginate};
-use crate::model::Subnet;
+use crate::model::{Certificate, Subnet};
 
 pub struct Discovery {
     vpc_id: String,
     ttl: Duration,
     subnets: Mutex<Option<(Instant, Vec<Subnet>)>>,
+    certificates: Mutex<Option<(Instant, Vec<Certificate>)>>,
 }
 
 impl Discovery {
     pub fn new(vpc_id: String, ttl: Duration) -> Self {
-        Discovery {
-            vpc_id,
-            ttl,
-            subnets: Mutex::new(None),
-        }
+        Discovery { vpc_id, ttl, subnets: Mutex::new(None), certificates: Mutex::new(None) }
     }
 
     /// Every subnet of the VPC with its tags; the model picks by role and cluster tags.
@@ -31,20 +29,11 @@ impl Discovery {
         {
             return Ok(subnets.clone());
         }
-        let filter = Filter::builder()
-            .name("vpc-id")
-            .values(&self.vpc_id)
-            .build();
+        let filter = Filter::builder().name("vpc-id").values(&self.vpc_id).build();
         let filter = &filter;
         let sdk_subnets = paginate(|token| async move {
             let out = aws
-                .call("ec2", "DescribeSubnets", || {
-                    aws.ec2
-                        .describe_subnets()
-                        .filters(filter.clone())
-                        .set_next_token(token.clone())
-                        .send()
-                })
+                .call("ec2", "DescribeSubnets", || aws.ec2.describe_subnets().filters(filter.clone()).set_next_token(token.clone()).send())
                 .await?;
             Ok((out.subnets.unwrap_or_default(), out.next_token))
         })
@@ -54,19 +43,53 @@ impl Discovery {
             .map(|s| Subnet {
                 id: s.subnet_id().unwrap_or_default().to_string(),
                 availability_zone: s.availability_zone().unwrap_or_default().to_string(),
-                tags: s
-                    .tags()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.key()?.to_string(),
-                            t.value().unwrap_or_default().to_string(),
-                        ))
-                    })
-                    .collect(),
+                tags: s.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect(),
             })
             .collect();
         *cached = Some((Instant::now(), subnets.clone()));
         Ok(subnets)
+    }
+
+    /// Every ISSUED ACM certificate with the names it covers. Every key type is asked
+    /// for: ListCertificates returns only RSA-2048 ones unless told otherwise, which is
+    /// how ECDSA certificates went unseen in LBC.
+    pub async fn certificates(&self, aws: &Aws) -> Result<Vec<Certificate>, Error> {
+        let mut cached = self.certificates.lock().await;
+        if let Some((at, certs)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(certs.clone());
+        }
+        let filters =
+            Filters::builder().set_key_types(Some(KeyAlgorithm::values().iter().map(|k| KeyAlgorithm::from(*k)).collect())).build();
+        let filters = &filters;
+        let summaries = paginate(|token| async move {
+            let out = aws
+                .call("acm", "ListCertificates", || {
+                    aws.acm
+                        .list_certificates()
+                        .certificate_statuses(CertificateStatus::Issued)
+                        .includes(filters.clone())
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            Ok((out.certificate_summary_list.unwrap_or_default(), out.next_token))
+        })
+        .await?;
+        let certs: Vec<Certificate> = summaries
+            .into_iter()
+            .filter_map(|s| {
+                let mut domains: Vec<String> = s.domain_name().into_iter().map(str::to_string).collect();
+                for san in s.subject_alternative_name_summaries() {
+                    if !domains.contains(san) {
+                        domains.push(san.clone());
+                    }
+                }
+                Some(Certificate { arn: s.certificate_arn?, domains })
+            })
+            .collect();
+        *cached = Some((Instant::now(), certs.clone()));
+        Ok(certs)
     }
 }

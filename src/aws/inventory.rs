@@ -31,31 +31,17 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn new(cluster: String, ttl: Duration) -> Self {
-        Inventory {
-            cluster,
-            ttl,
-            state: Mutex::new(None),
-        }
+        Inventory { cluster, ttl, state: Mutex::new(None) }
     }
 
     /// The load balancers and target groups (with their tags) tagged for `stack`.
-    pub async fn stack(
-        &self,
-        aws: &Aws,
-        stack: &str,
-    ) -> Result<(Vec<LoadBalancer>, Vec<(TargetGroup, Tags)>), Error> {
+    pub async fn stack(&self, aws: &Aws, stack: &str) -> Result<(Vec<LoadBalancer>, Vec<(TargetGroup, Tags)>), Error> {
         let mut state = self.state.lock().await;
-        if state
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= self.ttl)
-        {
+        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
             *state = Some((Instant::now(), self.load(aws).await?));
         }
         let loaded = &state.as_ref().expect("just loaded").1;
-        Ok((
-            loaded.lbs.get(stack).cloned().unwrap_or_default(),
-            loaded.tgs.get(stack).cloned().unwrap_or_default(),
-        ))
+        Ok((loaded.lbs.get(stack).cloned().unwrap_or_default(), loaded.tgs.get(stack).cloned().unwrap_or_default()))
     }
 
     pub async fn put_load_balancer(&self, stack: &str, lb: LoadBalancer) {
@@ -74,11 +60,7 @@ impl Inventory {
 
     pub async fn put_target_group(&self, stack: &str, tg: TargetGroup, tags: Tags) {
         if let Some((_, loaded)) = self.state.lock().await.as_mut() {
-            loaded
-                .tgs
-                .entry(stack.to_string())
-                .or_default()
-                .push((tg, tags));
+            loaded.tgs.entry(stack.to_string()).or_default().push((tg, tags));
         }
     }
 
@@ -94,11 +76,7 @@ impl Inventory {
         let lbs = paginate(|marker| async move {
             let out = aws
                 .call(ELBV2, "DescribeLoadBalancers", || {
-                    aws.elbv2
-                        .describe_load_balancers()
-                        .page_size(400)
-                        .set_marker(marker.clone())
-                        .send()
+                    aws.elbv2.describe_load_balancers().page_size(400).set_marker(marker.clone()).send()
                 })
                 .await?;
             Ok((out.load_balancers.unwrap_or_default(), out.next_marker))
@@ -106,13 +84,7 @@ impl Inventory {
         .await?;
         let tgs = paginate(|marker| async move {
             let out = aws
-                .call(ELBV2, "DescribeTargetGroups", || {
-                    aws.elbv2
-                        .describe_target_groups()
-                        .page_size(400)
-                        .set_marker(marker.clone())
-                        .send()
-                })
+                .call(ELBV2, "DescribeTargetGroups", || aws.elbv2.describe_target_groups().page_size(400).set_marker(marker.clone()).send())
                 .await?;
             Ok((out.target_groups.unwrap_or_default(), out.next_marker))
         })
@@ -125,48 +97,29 @@ impl Inventory {
         let tags = self.read_tags(aws, &arns).await?;
         let mut loaded = Loaded::default();
         for lb in lbs {
-            if let Some(stack) = lb
-                .load_balancer_arn()
-                .and_then(|a| self.stack_of(tags.get(a)))
-            {
+            if let Some(stack) = lb.load_balancer_arn().and_then(|a| self.stack_of(tags.get(a))) {
                 loaded.lbs.entry(stack).or_default().push(lb);
             }
         }
         for tg in tgs {
             let arn = tg.target_group_arn().unwrap_or_default().to_string();
             if let Some(stack) = self.stack_of(tags.get(&arn)) {
-                loaded
-                    .tgs
-                    .entry(stack)
-                    .or_default()
-                    .push((tg, tags.get(&arn).cloned().unwrap_or_default()));
+                loaded.tgs.entry(stack).or_default().push((tg, tags.get(&arn).cloned().unwrap_or_default()));
             }
         }
-        tracing::info!(
-            stacks = loaded.lbs.len(),
-            "read the load balancer inventory"
-        );
+        tracing::info!(stacks = loaded.lbs.len(), "read the load balancer inventory");
         Ok(loaded)
     }
 
     fn stack_of(&self, tags: Option<&Tags>) -> Option<String> {
         let tags = tags?;
-        (tags.get(TAG_CLUSTER) == Some(&self.cluster))
-            .then(|| tags.get(TAG_STACK).cloned())
-            .flatten()
+        (tags.get(TAG_CLUSTER) == Some(&self.cluster)).then(|| tags.get(TAG_STACK).cloned()).flatten()
     }
 
     async fn read_tags(&self, aws: &Aws, arns: &[String]) -> Result<HashMap<String, Tags>, Error> {
         let mut out = HashMap::new();
         for chunk in arns.chunks(TAGS_PER_CALL) {
-            let resp = aws
-                .call(ELBV2, "DescribeTags", || {
-                    aws.elbv2
-                        .describe_tags()
-                        .set_resource_arns(Some(chunk.to_vec()))
-                        .send()
-                })
-                .await?;
+            let resp = aws.call(ELBV2, "DescribeTags", || aws.elbv2.describe_tags().set_resource_arns(Some(chunk.to_vec())).send()).await?;
             for d in resp.tag_descriptions.unwrap_or_default() {
                 if let Some(arn) = d.resource_arn.clone() {
                     out.insert(arn, crate::sync::tags_from_sdk(d.tags()));

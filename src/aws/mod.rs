@@ -37,30 +37,18 @@ impl Outcome {
         }
     }
     fn retryable(self) -> bool {
-        matches!(
-            self,
-            Outcome::Throttled | Outcome::ServerError | Outcome::TransportError
-        )
+        matches!(self, Outcome::Throttled | Outcome::ServerError | Outcome::TransportError)
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("AWS {service}:{operation} failed ({}): {message}", code.as_deref().unwrap_or("no error code"))]
-    Api {
-        service: &'static str,
-        operation: &'static str,
-        outcome: Outcome,
-        code: Option<String>,
-        message: String,
-    },
+    Api { service: &'static str, operation: &'static str, outcome: Outcome, code: Option<String>, message: String },
     #[error("building an AWS request: {0}")]
     Build(String),
     #[error("AWS returned an unexpected response to {operation}: {what}")]
-    Response {
-        operation: &'static str,
-        what: String,
-    },
+    Response { operation: &'static str, what: String },
 }
 
 impl Error {
@@ -108,28 +96,14 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
     let code = err.code().map(str::to_owned);
     let outcome = match err {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Outcome::TransportError,
-        _ if code
-            .as_deref()
-            .is_some_and(|c| THROTTLING_CODES.contains(&c))
-            || status == Some(429) =>
-        {
-            Outcome::Throttled
-        }
+        _ if code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c)) || status == Some(429) => Outcome::Throttled,
         _ if status.is_some_and(|s| s >= 500) => Outcome::ServerError,
         SdkError::ResponseError(_) => Outcome::TransportError,
         _ => Outcome::ClientError,
     };
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(err).to_string());
-    Error::Api {
-        service,
-        operation,
-        outcome,
-        code,
-        message,
-    }
+    let message =
+        err.message().map(str::to_owned).unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(err).to_string());
+    Error::Api { service, operation, outcome, code, message }
 }
 
 /// The SDK clients plus the counting, retrying call path.
@@ -137,6 +111,7 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
 pub struct Aws {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub acm: aws_sdk_acm::Client,
     metrics: Arc<Metrics>,
     backoff: ExponentialBuilder,
 }
@@ -155,6 +130,7 @@ impl Aws {
         Aws {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             ec2: aws_sdk_ec2::Client::new(&sdk),
+            acm: aws_sdk_acm::Client::new(&sdk),
             metrics,
             backoff: ExponentialBuilder::default()
                 .with_jitter()
@@ -170,12 +146,7 @@ impl Aws {
 
     /// Runs one AWS operation: every attempt is counted, throttling/5xx/transport
     /// failures are retried with jittered exponential backoff.
-    pub async fn call<T, E, Fut, F>(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        mut f: F,
-    ) -> Result<T, Error>
+    pub async fn call<T, E, Fut, F>(&self, service: &'static str, operation: &'static str, mut f: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,

@@ -17,39 +17,16 @@ impl ClassFilter {
     /// An Ingress is ours when its IngressClass names our controller, when it carries the
     /// legacy class annotation with our class, or when it names no class and the cluster's
     /// default IngressClass is ours.
-    pub fn is_ours<'a>(
-        &self,
-        ing: &Ingress,
-        classes: impl IntoIterator<Item = &'a IngressClass> + Clone,
-    ) -> bool {
-        let ours = |c: &IngressClass| {
-            c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str())
-        };
-        if let Some(name) = ing
-            .spec
-            .as_ref()
-            .and_then(|s| s.ingress_class_name.as_deref())
-        {
-            return classes
-                .into_iter()
-                .any(|c| c.metadata.name.as_deref() == Some(name) && ours(c));
+    pub fn is_ours<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass> + Clone) -> bool {
+        let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str());
+        if let Some(name) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
+            return classes.into_iter().any(|c| c.metadata.name.as_deref() == Some(name) && ours(c));
         }
-        if let Some(legacy) = ing
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
-        {
+        if let Some(legacy) = ing.metadata.annotations.as_ref().and_then(|a| a.get(LEGACY_CLASS_ANNOTATION)) {
             return legacy == &self.legacy_class;
         }
         classes.into_iter().any(|c| {
-            ours(c)
-                && c.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
-                    .map(String::as_str)
-                    == Some("true")
+            ours(c) && c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str) == Some("true")
         })
     }
 }
@@ -79,14 +56,8 @@ mod tests {
 
     #[test]
     fn class_matching() {
-        let f = ClassFilter {
-            controller: "ingress.k8s.aws/alb".into(),
-            legacy_class: "alb".into(),
-        };
-        let classes = [
-            class("alb", "ingress.k8s.aws/alb", false),
-            class("nginx", "k8s.io/ingress-nginx", true),
-        ];
+        let f = ClassFilter { controller: "ingress.k8s.aws/alb".into(), legacy_class: "alb".into() };
+        let classes = [class("alb", "ingress.k8s.aws/alb", false), class("nginx", "k8s.io/ingress-nginx", true)];
         assert!(f.is_ours(&ing(Some("alb"), None), &classes));
         assert!(!f.is_ours(&ing(Some("nginx"), None), &classes));
         assert!(!f.is_ours(&ing(Some("missing"), None), &classes));

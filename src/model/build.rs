@@ -1,5 +1,8 @@
-//! Ingresses + Services + EndpointSlices + discovered subnets in, a `Stack` out.
+//! Ingresses + Services + EndpointSlices + discovery results in, a `Stack` out.
 //! Pure: no clients, no clock, no I/O.
+//!
+//! A member Ingress with a problem (bad annotation, conflicting exclusive setting, no
+//! certificate, …) is left out and reported; the others still make the stack.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,15 +23,23 @@ pub struct Subnet {
     pub tags: Tags,
 }
 
+/// An ISSUED ACM certificate: its ARN and every name it covers (domain + SANs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Certificate {
+    pub arn: String,
+    pub domains: Vec<String>,
+}
+
 pub struct Inputs<'a> {
     pub cluster: &'a str,
     pub group: GroupId,
-    /// Member Ingresses, already in group order.
+    /// Member Ingresses, in any order.
     pub members: Vec<&'a Ingress>,
     pub services: &'a BTreeMap<ObjKey, Service>,
     /// EndpointSlices by the Service they belong to.
     pub endpoint_slices: &'a BTreeMap<ObjKey, Vec<EndpointSlice>>,
     pub subnets: &'a [Subnet],
+    pub certificates: &'a [Certificate],
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +55,28 @@ pub struct Built {
 const ROLE_ELB: &str = "kubernetes.io/role/elb";
 const ROLE_INTERNAL_ELB: &str = "kubernetes.io/role/internal-elb";
 const CLUSTER_TAG_PREFIX: &str = "kubernetes.io/cluster/";
+const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
+/// ALB quotas checked before AWS is called.
+const MAX_RULES: usize = 100;
+const MAX_CERTIFICATES: usize = 25;
+const MAX_CONDITION_VALUES: usize = 5;
+
+/// One valid member and what it contributes.
+struct Member<'a> {
+    ing: &'a Ingress,
+    key: ObjKey,
+    cfg: IngressConfig,
+    ports: Vec<(Protocol, i32)>,
+    default_action: Option<Action>,
+    /// (conditions, action) in this Ingress's own order.
+    rules: Vec<(Vec<Condition>, Action)>,
+    target_groups: Vec<TargetGroup>,
+    warnings: Vec<Problem>,
+}
+
+fn problem(key: &ObjKey, message: String) -> Problem {
+    Problem { ingress: key.clone(), reason: "FailedBuildModel", message }
+}
 
 pub fn build(inputs: &Inputs) -> Built {
     let mut out = Built::default();
@@ -52,261 +85,441 @@ pub fn build(inputs: &Inputs) -> Built {
         let key = ing_key(ing);
         let empty = BTreeMap::new();
         match annotations::parse(ing.metadata.annotations.as_ref().unwrap_or(&empty)) {
-            Ok(config) => members.push((*ing, key, config)),
-            Err(errors) => out.problems.push(Problem {
-                ingress: key,
-                reason: "FailedBuildModel",
-                message: errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }),
+            Ok(cfg) => members.push((*ing, key, cfg)),
+            Err(errors) => out.problems.push(problem(&key, errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))),
         }
     }
-    // One member per group until IngressGroups land; the group config is that member's.
-    let Some((_, _, config)) = members.first() else {
+    // LBC's order: group.order, then namespace/name.
+    members.sort_by(|a, b| (a.2.group_order, &a.1).cmp(&(b.2.group_order, &b.1)));
+    let members = drop_order_clashes(members, &mut out.problems);
+    let (members, group_cfg) = merge_exclusive(members, &mut out.problems);
+
+    // Each member on its own: backends, rules, ports. A failure leaves that member out.
+    let mut built: Vec<Member> = Vec::new();
+    for (ing, key, cfg) in members {
+        match build_member(inputs, ing, key.clone(), cfg) {
+            Ok(m) => built.push(m),
+            Err(message) => out.problems.push(problem(&key, message)),
+        }
+    }
+    // A port is HTTP or HTTPS for the whole load balancer: later members may not flip it.
+    let mut listeners: BTreeMap<i32, Protocol> = BTreeMap::new();
+    built.retain(|m| {
+        for &(protocol, port) in &m.ports {
+            if let Some(&p) = listeners.get(&port)
+                && p != protocol
+            {
+                out.problems.push(problem(&m.key, format!("listen port {port} is {} in another Ingress of the group", p.as_str())));
+                return false;
+            }
+        }
+        for &(protocol, port) in &m.ports {
+            listeners.insert(port, protocol);
+        }
+        true
+    });
+    if built.is_empty() {
         return out;
-    };
-    let config = config.clone();
-    let subnets = match select_subnets(inputs.subnets, config.scheme, inputs.cluster) {
+    }
+
+    let scheme = group_cfg.scheme.unwrap_or(Scheme::Internal);
+    let subnets = match select_subnets(inputs.subnets, scheme, inputs.cluster, group_cfg.subnets.as_deref()) {
         Ok(s) => s,
         Err(message) => {
-            for (_, key, _) in &members {
-                out.problems.push(Problem {
-                    ingress: key.clone(),
-                    reason: "FailedBuildModel",
-                    message: message.clone(),
-                });
-            }
+            out.problems.extend(built.iter().map(|m| problem(&m.key, message.clone())));
             return out;
         }
     };
+
+    let certificates = match certificates(inputs, &built, &listeners) {
+        Ok(c) => c,
+        Err(problems) => {
+            let bad: BTreeSet<ObjKey> = problems.iter().map(|p| p.ingress.clone()).collect();
+            out.problems.extend(problems);
+            built.retain(|m| !bad.contains(&m.key));
+            listeners.retain(|port, _| built.iter().any(|m| m.ports.iter().any(|(_, p)| p == port)));
+            if built.is_empty() {
+                return out;
+            }
+            certificates(inputs, &built, &listeners).unwrap_or_default()
+        }
+    };
+    if let Some(port) = group_cfg.ssl_redirect
+        && listeners.get(&port) != Some(&Protocol::Https)
+    {
+        let msg = format!("annotation {}ssl-redirect: port {port} is not an HTTPS listen port of this load balancer", annotations::PREFIX);
+        out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
+        return out;
+    }
+
+    let mut tags = Tags::new();
+    for m in &built {
+        tags.extend(m.cfg.tags.clone());
+    }
     let base = Stack::base_tags(inputs.cluster, &inputs.group);
-    let with = |extra: &Tags, resource: &str| {
-        let mut t = extra.clone();
+    let with = |resource: &str| {
+        let mut t = tags.clone();
         t.extend(base.clone());
         t.insert(TAG_RESOURCE.to_string(), resource.to_string());
         t
     };
 
-    let mut target_groups: BTreeMap<String, TargetGroup> = BTreeMap::new();
-    let mut rules = Vec::new();
-    let mut default_action = Action::fixed("404");
-    for (ing, key, cfg) in &members {
-        let mut b = BackendBuilder {
-            inputs,
-            key,
-            cfg,
-            target_groups: &mut target_groups,
-            warnings: &mut out.warnings,
-            with: &with,
-        };
-        let spec = ing.spec.as_ref();
-        if let Some(backend) = spec.and_then(|s| s.default_backend.as_ref()) {
-            default_action = b.action(backend);
-        }
-        for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
-            let Some(http) = rule.http.as_ref() else {
-                continue;
-            };
-            for path in sort_paths(&http.paths) {
-                let conditions = match conditions(rule.host.as_deref(), path) {
-                    Ok(c) => c,
-                    Err(message) => {
-                        out.problems.push(Problem {
-                            ingress: key.clone(),
-                            reason: "FailedBuildModel",
-                            message,
-                        });
-                        return Built { stack: None, ..out };
-                    }
-                };
-                let action = b.action(&path.backend);
-                rules.push((conditions, action));
+    let default_action = built.iter().find_map(|m| m.default_action.clone()).unwrap_or_else(|| Action::fixed("404"));
+    let mut listener_list = Vec::new();
+    for (&port, &protocol) in &listeners {
+        let redirect = group_cfg.ssl_redirect.filter(|_| protocol == Protocol::Http);
+        let mut rules = Vec::new();
+        if redirect.is_none() {
+            for m in built.iter().filter(|m| m.ports.iter().any(|&(_, p)| p == port)) {
+                rules.extend(m.rules.iter().cloned());
             }
         }
-    }
-
-    let listener_tags = |port: i32| with(&config.tags, &port.to_string());
-    let listeners = config
-        .listen_ports
-        .iter()
-        .map(|&(protocol, port)| Listener {
+        if rules.len() > MAX_RULES {
+            let msg = format!("listener {port} would have {} rules; an ALB allows {MAX_RULES}", rules.len());
+            out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
+            return Built { stack: None, ..out };
+        }
+        listener_list.push(Listener {
             port,
             protocol,
-            default_action: default_action.clone(),
+            certificates: if protocol == Protocol::Https { certificates.clone() } else { Vec::new() },
+            ssl_policy: (protocol == Protocol::Https).then(|| group_cfg.ssl_policy.clone().unwrap_or_else(|| DEFAULT_SSL_POLICY.into())),
+            default_action: match redirect {
+                Some(to) => Action::Redirect {
+                    protocol: Some("HTTPS".into()),
+                    port: Some(to.to_string()),
+                    host: None,
+                    path: None,
+                    query: None,
+                    status_code: "HTTP_301".into(),
+                },
+                None => default_action.clone(),
+            },
             rules: rules
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(i, (conditions, action))| Rule {
                     priority: i as i32 + 1,
-                    conditions: conditions.clone(),
-                    action: action.clone(),
-                    tags: with(&config.tags, &format!("{port}:{}", i + 1)),
+                    conditions,
+                    action,
+                    tags: with(&format!("{port}:{}", i + 1)),
                 })
                 .collect(),
-            tags: listener_tags(port),
-        })
-        .collect::<Vec<_>>();
+            tags: with(&port.to_string()),
+        });
+    }
 
-    let ingress = config
-        .listen_ports
-        .iter()
-        .flat_map(|&(_, port)| {
-            config.inbound_cidrs.iter().map(move |cidr| Permission {
-                protocol: "tcp".into(),
-                from_port: port,
-                to_port: port,
-                cidr: cidr.clone(),
-            })
+    let cidrs = group_cfg.inbound_cidrs.clone().unwrap_or_else(|| {
+        let mut c = vec!["0.0.0.0/0".to_string()];
+        if group_cfg.ip_address_type.as_deref() == Some("dualstack") {
+            c.push("::/0".into());
+        }
+        c
+    });
+    let ingress = listeners
+        .keys()
+        .flat_map(|&port| {
+            cidrs.iter().map(move |cidr| Permission { protocol: "tcp".into(), from_port: port, to_port: port, cidr: cidr.clone() })
         })
         .collect();
-    let stack = Stack {
+
+    let mut target_groups: BTreeMap<String, TargetGroup> = BTreeMap::new();
+    for m in &mut built {
+        for mut tg in m.target_groups.drain(..) {
+            let mut t = with(&tg.resource_id);
+            t.extend(std::mem::take(&mut tg.tags));
+            tg.tags = t;
+            target_groups.insert(tg.resource_id.clone(), tg);
+        }
+        out.warnings.append(&mut m.warnings);
+    }
+    out.stack = Some(Stack {
         group: inputs.group.clone(),
         load_balancer: LoadBalancer {
-            name: config.load_balancer_name.clone().unwrap_or_else(|| {
-                names::load_balancer(inputs.cluster, &inputs.group, config.scheme.as_str())
-            }),
-            scheme: config.scheme,
-            ip_address_type: "ipv4".into(),
+            name: group_cfg
+                .load_balancer_name
+                .clone()
+                .unwrap_or_else(|| names::load_balancer(inputs.cluster, &inputs.group, scheme.as_str())),
+            scheme,
+            ip_address_type: group_cfg.ip_address_type.clone().unwrap_or_else(|| "ipv4".into()),
             subnets,
-            tags: with(&config.tags, "LoadBalancer"),
+            tags: with("LoadBalancer"),
         },
         security_group: SecurityGroup {
             name: names::security_group(inputs.cluster, &inputs.group),
             description: "[k8s] Managed SecurityGroup for LoadBalancer".into(),
             ingress,
-            tags: with(&config.tags, "ManagedLBSecurityGroup"),
+            tags: with("ManagedLBSecurityGroup"),
         },
-        listeners,
+        listeners: listener_list,
         target_groups: target_groups.into_values().collect(),
-    };
-    out.stack = Some(stack);
+    });
     out
 }
 
-fn ing_key(ing: &Ingress) -> ObjKey {
-    ObjKey {
-        namespace: ing.metadata.namespace.clone().unwrap_or_default(),
-        name: ing.metadata.name.clone().unwrap_or_default(),
+type Parsed<'a> = (&'a Ingress, ObjKey, IngressConfig);
+
+/// Two members may not claim the same explicit `group.order`.
+fn drop_order_clashes<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) -> Vec<Parsed<'a>> {
+    let mut seen: BTreeMap<i64, ObjKey> = BTreeMap::new();
+    members
+        .into_iter()
+        .filter(|(_, key, cfg)| {
+            if cfg.group_order == 0 {
+                return true;
+            }
+            match seen.get(&cfg.group_order) {
+                Some(first) => {
+                    problems.push(problem(
+                        key,
+                        format!("annotation {}group.order: order {} is already used by {first}", annotations::PREFIX, cfg.group_order),
+                    ));
+                    false
+                }
+                None => {
+                    seen.insert(cfg.group_order, key.clone());
+                    true
+                }
+            }
+        })
+        .collect()
+}
+
+/// Load-balancer-wide settings every member must agree on (LBC's "Exclusive" merge):
+/// the first member (in group order) that sets one wins; a member setting another value
+/// is left out and told which Ingress it conflicts with.
+fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) -> (Vec<Parsed<'a>>, IngressConfig) {
+    let mut group = members.first().map(|m| m.2.clone()).unwrap_or_else(|| annotations::parse(&BTreeMap::new()).expect("empty parses"));
+    let mut owners: BTreeMap<&'static str, ObjKey> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for (ing, key, cfg) in members {
+        let mut conflicts = Vec::new();
+        macro_rules! exclusive {
+            ($field:ident, $name:literal) => {
+                if let Some(v) = &cfg.$field {
+                    match owners.get($name) {
+                        Some(owner) if group.$field.as_ref() != Some(v) => conflicts.push(format!(
+                            "annotation {}{}: {:?} conflicts with {:?} set by {owner}",
+                            annotations::PREFIX,
+                            $name,
+                            v,
+                            group.$field.as_ref().unwrap()
+                        )),
+                        Some(_) => {}
+                        None => {
+                            owners.insert($name, key.clone());
+                            group.$field = Some(v.clone());
+                        }
+                    }
+                }
+            };
+        }
+        exclusive!(scheme, "scheme");
+        exclusive!(ip_address_type, "ip-address-type");
+        exclusive!(load_balancer_name, "load-balancer-name");
+        exclusive!(subnets, "subnets");
+        exclusive!(inbound_cidrs, "inbound-cidrs");
+        exclusive!(ssl_redirect, "ssl-redirect");
+        exclusive!(ssl_policy, "ssl-policy");
+        if conflicts.is_empty() {
+            kept.push((ing, key, cfg));
+        } else {
+            problems.push(problem(&key, conflicts.join("; ")));
+        }
     }
+    // Fields nobody set stay unset (defaults apply), even if the first member was dropped.
+    macro_rules! unset_unowned {
+        ($($field:ident, $name:literal);*) => { $( if !owners.contains_key($name) { group.$field = None; } )* };
+    }
+    unset_unowned!(scheme, "scheme"; ip_address_type, "ip-address-type"; load_balancer_name, "load-balancer-name"; subnets, "subnets";
+        inbound_cidrs, "inbound-cidrs"; ssl_redirect, "ssl-redirect"; ssl_policy, "ssl-policy");
+    (kept, group)
 }
 
-/// Turns Ingress backends into actions, creating one target group per Service port.
-struct BackendBuilder<'a, 'b, F: Fn(&Tags, &str) -> Tags> {
-    inputs: &'b Inputs<'a>,
-    key: &'b ObjKey,
-    cfg: &'b IngressConfig,
-    target_groups: &'b mut BTreeMap<String, TargetGroup>,
-    warnings: &'b mut Vec<Problem>,
-    with: &'b F,
+fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: IngressConfig) -> Result<Member<'a>, String> {
+    let spec = ing.spec.as_ref();
+    let has_tls = spec.and_then(|s| s.tls.as_ref()).is_some_and(|t| !t.is_empty());
+    let ports = cfg.listen_ports.clone().unwrap_or_else(|| {
+        if has_tls || !cfg.certificate_arns.is_empty() { vec![(Protocol::Https, 443)] } else { vec![(Protocol::Http, 80)] }
+    });
+    let mut m = Member { ing, key, cfg, ports, default_action: None, rules: Vec::new(), target_groups: Vec::new(), warnings: Vec::new() };
+    if let Some(backend) = spec.and_then(|s| s.default_backend.as_ref()) {
+        m.default_action = Some(backend_action(inputs, &mut m, backend)?);
+    }
+    for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
+        let Some(http) = rule.http.as_ref() else { continue };
+        for path in sort_paths(&http.paths) {
+            let conditions = conditions(rule.host.as_deref(), path)?;
+            let values: usize = conditions
+                .iter()
+                .map(|c| match c {
+                    Condition::HostHeader(v) | Condition::PathPattern(v) => v.len(),
+                })
+                .sum();
+            if values > MAX_CONDITION_VALUES {
+                return Err(format!(
+                    "a rule for path {:?} would have {values} condition values; an ALB rule allows {MAX_CONDITION_VALUES}",
+                    path.path
+                ));
+            }
+            let action = backend_action(inputs, &mut m, &path.backend)?;
+            m.rules.push((conditions, action));
+        }
+    }
+    Ok(m)
 }
 
-impl<F: Fn(&Tags, &str) -> Tags> BackendBuilder<'_, '_, F> {
-    /// Forward to the backend's target group, or a fixed 503 (with a warning) when the
-    /// backend Service or its port does not exist, as LBC answers.
-    fn action(&mut self, backend: &IngressBackend) -> Action {
-        match self.target_group(backend) {
-            Ok(resource_id) => Action::Forward {
-                target_group: resource_id,
-            },
-            Err(message) => {
-                self.warnings.push(Problem {
-                    ingress: self.key.clone(),
-                    reason: "FailedBuildModel",
-                    message,
-                });
-                Action::fixed("503")
+fn ing_key(ing: &Ingress) -> ObjKey {
+    ObjKey { namespace: ing.metadata.namespace.clone().unwrap_or_default(), name: ing.metadata.name.clone().unwrap_or_default() }
+}
+
+/// Forward to the backend's target group, or a fixed 503 (with a warning) when the
+/// backend Service or its port does not exist, as LBC answers. An invalid annotation
+/// on the Service or Ingress is an error (the member is left out).
+fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> Result<Action, String> {
+    let Some(svc_ref) = backend.service.as_ref() else {
+        return Err("backend is not a Service; only Service backends are supported".into());
+    };
+    let svc_key = ObjKey { namespace: m.key.namespace.clone(), name: svc_ref.name.clone() };
+    let port_ref = svc_ref.port.as_ref();
+    let port_str = match (port_ref.and_then(|p| p.number), port_ref.and_then(|p| p.name.as_ref())) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => return Err(format!("backend Service {svc_key} has no port")),
+    };
+    let missing = |m: &mut Member, message: String| {
+        m.warnings.push(problem(&m.key, message));
+        Ok(Action::fixed("503"))
+    };
+    let Some(svc) = inputs.services.get(&svc_key) else {
+        return missing(m, format!("backend Service {svc_key} not found; its rules answer 503 until it exists"));
+    };
+    let svc_port = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|p| p.port.to_string() == port_str || p.name.as_deref() == Some(port_str.as_str()));
+    let Some(svc_port) = svc_port else {
+        return missing(m, format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does"));
+    };
+    let resource_id = format!("{}/{}-{}:{}", m.key.namespace, m.key.name, svc_key.name, port_str);
+    if m.target_groups.iter().any(|tg| tg.resource_id == resource_id) {
+        return Ok(Action::Forward { target_group: resource_id });
+    }
+    let empty = BTreeMap::new();
+    let backend_cfg = annotations::parse_backend(
+        m.ing.metadata.annotations.as_ref().unwrap_or(&empty),
+        svc.metadata.annotations.as_ref().unwrap_or(&empty),
+    )
+    .map_err(|errors| format!("backend Service {svc_key}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+    let tg_port = match &svc_port.target_port {
+        Some(IntOrString::Int(n)) => *n,
+        Some(IntOrString::String(_)) => 1,
+        None => svc_port.port,
+    };
+    let name = names::target_group(
+        inputs.cluster,
+        &inputs.group,
+        &svc_key.namespace,
+        &svc_key.name,
+        &port_str,
+        tg_port,
+        backend_cfg.target_type.as_str(),
+        backend_cfg.protocol.as_str(),
+        &backend_cfg.protocol_version,
+    );
+    let targets = ip_targets(inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port);
+    m.target_groups.push(TargetGroup {
+        resource_id: resource_id.clone(),
+        name,
+        protocol: backend_cfg.protocol,
+        protocol_version: backend_cfg.protocol_version,
+        port: tg_port,
+        target_type: backend_cfg.target_type,
+        health_check: backend_cfg.health_check,
+        targets,
+        tags: Tags::new(),
+    });
+    Ok(Action::Forward { target_group: resource_id })
+}
+
+/// Certificates of the HTTPS listeners: every `certificate-arn` of the group (first is the
+/// default); else ACM certificates discovered for the TLS hosts (or, without TLS hosts,
+/// the rule hosts) of the members listening on HTTPS. An exact name beats a wildcard;
+/// two certificates for one host is a problem, as is no certificate at all.
+fn certificates(inputs: &Inputs, members: &[Member], listeners: &BTreeMap<i32, Protocol>) -> Result<Vec<String>, Vec<Problem>> {
+    if !listeners.values().any(|p| *p == Protocol::Https) {
+        return Ok(Vec::new());
+    }
+    let mut arns: Vec<String> = Vec::new();
+    for m in members {
+        for arn in &m.cfg.certificate_arns {
+            if !arns.contains(arn) {
+                arns.push(arn.clone());
             }
         }
     }
-
-    fn target_group(&mut self, backend: &IngressBackend) -> Result<String, String> {
-        let svc_ref = backend.service.as_ref().ok_or_else(|| {
-            "backend is not a Service; only Service backends are supported".to_string()
-        })?;
-        let svc_key = ObjKey {
-            namespace: self.key.namespace.clone(),
-            name: svc_ref.name.clone(),
-        };
-        let port_ref = svc_ref.port.as_ref();
-        let port_str = match (
-            port_ref.and_then(|p| p.number),
-            port_ref.and_then(|p| p.name.as_ref()),
-        ) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(name)) => name.clone(),
-            (None, None) => return Err(format!("backend Service {svc_key} has no port")),
-        };
-        let svc = self.inputs.services.get(&svc_key).ok_or_else(|| {
-            format!("backend Service {svc_key} not found; its rules answer 503 until it exists")
-        })?;
-        let svc_port = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.ports.as_ref())
-            .into_iter()
-            .flatten()
-            .find(|p| p.port.to_string() == port_str || p.name.as_deref() == Some(port_str.as_str()))
-            .ok_or_else(|| format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does"))?;
-        let resource_id = format!(
-            "{}/{}-{}:{}",
-            self.key.namespace, self.key.name, svc_key.name, port_str
-        );
-        if self.target_groups.contains_key(&resource_id) {
-            return Ok(resource_id);
+    let https_members: Vec<&Member> = members.iter().filter(|m| m.ports.iter().any(|(p, _)| *p == Protocol::Https)).collect();
+    let mut problems = Vec::new();
+    if arns.is_empty() {
+        for m in &https_members {
+            let spec = m.ing.spec.as_ref();
+            let mut hosts: Vec<&str> = spec
+                .and_then(|s| s.tls.as_ref())
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t.hosts.iter().flatten())
+                .map(String::as_str)
+                .collect();
+            if hosts.is_empty() {
+                hosts = spec.and_then(|s| s.rules.as_ref()).into_iter().flatten().filter_map(|r| r.host.as_deref()).collect();
+            }
+            for host in hosts {
+                match certificate_for(inputs.certificates, host) {
+                    Ok(arn) if !arns.contains(&arn) => arns.push(arn),
+                    Ok(_) => {}
+                    Err(message) => problems.push(problem(&m.key, message)),
+                }
+            }
         }
-        let tg_port = match &svc_port.target_port {
-            Some(IntOrString::Int(n)) => *n,
-            Some(IntOrString::String(_)) => 1,
-            None => svc_port.port,
-        };
-        let target_type = self.cfg.target_type;
-        let protocol = Protocol::Http;
-        let name = names::target_group(
-            self.inputs.cluster,
-            &self.inputs.group,
-            &svc_key.namespace,
-            &svc_key.name,
-            &port_str,
-            tg_port,
-            target_type.as_str(),
-            protocol.as_str(),
-            "HTTP1",
+    }
+    if problems.is_empty() && arns.is_empty() {
+        let msg = format!(
+            "no certificate for the HTTPS listener: set annotation {}certificate-arn, or add spec.tls hosts matched by an ISSUED ACM certificate",
+            annotations::PREFIX
         );
-        let targets = ip_targets(
-            self.inputs
-                .endpoint_slices
-                .get(&svc_key)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            svc_port,
-        );
-        self.target_groups.insert(
-            resource_id.clone(),
-            TargetGroup {
-                resource_id: resource_id.clone(),
-                name,
-                protocol,
-                protocol_version: "HTTP1".into(),
-                port: tg_port,
-                target_type,
-                health_check: HealthCheck {
-                    protocol: Protocol::Http,
-                    port: "traffic-port".into(),
-                    path: self.cfg.healthcheck_path.clone(),
-                    interval_seconds: 15,
-                    timeout_seconds: 5,
-                    healthy_threshold: 2,
-                    unhealthy_threshold: 2,
-                    success_codes: self.cfg.success_codes.clone(),
-                },
-                targets,
-                tags: (self.with)(&self.cfg.tags, &resource_id),
-            },
-        );
-        Ok(resource_id)
+        problems.extend(https_members.iter().map(|m| problem(&m.key, msg.clone())));
+    }
+    if arns.len() > MAX_CERTIFICATES {
+        let msg = format!("the HTTPS listener would have {} certificates; an ALB listener allows {MAX_CERTIFICATES}", arns.len());
+        problems.extend(https_members.iter().map(|m| problem(&m.key, msg.clone())));
+    }
+    if problems.is_empty() { Ok(arns) } else { Err(problems) }
+}
+
+fn certificate_for(certs: &[Certificate], host: &str) -> Result<String, String> {
+    let host = host.to_ascii_lowercase();
+    let exact: Vec<&Certificate> = certs.iter().filter(|c| c.domains.iter().any(|d| d.eq_ignore_ascii_case(&host))).collect();
+    let wildcard: Vec<&Certificate> = certs
+        .iter()
+        .filter(|c| {
+            c.domains
+                .iter()
+                .any(|d| d.strip_prefix("*.").is_some_and(|rest| host.split_once('.').is_some_and(|(_, h)| h.eq_ignore_ascii_case(rest))))
+        })
+        .collect();
+    let chosen = if exact.is_empty() { wildcard } else { exact };
+    match chosen.as_slice() {
+        [one] => Ok(one.arn.clone()),
+        [] => Err(format!("no ISSUED ACM certificate matches host {host}")),
+        many => Err(format!(
+            "{} ACM certificates match host {host} ({}); set annotation {}certificate-arn to choose",
+            many.len(),
+            many.iter().map(|c| c.arn.as_str()).collect::<Vec<_>>().join(", "),
+            annotations::PREFIX
+        )),
     }
 }
 
@@ -327,10 +540,7 @@ fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort) -> BTreeSet<Targ
             let ready = cond.and_then(|c| c.ready).unwrap_or(true);
             let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
             if ready && !terminating {
-                targets.extend(ep.addresses.iter().map(|ip| Target {
-                    id: ip.clone(),
-                    port,
-                }));
+                targets.extend(ep.addresses.iter().map(|ip| Target { id: ip.clone(), port }));
             }
         }
     }
@@ -391,13 +601,26 @@ fn conditions(host: Option<&str>, path: &HTTPIngressPath) -> Result<Vec<Conditio
     Ok(out)
 }
 
-/// Subnets for the scheme's role tag, minus those tagged for another cluster, one per AZ
-/// (our cluster's tag first, then the lowest ID), at least two AZs.
-fn select_subnets(
-    subnets: &[Subnet],
-    scheme: Scheme,
-    cluster: &str,
-) -> Result<BTreeSet<String>, String> {
+/// The `subnets` annotation's subnets (IDs or Name tags), else discovery: subnets with
+/// the scheme's role tag, minus those tagged for another cluster, one per AZ (our
+/// cluster's tag first, then the lowest ID). At least two AZs either way.
+fn select_subnets(subnets: &[Subnet], scheme: Scheme, cluster: &str, chosen: Option<&[String]>) -> Result<BTreeSet<String>, String> {
+    if let Some(wanted) = chosen {
+        let mut ids = BTreeSet::new();
+        let mut azs = BTreeSet::new();
+        for w in wanted {
+            let s = subnets
+                .iter()
+                .find(|s| &s.id == w || s.tags.get("Name") == Some(w))
+                .ok_or_else(|| format!("annotation {}subnets: no subnet {w:?} (by ID or Name tag) in the VPC", annotations::PREFIX))?;
+            ids.insert(s.id.clone());
+            azs.insert(s.availability_zone.clone());
+        }
+        if azs.len() < 2 {
+            return Err(format!("annotation {}subnets: an ALB needs subnets in at least 2 Availability Zones", annotations::PREFIX));
+        }
+        return Ok(ids);
+    }
     let role = match scheme {
         Scheme::InternetFacing => ROLE_ELB,
         Scheme::Internal => ROLE_INTERNAL_ELB,
@@ -409,20 +632,12 @@ fn select_subnets(
         let tagged_for_cluster = s.tags.keys().any(|k| k.starts_with(CLUSTER_TAG_PREFIX));
         let ours = s.tags.contains_key(&our_tag);
         if has_role && (!tagged_for_cluster || ours) {
-            by_az
-                .entry(s.availability_zone.as_str())
-                .or_default()
-                .push(s);
+            by_az.entry(s.availability_zone.as_str()).or_default().push(s);
         }
     }
     let chosen: BTreeSet<String> = by_az
         .values()
-        .filter_map(|candidates| {
-            candidates
-                .iter()
-                .min_by_key(|s| (!s.tags.contains_key(&our_tag), s.id.as_str()))
-                .map(|s| s.id.clone())
-        })
+        .filter_map(|candidates| candidates.iter().min_by_key(|s| (!s.tags.contains_key(&our_tag), s.id.as_str())).map(|s| s.id.clone()))
         .collect();
     if chosen.len() < 2 {
         return Err(format!(
@@ -450,29 +665,18 @@ mod tests {
         let mut f = Fixture::default();
         for doc in serde_yaml::Deserializer::from_str(yaml) {
             let v = serde_yaml::Value::deserialize(doc).unwrap();
-            let kind = v
-                .get("kind")
-                .and_then(|k| k.as_str())
-                .unwrap_or_default()
-                .to_string();
+            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
             match kind.as_str() {
                 "Ingress" => f.ingresses.push(serde_yaml::from_value(v).unwrap()),
                 "Service" => {
                     let s: Service = serde_yaml::from_value(v).unwrap();
-                    let key = ObjKey {
-                        namespace: s.metadata.namespace.clone().unwrap(),
-                        name: s.metadata.name.clone().unwrap(),
-                    };
+                    let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: s.metadata.name.clone().unwrap() };
                     f.services.insert(key, s);
                 }
                 "EndpointSlice" => {
                     let s: EndpointSlice = serde_yaml::from_value(v).unwrap();
-                    let svc =
-                        s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"].clone();
-                    let key = ObjKey {
-                        namespace: s.metadata.namespace.clone().unwrap(),
-                        name: svc,
-                    };
+                    let svc = s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"].clone();
+                    let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: svc };
                     f.slices.entry(key).or_default().push(s);
                 }
                 other => panic!("unexpected kind {other}"),
@@ -484,14 +688,7 @@ mod tests {
     use serde::Deserialize;
 
     fn subnet(id: &str, az: &str, tags: &[(&str, &str)]) -> Subnet {
-        Subnet {
-            id: id.into(),
-            availability_zone: az.into(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
+        Subnet { id: id.into(), availability_zone: az.into(), tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
 
     fn subnets() -> Vec<Subnet> {
@@ -508,14 +705,12 @@ mod tests {
         let ing = &f.ingresses[0];
         build(&Inputs {
             cluster: "test",
-            group: GroupId::Implicit {
-                namespace: ing.metadata.namespace.clone().unwrap(),
-                name: ing.metadata.name.clone().unwrap(),
-            },
+            group: GroupId::Implicit { namespace: ing.metadata.namespace.clone().unwrap(), name: ing.metadata.name.clone().unwrap() },
             members: f.ingresses.iter().collect(),
             services: &f.services,
             endpoint_slices: &f.slices,
             subnets,
+            certificates: &[],
         })
     }
 
@@ -563,35 +758,18 @@ spec:
 "#,
         );
         let built = run(&f, &subnets());
-        assert!(
-            built.problems.is_empty() && built.warnings.is_empty(),
-            "{:?}",
-            built
-        );
+        assert!(built.problems.is_empty() && built.warnings.is_empty(), "{:?}", built);
         let stack = built.stack.unwrap();
         let l = &stack.listeners[0];
         assert_eq!((l.port, l.protocol), (80, Protocol::Http));
         assert_eq!(l.default_action, Action::fixed("404"));
-        let paths: Vec<_> = l
-            .rules
-            .iter()
-            .map(|r| (r.priority, r.conditions.clone()))
-            .collect();
+        let paths: Vec<_> = l.rules.iter().map(|r| (r.priority, r.conditions.clone())).collect();
         assert_eq!(
             paths,
             vec![
                 (1, vec![Condition::PathPattern(vec!["/health".into()])]),
-                (
-                    2,
-                    vec![Condition::PathPattern(vec![
-                        "/api/v2".into(),
-                        "/api/v2/*".into()
-                    ])]
-                ),
-                (
-                    3,
-                    vec![Condition::PathPattern(vec!["/api".into(), "/api/*".into()])]
-                ),
+                (2, vec![Condition::PathPattern(vec!["/api/v2".into(), "/api/v2/*".into()])]),
+                (3, vec![Condition::PathPattern(vec!["/api".into(), "/api/*".into()])]),
                 (4, vec![Condition::PathPattern(vec!["/static/*".into()])]),
             ]
         );
@@ -600,19 +778,8 @@ spec:
         let tg = &stack.target_groups[0];
         assert_eq!(tg.resource_id, "shop/shop-web:80");
         assert_eq!(tg.port, 8080);
-        assert_eq!(
-            tg.targets
-                .iter()
-                .map(|t| (t.id.as_str(), t.port))
-                .collect::<Vec<_>>(),
-            vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]
-        );
-        assert_eq!(
-            l.rules[0].action,
-            Action::Forward {
-                target_group: "shop/shop-web:80".into()
-            }
-        );
+        assert_eq!(tg.targets.iter().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(), vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]);
+        assert_eq!(l.rules[0].action, Action::Forward { target_group: "shop/shop-web:80".into() });
     }
 
     #[test]
@@ -628,45 +795,20 @@ spec:
         );
         let stack = run(&f, &subnets()).stack.unwrap();
         assert_eq!(stack.load_balancer.scheme, Scheme::Internal);
-        assert_eq!(
-            stack.load_balancer.subnets,
-            BTreeSet::from([
-                "subnet-priv-a".into(),
-                "subnet-priv-b".into(),
-                "subnet-priv-c".into()
-            ])
-        );
+        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-priv-a".into(), "subnet-priv-b".into(), "subnet-priv-c".into()]));
         assert!(stack.load_balancer.name.starts_with("k8s-shop-shop-"));
-        assert_eq!(
-            stack.listeners[0].default_action,
-            Action::Forward {
-                target_group: "shop/shop-web:80".into()
-            }
-        );
+        assert_eq!(stack.listeners[0].default_action, Action::Forward { target_group: "shop/shop-web:80".into() });
         assert!(stack.listeners[0].rules.is_empty());
-        for tags in [
-            &stack.load_balancer.tags,
-            &stack.security_group.tags,
-            &stack.target_groups[0].tags,
-            &stack.listeners[0].tags,
-        ] {
+        for tags in [&stack.load_balancer.tags, &stack.security_group.tags, &stack.target_groups[0].tags, &stack.listeners[0].tags] {
             assert_eq!(tags[TAG_CLUSTER], "test");
             assert_eq!(tags[TAG_STACK], "shop/shop");
             assert_eq!(tags["team"], "web");
         }
         assert_eq!(stack.load_balancer.tags[TAG_RESOURCE], "LoadBalancer");
-        assert_eq!(
-            stack.security_group.tags[TAG_RESOURCE],
-            "ManagedLBSecurityGroup"
-        );
+        assert_eq!(stack.security_group.tags[TAG_RESOURCE], "ManagedLBSecurityGroup");
         assert_eq!(
             stack.security_group.ingress,
-            BTreeSet::from([Permission {
-                protocol: "tcp".into(),
-                from_port: 80,
-                to_port: 80,
-                cidr: "0.0.0.0/0".into()
-            }])
+            BTreeSet::from([Permission { protocol: "tcp".into(), from_port: 80, to_port: 80, cidr: "0.0.0.0/0".into() }])
         );
     }
 
@@ -682,23 +824,12 @@ spec:
 "#,
         );
         let mut s = subnets();
-        s.push(subnet(
-            "subnet-pub-c-other",
-            "us-east-1c",
-            &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/other", "owned")],
-        ));
-        s.push(subnet(
-            "subnet-pub-b2",
-            "us-east-1b",
-            &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/test", "shared")],
-        ));
+        s.push(subnet("subnet-pub-c-other", "us-east-1c", &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/other", "owned")]));
+        s.push(subnet("subnet-pub-b2", "us-east-1b", &[(ROLE_ELB, "1"), ("kubernetes.io/cluster/test", "shared")]));
         let stack = run(&f, &s).stack.unwrap();
         assert_eq!(stack.load_balancer.scheme, Scheme::InternetFacing);
         // One per AZ, our cluster's tag preferred, the other cluster's subnet dropped.
-        assert_eq!(
-            stack.load_balancer.subnets,
-            BTreeSet::from(["subnet-pub-a".into(), "subnet-pub-b2".into()])
-        );
+        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-pub-a".into(), "subnet-pub-b2".into()]));
     }
 
     #[test]
@@ -714,11 +845,7 @@ spec:
         );
         let built = run(&f, &subnets()[..3]);
         assert!(built.stack.is_none());
-        assert!(
-            built.problems[0].message.contains("at least 2 subnets"),
-            "{:?}",
-            built.problems
-        );
+        assert!(built.problems[0].message.contains("at least 2 subnets"), "{:?}", built.problems);
     }
 
     #[test]
@@ -740,29 +867,12 @@ spec:
         let built = run(&f, &subnets());
         let stack = built.stack.unwrap();
         let rules = &stack.listeners[0].rules;
-        assert_eq!(
-            rules[0].conditions[0],
-            Condition::HostHeader(vec!["shop.example.com".into()])
-        );
+        assert_eq!(rules[0].conditions[0], Condition::HostHeader(vec!["shop.example.com".into()]));
         assert!(rules.iter().all(|r| r.action == Action::fixed("503")));
         assert!(stack.target_groups.is_empty());
         assert_eq!(built.warnings.len(), 2);
-        assert!(
-            built
-                .warnings
-                .iter()
-                .any(|w| w.message.contains("shop/nope not found")),
-            "{:?}",
-            built.warnings
-        );
-        assert!(
-            built
-                .warnings
-                .iter()
-                .any(|w| w.message.contains("has no port 81")),
-            "{:?}",
-            built.warnings
-        );
+        assert!(built.warnings.iter().any(|w| w.message.contains("shop/nope not found")), "{:?}", built.warnings);
+        assert!(built.warnings.iter().any(|w| w.message.contains("has no port 81")), "{:?}", built.warnings);
     }
 
     #[test]
@@ -779,13 +889,7 @@ spec:
         let built = run(&f, &subnets());
         assert!(built.stack.is_none());
         assert_eq!(built.problems.len(), 1);
-        assert!(
-            built.problems[0]
-                .message
-                .contains("alb.ingress.kubernetes.io/scheme"),
-            "{}",
-            built.problems[0].message
-        );
+        assert!(built.problems[0].message.contains("alb.ingress.kubernetes.io/scheme"), "{}", built.problems[0].message);
     }
 
     #[test]
@@ -835,13 +939,7 @@ spec:
         assert_eq!(stack.listeners[0].port, 8080);
         let tg = &stack.target_groups[0];
         assert_eq!(tg.port, 1);
-        assert_eq!(
-            tg.targets,
-            BTreeSet::from([Target {
-                id: "10.0.2.1".into(),
-                port: 50051
-            }])
-        );
+        assert_eq!(tg.targets, BTreeSet::from([Target { id: "10.0.2.1".into(), port: 50051 }]));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod build;
 pub mod names;
 
-pub use build::{Inputs, Subnet, build};
+pub use build::{Certificate, Inputs, Subnet, build};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -21,12 +21,14 @@ pub const TAG_RESOURCE: &str = "ingress.k8s.aws/resource";
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum GroupId {
     Implicit { namespace: String, name: String },
+    Explicit(String),
 }
 
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupId::Implicit { namespace, name } => write!(f, "{namespace}/{name}"),
+            GroupId::Explicit(name) => f.write_str(name),
         }
     }
 }
@@ -104,10 +106,7 @@ pub struct Stack {
 impl Stack {
     /// Tags every resource of this stack carries (plus its own `ingress.k8s.aws/resource`).
     pub fn base_tags(cluster: &str, group: &GroupId) -> Tags {
-        Tags::from([
-            (TAG_CLUSTER.to_string(), cluster.to_string()),
-            (TAG_STACK.to_string(), group.to_string()),
-        ])
+        Tags::from([(TAG_CLUSTER.to_string(), cluster.to_string()), (TAG_STACK.to_string(), group.to_string())])
     }
 }
 
@@ -141,6 +140,9 @@ pub struct Permission {
 pub struct Listener {
     pub port: i32,
     pub protocol: Protocol,
+    /// HTTPS: the default certificate first, then the SNI ones.
+    pub certificates: Vec<String>,
+    pub ssl_policy: Option<String>,
     pub default_action: Action,
     /// In evaluation order; `priority` is 1-based and contiguous.
     pub rules: Vec<Rule>,
@@ -172,16 +174,22 @@ pub enum Action {
     },
     /// `target_group` is the target group's resource id in the model and its ARN
     /// once resolved by sync.
-    Forward { target_group: String },
+    Forward {
+        target_group: String,
+    },
+    Redirect {
+        protocol: Option<String>,
+        port: Option<String>,
+        host: Option<String>,
+        path: Option<String>,
+        query: Option<String>,
+        status_code: String,
+    },
 }
 
 impl Action {
     pub fn fixed(status_code: &str) -> Action {
-        Action::FixedResponse {
-            status_code: status_code.to_string(),
-            content_type: Some("text/plain".into()),
-            message_body: None,
-        }
+        Action::FixedResponse { status_code: status_code.to_string(), content_type: Some("text/plain".into()), message_body: None }
     }
 }
 

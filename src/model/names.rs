@@ -23,13 +23,9 @@ fn trunc(s: &str, n: usize) -> &str {
 
 fn group_name(group: &GroupId, uuid: &str) -> String {
     match group {
+        GroupId::Explicit(name) => format!("k8s-{}-{}", trunc(&alnum(name), 17), trunc(uuid, 10)),
         GroupId::Implicit { namespace, name } => {
-            format!(
-                "k8s-{}-{}-{}",
-                trunc(&alnum(namespace), 8),
-                trunc(&alnum(name), 8),
-                trunc(uuid, 10)
-            )
+            format!("k8s-{}-{}-{}", trunc(&alnum(namespace), 8), trunc(&alnum(name), 8), trunc(uuid, 10))
         }
     }
 }
@@ -68,12 +64,7 @@ pub fn target_group(
         protocol,
         protocol_version,
     ]);
-    format!(
-        "k8s-{}-{}-{}",
-        trunc(&alnum(svc_namespace), 8),
-        trunc(&alnum(svc_name), 8),
-        trunc(&uuid, 10)
-    )
+    format!("k8s-{}-{}-{}", trunc(&alnum(svc_namespace), 8), trunc(&alnum(svc_name), 8), trunc(&uuid, 10))
 }
 
 #[cfg(test)]
@@ -82,32 +73,20 @@ mod tests {
 
     #[test]
     fn names_fit_in_32_characters() {
-        let g = GroupId::Implicit {
-            namespace: "a-very-long-namespace".into(),
-            name: "and-a-very-long-name".into(),
-        };
+        let g = GroupId::Implicit { namespace: "a-very-long-namespace".into(), name: "and-a-very-long-name".into() };
         let n = load_balancer("c", &g, "internal");
         assert!(n.len() <= 32, "{n}");
         assert!(n.starts_with("k8s-averylon-andavery-"), "{n}");
+        let e = GroupId::Explicit("my-group.with.dots-and-more-text".into());
+        let n = load_balancer("c", &e, "internal");
+        assert!(n.starts_with("k8s-mygroupwithdotsan-") && n.len() <= 32, "{n}");
     }
 
     #[test]
     fn names_depend_on_cluster_and_scheme() {
-        let g = GroupId::Implicit {
-            namespace: "ns".into(),
-            name: "web".into(),
-        };
-        assert_ne!(
-            load_balancer("a", &g, "internal"),
-            load_balancer("b", &g, "internal")
-        );
-        assert_ne!(
-            load_balancer("a", &g, "internal"),
-            load_balancer("a", &g, "internet-facing")
-        );
-        assert_eq!(
-            load_balancer("a", &g, "internal"),
-            load_balancer("a", &g, "internal")
-        );
+        let g = GroupId::Implicit { namespace: "ns".into(), name: "web".into() };
+        assert_ne!(load_balancer("a", &g, "internal"), load_balancer("b", &g, "internal"));
+        assert_ne!(load_balancer("a", &g, "internal"), load_balancer("a", &g, "internet-facing"));
+        assert_eq!(load_balancer("a", &g, "internal"), load_balancer("a", &g, "internal"));
     }
 }

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    IpAddressType, LoadBalancer as SdkLoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
-};
+use aws_sdk_elasticloadbalancingv2::types::{IpAddressType, LoadBalancer as SdkLoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
 use super::{Actual, Error, Target, elbv2_tags};
 use crate::model::LoadBalancer;
@@ -28,33 +26,16 @@ impl ActualLoadBalancer {
             arn: lb.load_balancer_arn().unwrap_or_default().to_string(),
             name: lb.load_balancer_name().unwrap_or_default().to_string(),
             dns_name: lb.dns_name().unwrap_or_default().to_string(),
-            scheme: lb
-                .scheme()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            subnets: lb
-                .availability_zones()
-                .iter()
-                .filter_map(|az| az.subnet_id().map(str::to_string))
-                .collect(),
+            scheme: lb.scheme().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            subnets: lb.availability_zones().iter().filter_map(|az| az.subnet_id().map(str::to_string)).collect(),
             security_groups: lb.security_groups().iter().cloned().collect(),
         }
     }
 }
 
-pub async fn sync(
-    t: &Target<'_>,
-    stack: &str,
-    desired: &LoadBalancer,
-    sg_id: &str,
-    actual: &mut Actual,
-) -> Result<(), Error> {
+pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &str, actual: &mut Actual) -> Result<(), Error> {
     let aws = t.aws;
-    if actual
-        .load_balancer
-        .as_ref()
-        .is_some_and(|lb| lb.name != desired.name || lb.scheme != desired.scheme.as_str())
-    {
+    if actual.load_balancer.as_ref().is_some_and(|lb| lb.name != desired.name || lb.scheme != desired.scheme.as_str()) {
         tracing::info!(name = %desired.name, "load balancer name or scheme changed: replacing it");
         delete(t, stack, actual).await?;
     }
@@ -79,10 +60,7 @@ pub async fn sync(
             .unwrap_or_default()
             .into_iter()
             .next()
-            .ok_or(crate::aws::Error::Response {
-                operation: "CreateLoadBalancer",
-                what: "no load balancer in the response".into(),
-            })?;
+            .ok_or(crate::aws::Error::Response { operation: "CreateLoadBalancer", what: "no load balancer in the response".into() })?;
         t.inventory.put_load_balancer(stack, created.clone()).await;
         let mut lb = ActualLoadBalancer::from_sdk(created);
         tracing::info!(arn = %lb.arn, dns = %lb.dns_name, "created load balancer");
@@ -95,24 +73,14 @@ pub async fn sync(
     };
     if lb.subnets != desired.subnets {
         aws.call(ELBV2, "SetSubnets", || {
-            aws.elbv2
-                .set_subnets()
-                .load_balancer_arn(&lb.arn)
-                .set_subnets(Some(desired.subnets.iter().cloned().collect()))
-                .send()
+            aws.elbv2.set_subnets().load_balancer_arn(&lb.arn).set_subnets(Some(desired.subnets.iter().cloned().collect())).send()
         })
         .await?;
         lb.subnets = desired.subnets.clone();
     }
     if lb.security_groups != sgs {
-        aws.call(ELBV2, "SetSecurityGroups", || {
-            aws.elbv2
-                .set_security_groups()
-                .load_balancer_arn(&lb.arn)
-                .security_groups(sg_id)
-                .send()
-        })
-        .await?;
+        aws.call(ELBV2, "SetSecurityGroups", || aws.elbv2.set_security_groups().load_balancer_arn(&lb.arn).security_groups(sg_id).send())
+            .await?;
         lb.security_groups = sgs;
     }
     Ok(())
@@ -124,15 +92,7 @@ pub async fn delete(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<
         return Ok(());
     };
     let aws = t.aws;
-    match aws
-        .call(ELBV2, "DeleteLoadBalancer", || {
-            aws.elbv2
-                .delete_load_balancer()
-                .load_balancer_arn(&lb.arn)
-                .send()
-        })
-        .await
-    {
+    match aws.call(ELBV2, "DeleteLoadBalancer", || aws.elbv2.delete_load_balancer().load_balancer_arn(&lb.arn).send()).await {
         Ok(_) => tracing::info!(arn = %lb.arn, "deleted load balancer"),
         Err(e) if e.is_code(&["LoadBalancerNotFound"]) => {}
         Err(e) => return Err(e.into()),

@@ -64,60 +64,26 @@ pub async fn read(t: &Target<'_>, group: &GroupId) -> Result<Actual, Error> {
         Some(lb) => listener::read(t.aws, &lb.arn).await?,
         None => Vec::new(),
     };
-    Ok(Actual {
-        security_group,
-        target_groups,
-        load_balancer,
-        listeners,
-    })
+    Ok(Actual { security_group, target_groups, load_balancer, listeners })
 }
 
 /// Makes AWS match `desired` (`None`: delete everything of the stack). Returns the
 /// state AWS is in afterwards, for the cache.
-pub async fn apply(
-    t: &Target<'_>,
-    group: &GroupId,
-    desired: Option<&Stack>,
-    mut actual: Actual,
-) -> Result<Actual, Error> {
+pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, mut actual: Actual) -> Result<Actual, Error> {
     let stack_tag = group.to_string();
     let Some(desired) = desired else {
         delete_all(t, &stack_tag, &mut actual).await?;
         return Ok(actual);
     };
 
-    let sg_id =
-        security_group::sync(t, &desired.security_group, &mut actual.security_group).await?;
-    let tg_arns = target_group::create_missing(
-        t,
-        &stack_tag,
-        &desired.target_groups,
-        &mut actual.target_groups,
-    )
-    .await?;
+    let sg_id = security_group::sync(t, &desired.security_group, &mut actual.security_group).await?;
+    let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_id, &mut actual).await?;
-    let lb_arn = actual
-        .load_balancer
-        .as_ref()
-        .map(|lb| lb.arn.clone())
-        .unwrap_or_default();
-    listener::sync(
-        t.aws,
-        &lb_arn,
-        &desired.listeners,
-        &tg_arns,
-        &mut actual.listeners,
-    )
-    .await?;
+    let lb_arn = actual.load_balancer.as_ref().map(|lb| lb.arn.clone()).unwrap_or_default();
+    listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners).await?;
     targets::sync(t.aws, &desired.target_groups, &mut actual.target_groups).await?;
     // Only now that no rule points at them can old target groups go.
-    target_group::delete_unwanted(
-        t,
-        &stack_tag,
-        &desired.target_groups,
-        &mut actual.target_groups,
-    )
-    .await?;
+    target_group::delete_unwanted(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     Ok(actual)
 }
 
@@ -129,18 +95,9 @@ async fn delete_all(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<
 }
 
 pub(crate) fn elbv2_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 pub(crate) fn tags_from_sdk(tags: &[Tag]) -> Tags {
-    tags.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect::<BTreeMap<_, _>>()
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect::<BTreeMap<_, _>>()
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig,
-    PathPatternConditionConfig, Rule as SdkRule, RuleCondition, RulePriorityPair,
+    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig, PathPatternConditionConfig,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, Rule as SdkRule, RuleCondition, RulePriorityPair,
 };
 
 use super::{Error, elbv2_tags};
@@ -27,8 +27,7 @@ pub struct ActualRule {
 
 impl ActualRule {
     fn same_content(&self, d: &Rule) -> bool {
-        self.conditions.as_ref() == Some(&normalized(&d.conditions))
-            && self.action.as_ref() == Some(&d.action)
+        self.conditions.as_ref() == Some(&normalized(&d.conditions)) && self.action.as_ref() == Some(&d.action)
     }
 }
 
@@ -52,11 +51,7 @@ fn sorted(v: &[String]) -> Vec<String> {
 
 pub fn action_to_sdk(a: &Action) -> SdkAction {
     match a {
-        Action::FixedResponse {
-            status_code,
-            content_type,
-            message_body,
-        } => SdkAction::builder()
+        Action::FixedResponse { status_code, content_type, message_body } => SdkAction::builder()
             .r#type(ActionTypeEnum::FixedResponse)
             .fixed_response_config(
                 FixedResponseActionConfig::builder()
@@ -66,9 +61,19 @@ pub fn action_to_sdk(a: &Action) -> SdkAction {
                     .build(),
             )
             .build(),
-        Action::Forward { target_group } => SdkAction::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .target_group_arn(target_group)
+        Action::Forward { target_group } => SdkAction::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group).build(),
+        Action::Redirect { protocol, port, host, path, query, status_code } => SdkAction::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .set_protocol(protocol.clone())
+                    .set_port(port.clone())
+                    .set_host(host.clone())
+                    .set_path(path.clone())
+                    .set_query(query.clone())
+                    .status_code(RedirectActionStatusCodeEnum::from(status_code.as_str()))
+                    .build(),
+            )
             .build(),
     }
 }
@@ -81,10 +86,20 @@ pub fn action_from_sdk(actions: &[SdkAction]) -> Option<Action> {
             Some(Action::FixedResponse {
                 status_code: c.status_code()?.to_string(),
                 content_type: c.content_type().map(str::to_string),
-                message_body: c
-                    .message_body()
-                    .filter(|b| !b.is_empty())
-                    .map(str::to_string),
+                message_body: c.message_body().filter(|b| !b.is_empty()).map(str::to_string),
+            })
+        }
+        ActionTypeEnum::Redirect => {
+            let c = a.redirect_config()?;
+            // AWS reports omitted parts as their `#{…}` placeholders.
+            let part = |v: Option<&str>, placeholder: &str| v.filter(|v| *v != placeholder).map(str::to_string);
+            Some(Action::Redirect {
+                protocol: part(c.protocol(), "#{protocol}"),
+                port: part(c.port(), "#{port}"),
+                host: part(c.host(), "#{host}"),
+                path: part(c.path(), "/#{path}"),
+                query: part(c.query(), "#{query}"),
+                status_code: c.status_code()?.as_str().to_string(),
             })
         }
         ActionTypeEnum::Forward => {
@@ -105,19 +120,11 @@ fn condition_to_sdk(c: &Condition) -> RuleCondition {
     match c {
         Condition::HostHeader(v) => RuleCondition::builder()
             .field("host-header")
-            .host_header_config(
-                HostHeaderConditionConfig::builder()
-                    .set_values(Some(v.clone()))
-                    .build(),
-            )
+            .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(v.clone())).build())
             .build(),
         Condition::PathPattern(v) => RuleCondition::builder()
             .field("path-pattern")
-            .path_pattern_config(
-                PathPatternConditionConfig::builder()
-                    .set_values(Some(v.clone()))
-                    .build(),
-            )
+            .path_pattern_config(PathPatternConditionConfig::builder().set_values(Some(v.clone())).build())
             .build(),
     }
 }
@@ -132,12 +139,8 @@ fn conditions_from_sdk(conditions: &[RuleCondition]) -> Option<Vec<Condition>> {
             }
         };
         out.push(match c.field()? {
-            "host-header" => {
-                Condition::HostHeader(values(c.host_header_config().map(|h| h.values())))
-            }
-            "path-pattern" => {
-                Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values())))
-            }
+            "host-header" => Condition::HostHeader(values(c.host_header_config().map(|h| h.values()))),
+            "path-pattern" => Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values()))),
             _ => return None,
         });
     }
@@ -157,22 +160,12 @@ fn from_sdk(r: &SdkRule) -> Option<ActualRule> {
 pub async fn read(aws: &Aws, listener_arn: &str) -> Result<Vec<ActualRule>, Error> {
     let rules = paginate(|marker| async move {
         let out = aws
-            .call(ELBV2, "DescribeRules", || {
-                aws.elbv2
-                    .describe_rules()
-                    .listener_arn(listener_arn)
-                    .set_marker(marker.clone())
-                    .send()
-            })
+            .call(ELBV2, "DescribeRules", || aws.elbv2.describe_rules().listener_arn(listener_arn).set_marker(marker.clone()).send())
             .await?;
         Ok((out.rules.unwrap_or_default(), out.next_marker))
     })
     .await?;
-    Ok(rules
-        .iter()
-        .filter(|r| !r.is_default().unwrap_or(false))
-        .filter_map(from_sdk)
-        .collect())
+    Ok(rules.iter().filter(|r| !r.is_default().unwrap_or(false)).filter_map(from_sdk).collect())
 }
 
 /// The calls that turn `actual` into `desired`.
@@ -189,10 +182,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.delete.is_empty()
-            && self.reprioritize.is_empty()
-            && self.modify.is_empty()
-            && self.create.is_empty()
+        self.delete.is_empty() && self.reprioritize.is_empty() && self.modify.is_empty() && self.create.is_empty()
     }
 }
 
@@ -206,11 +196,9 @@ pub fn plan(actual: &[ActualRule], desired: &[Rule]) -> Plan {
             if pair[di].is_some() {
                 continue;
             }
-            if let Some(ai) = (0..actual.len()).find(|&ai| {
-                !used[ai]
-                    && actual[ai].same_content(d)
-                    && (!same_priority || actual[ai].priority == d.priority)
-            }) {
+            if let Some(ai) = (0..actual.len())
+                .find(|&ai| !used[ai] && actual[ai].same_content(d) && (!same_priority || actual[ai].priority == d.priority))
+            {
                 pair[di] = Some(ai);
                 used[ai] = true;
             }
@@ -243,25 +231,14 @@ pub fn plan(actual: &[ActualRule], desired: &[Rule]) -> Plan {
 }
 
 /// Makes the listener's rules equal `desired` (actions already resolved to ARNs).
-pub async fn sync(
-    aws: &Aws,
-    listener_arn: &str,
-    desired: &[Rule],
-    actual: &mut Vec<ActualRule>,
-) -> Result<(), Error> {
+pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut Vec<ActualRule>) -> Result<(), Error> {
     let plan = plan(actual, desired);
     if plan.is_empty() {
         return Ok(());
     }
-    let mut by_arn: BTreeMap<String, ActualRule> =
-        actual.drain(..).map(|r| (r.arn.clone(), r)).collect();
+    let mut by_arn: BTreeMap<String, ActualRule> = actual.drain(..).map(|r| (r.arn.clone(), r)).collect();
     for arn in &plan.delete {
-        match aws
-            .call(ELBV2, "DeleteRule", || {
-                aws.elbv2.delete_rule().rule_arn(arn).send()
-            })
-            .await
-        {
+        match aws.call(ELBV2, "DeleteRule", || aws.elbv2.delete_rule().rule_arn(arn).send()).await {
             Ok(_) => {}
             Err(e) if e.is_code(&["RuleNotFound"]) => {}
             Err(e) => return Err(e.into()),
@@ -269,23 +246,9 @@ pub async fn sync(
         by_arn.remove(arn);
     }
     if !plan.reprioritize.is_empty() {
-        let pairs: Vec<RulePriorityPair> = plan
-            .reprioritize
-            .iter()
-            .map(|(arn, p)| {
-                RulePriorityPair::builder()
-                    .rule_arn(arn)
-                    .priority(*p)
-                    .build()
-            })
-            .collect();
-        aws.call(ELBV2, "SetRulePriorities", || {
-            aws.elbv2
-                .set_rule_priorities()
-                .set_rule_priorities(Some(pairs.clone()))
-                .send()
-        })
-        .await?;
+        let pairs: Vec<RulePriorityPair> =
+            plan.reprioritize.iter().map(|(arn, p)| RulePriorityPair::builder().rule_arn(arn).priority(*p).build()).collect();
+        aws.call(ELBV2, "SetRulePriorities", || aws.elbv2.set_rule_priorities().set_rule_priorities(Some(pairs.clone())).send()).await?;
         for (arn, p) in &plan.reprioritize {
             if let Some(r) = by_arn.get_mut(arn) {
                 r.priority = *p;
@@ -322,20 +285,10 @@ pub async fn sync(
                     .send()
             })
             .await?;
-        let arn = out
-            .rules()
-            .first()
-            .and_then(|r| r.rule_arn())
-            .unwrap_or_default()
-            .to_string();
+        let arn = out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
         by_arn.insert(
             arn.clone(),
-            ActualRule {
-                arn,
-                priority: d.priority,
-                conditions: Some(normalized(&d.conditions)),
-                action: Some(d.action.clone()),
-            },
+            ActualRule { arn, priority: d.priority, conditions: Some(normalized(&d.conditions)), action: Some(d.action.clone()) },
         );
     }
     *actual = by_arn.into_values().collect();
@@ -352,20 +305,13 @@ mod tests {
         Rule {
             priority,
             conditions: vec![Condition::PathPattern(vec![path.into()])],
-            action: Action::Forward {
-                target_group: tg.into(),
-            },
+            action: Action::Forward { target_group: tg.into() },
             tags: Tags::new(),
         }
     }
 
     fn actual(arn: &str, r: &Rule) -> ActualRule {
-        ActualRule {
-            arn: arn.into(),
-            priority: r.priority,
-            conditions: Some(normalized(&r.conditions)),
-            action: Some(r.action.clone()),
-        }
+        ActualRule { arn: arn.into(), priority: r.priority, conditions: Some(normalized(&r.conditions)), action: Some(r.action.clone()) }
     }
 
     #[test]
@@ -380,24 +326,14 @@ mod tests {
         let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
         let a = vec![actual("r1", &before[0]), actual("r2", &before[1])];
         let d = vec![rule(1, "/a", "tg1"), rule(2, "/c", "tg2")];
-        assert_eq!(
-            plan(&a, &d),
-            Plan {
-                modify: vec![("r2".into(), 1)],
-                ..Plan::default()
-            }
-        );
+        assert_eq!(plan(&a, &d), Plan { modify: vec![("r2".into(), 1)], ..Plan::default() });
     }
 
     #[test]
     fn an_inserted_rule_moves_the_others_without_recreating_them() {
         let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2")];
         let a = vec![actual("r1", &before[0]), actual("r2", &before[1])];
-        let d = vec![
-            rule(1, "/new", "tg3"),
-            rule(2, "/a", "tg1"),
-            rule(3, "/b", "tg2"),
-        ];
+        let d = vec![rule(1, "/new", "tg3"), rule(2, "/a", "tg1"), rule(3, "/b", "tg2")];
         let p = plan(&a, &d);
         assert_eq!(p.reprioritize, vec![("r1".into(), 2), ("r2".into(), 3)]);
         assert_eq!(p.create, vec![0]);
@@ -406,16 +342,8 @@ mod tests {
 
     #[test]
     fn removed_rules_are_deleted() {
-        let before = [
-            rule(1, "/a", "tg1"),
-            rule(2, "/b", "tg2"),
-            rule(3, "/c", "tg3"),
-        ];
-        let a: Vec<_> = before
-            .iter()
-            .enumerate()
-            .map(|(i, r)| actual(&format!("r{i}"), r))
-            .collect();
+        let before = [rule(1, "/a", "tg1"), rule(2, "/b", "tg2"), rule(3, "/c", "tg3")];
+        let a: Vec<_> = before.iter().enumerate().map(|(i, r)| actual(&format!("r{i}"), r)).collect();
         let d = vec![rule(1, "/a", "tg1"), rule(2, "/c", "tg3")];
         let p = plan(&a, &d);
         assert_eq!(p.delete, vec!["r1".to_string()]);
@@ -435,14 +363,33 @@ mod tests {
     fn sdk_round_trip_of_actions_and_conditions() {
         let a = Action::fixed("503");
         assert_eq!(action_from_sdk(&[action_to_sdk(&a)]), Some(a));
-        let f = Action::Forward {
-            target_group: "arn:tg".into(),
-        };
+        let f = Action::Forward { target_group: "arn:tg".into() };
         assert_eq!(action_from_sdk(&[action_to_sdk(&f)]), Some(f));
-        let c = vec![
-            Condition::PathPattern(vec!["/b".into(), "/a".into()]),
-            Condition::HostHeader(vec!["x".into()]),
-        ];
+        let r = Action::Redirect {
+            protocol: Some("HTTPS".into()),
+            port: Some("443".into()),
+            host: None,
+            path: None,
+            query: None,
+            status_code: "HTTP_301".into(),
+        };
+        assert_eq!(action_from_sdk(&[action_to_sdk(&r)]), Some(r.clone()));
+        // What AWS answers for the same redirect, placeholders filled in.
+        let described = SdkAction::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .protocol("HTTPS")
+                    .port("443")
+                    .host("#{host}")
+                    .path("/#{path}")
+                    .query("#{query}")
+                    .status_code(RedirectActionStatusCodeEnum::Http301)
+                    .build(),
+            )
+            .build();
+        assert_eq!(action_from_sdk(&[described]), Some(r));
+        let c = vec![Condition::PathPattern(vec!["/b".into(), "/a".into()]), Condition::HostHeader(vec!["x".into()])];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
     }

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification};
 
 use super::{Error, Target};
 use crate::model::{Permission, SecurityGroup, TAG_CLUSTER, TAG_RESOURCE, TAG_STACK};
@@ -28,28 +26,12 @@ pub async fn read(t: &Target<'_>, stack: &str) -> Result<Option<ActualSecurityGr
     ];
     let out = t
         .aws
-        .call(EC2, "DescribeSecurityGroups", || {
-            t.aws
-                .ec2
-                .describe_security_groups()
-                .set_filters(Some(filters.clone()))
-                .send()
-        })
+        .call(EC2, "DescribeSecurityGroups", || t.aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).send())
         .await?;
-    Ok(out
-        .security_groups
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .map(|sg| ActualSecurityGroup {
-            id: sg.group_id.unwrap_or_default(),
-            ingress: sg
-                .ip_permissions
-                .unwrap_or_default()
-                .iter()
-                .flat_map(permissions_from_sdk)
-                .collect(),
-        }))
+    Ok(out.security_groups.unwrap_or_default().into_iter().next().map(|sg| ActualSecurityGroup {
+        id: sg.group_id.unwrap_or_default(),
+        ingress: sg.ip_permissions.unwrap_or_default().iter().flat_map(permissions_from_sdk).collect(),
+    }))
 }
 
 fn permissions_from_sdk(p: &IpPermission) -> Vec<Permission> {
@@ -59,56 +41,29 @@ fn permissions_from_sdk(p: &IpPermission) -> Vec<Permission> {
         to_port: p.to_port().unwrap_or_default(),
         cidr: cidr.to_string(),
     };
-    p.ip_ranges()
-        .iter()
-        .filter_map(|r| r.cidr_ip())
-        .chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
-        .map(base)
-        .collect()
+    p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).chain(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6())).map(base).collect()
 }
 
 fn permission_to_sdk(p: &Permission) -> IpPermission {
-    let b = IpPermission::builder()
-        .ip_protocol(&p.protocol)
-        .from_port(p.from_port)
-        .to_port(p.to_port);
+    let b = IpPermission::builder().ip_protocol(&p.protocol).from_port(p.from_port).to_port(p.to_port);
     if p.cidr.contains(':') {
-        b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(&p.cidr).build())
-            .build()
+        b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(&p.cidr).build()).build()
     } else {
-        b.ip_ranges(IpRange::builder().cidr_ip(&p.cidr).build())
-            .build()
+        b.ip_ranges(IpRange::builder().cidr_ip(&p.cidr).build()).build()
     }
 }
 
 /// Inbound rules to add and to remove.
-pub fn diff(
-    actual: &BTreeSet<Permission>,
-    desired: &BTreeSet<Permission>,
-) -> (Vec<Permission>, Vec<Permission>) {
-    (
-        desired.difference(actual).cloned().collect(),
-        actual.difference(desired).cloned().collect(),
-    )
+pub fn diff(actual: &BTreeSet<Permission>, desired: &BTreeSet<Permission>) -> (Vec<Permission>, Vec<Permission>) {
+    (desired.difference(actual).cloned().collect(), actual.difference(desired).cloned().collect())
 }
 
 /// Ensures the group exists with exactly the desired inbound rules; returns its ID.
-pub async fn sync(
-    t: &Target<'_>,
-    desired: &SecurityGroup,
-    actual: &mut Option<ActualSecurityGroup>,
-) -> Result<String, Error> {
+pub async fn sync(t: &Target<'_>, desired: &SecurityGroup, actual: &mut Option<ActualSecurityGroup>) -> Result<String, Error> {
     let aws = t.aws;
     if actual.is_none() {
-        let tags: Vec<Tag> = desired
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        let spec = TagSpecification::builder()
-            .resource_type(ResourceType::SecurityGroup)
-            .set_tags(Some(tags))
-            .build();
+        let tags: Vec<Tag> = desired.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        let spec = TagSpecification::builder().resource_type(ResourceType::SecurityGroup).set_tags(Some(tags)).build();
         let out = aws
             .call(EC2, "CreateSecurityGroup", || {
                 aws.ec2
@@ -120,37 +75,23 @@ pub async fn sync(
                     .send()
             })
             .await?;
-        let id = out.group_id.ok_or(crate::aws::Error::Response {
-            operation: "CreateSecurityGroup",
-            what: "no GroupId".into(),
-        })?;
+        let id = out.group_id.ok_or(crate::aws::Error::Response { operation: "CreateSecurityGroup", what: "no GroupId".into() })?;
         tracing::info!(%id, name = %desired.name, "created security group");
-        *actual = Some(ActualSecurityGroup {
-            id,
-            ingress: BTreeSet::new(),
-        });
+        *actual = Some(ActualSecurityGroup { id, ingress: BTreeSet::new() });
     }
     let sg = actual.as_mut().expect("set above");
     let (add, remove) = diff(&sg.ingress, &desired.ingress);
     if !add.is_empty() {
         let perms: Vec<IpPermission> = add.iter().map(permission_to_sdk).collect();
         aws.call(EC2, "AuthorizeSecurityGroupIngress", || {
-            aws.ec2
-                .authorize_security_group_ingress()
-                .group_id(&sg.id)
-                .set_ip_permissions(Some(perms.clone()))
-                .send()
+            aws.ec2.authorize_security_group_ingress().group_id(&sg.id).set_ip_permissions(Some(perms.clone())).send()
         })
         .await?;
     }
     if !remove.is_empty() {
         let perms: Vec<IpPermission> = remove.iter().map(permission_to_sdk).collect();
         aws.call(EC2, "RevokeSecurityGroupIngress", || {
-            aws.ec2
-                .revoke_security_group_ingress()
-                .group_id(&sg.id)
-                .set_ip_permissions(Some(perms.clone()))
-                .send()
+            aws.ec2.revoke_security_group_ingress().group_id(&sg.id).set_ip_permissions(Some(perms.clone())).send()
         })
         .await?;
     }
@@ -163,12 +104,7 @@ pub async fn delete(t: &Target<'_>, actual: &mut Option<ActualSecurityGroup>) ->
         return Ok(());
     };
     let aws = t.aws;
-    match aws
-        .call(EC2, "DeleteSecurityGroup", || {
-            aws.ec2.delete_security_group().group_id(&sg.id).send()
-        })
-        .await
-    {
+    match aws.call(EC2, "DeleteSecurityGroup", || aws.ec2.delete_security_group().group_id(&sg.id).send()).await {
         Ok(_) => tracing::info!(id = %sg.id, "deleted security group"),
         Err(e) if e.is_code(&["InvalidGroup.NotFound"]) => {}
         // DependencyViolation while the deleted load balancer's interfaces drain: retried later.
@@ -183,12 +119,7 @@ mod tests {
     use super::*;
 
     fn p(port: i32, cidr: &str) -> Permission {
-        Permission {
-            protocol: "tcp".into(),
-            from_port: port,
-            to_port: port,
-            cidr: cidr.into(),
-        }
+        Permission { protocol: "tcp".into(), from_port: port, to_port: port, cidr: cidr.into() }
     }
 
     #[test]

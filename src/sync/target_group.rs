@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_elasticloadbalancingv2::types::{
-    Matcher, ProtocolEnum, TargetGroup as SdkTargetGroup, TargetHealthStateEnum, TargetTypeEnum,
-};
+use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup as SdkTargetGroup, TargetHealthStateEnum, TargetTypeEnum};
 
 use super::{Error, Target, elbv2_tags};
 use crate::aws::Aws;
@@ -38,18 +36,11 @@ fn health_check_from_sdk(tg: &SdkTargetGroup) -> HealthCheck {
         timeout_seconds: tg.health_check_timeout_seconds().unwrap_or_default(),
         healthy_threshold: tg.healthy_threshold_count().unwrap_or_default(),
         unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or_default(),
-        success_codes: tg
-            .matcher()
-            .and_then(|m| m.http_code())
-            .unwrap_or_default()
-            .to_string(),
+        success_codes: tg.matcher().and_then(|m| m.http_code()).unwrap_or_default().to_string(),
     }
 }
 
-pub async fn read(
-    aws: &Aws,
-    tgs: Vec<(SdkTargetGroup, Tags)>,
-) -> Result<Vec<ActualTargetGroup>, Error> {
+pub async fn read(aws: &Aws, tgs: Vec<(SdkTargetGroup, Tags)>) -> Result<Vec<ActualTargetGroup>, Error> {
     let mut out = Vec::new();
     for (tg, _tags) in tgs {
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
@@ -65,27 +56,15 @@ pub async fn read(
 }
 
 async fn read_targets(aws: &Aws, arn: &str) -> Result<BTreeSet<model::Target>, Error> {
-    let out = aws
-        .call(ELBV2, "DescribeTargetHealth", || {
-            aws.elbv2
-                .describe_target_health()
-                .target_group_arn(arn)
-                .send()
-        })
-        .await?;
+    let out = aws.call(ELBV2, "DescribeTargetHealth", || aws.elbv2.describe_target_health().target_group_arn(arn).send()).await?;
     Ok(out
         .target_health_descriptions
         .unwrap_or_default()
         .into_iter()
-        .filter(|d| {
-            d.target_health().and_then(|h| h.state()) != Some(&TargetHealthStateEnum::Draining)
-        })
+        .filter(|d| d.target_health().and_then(|h| h.state()) != Some(&TargetHealthStateEnum::Draining))
         .filter_map(|d| {
             let t = d.target?;
-            Some(model::Target {
-                id: t.id?,
-                port: t.port.unwrap_or_default(),
-            })
+            Some(model::Target { id: t.id?, port: t.port.unwrap_or_default() })
         })
         .collect())
 }
@@ -155,21 +134,11 @@ pub async fn create_missing(
             .unwrap_or_default()
             .into_iter()
             .next()
-            .ok_or(crate::aws::Error::Response {
-                operation: "CreateTargetGroup",
-                what: "no target group in the response".into(),
-            })?;
+            .ok_or(crate::aws::Error::Response { operation: "CreateTargetGroup", what: "no target group in the response".into() })?;
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         tracing::info!(%arn, name = %d.name, "created target group");
-        t.inventory
-            .put_target_group(stack, tg, d.tags.clone())
-            .await;
-        actual.push(ActualTargetGroup {
-            arn: arn.clone(),
-            name: d.name.clone(),
-            health_check: hc.clone(),
-            targets: BTreeSet::new(),
-        });
+        t.inventory.put_target_group(stack, tg, d.tags.clone()).await;
+        actual.push(ActualTargetGroup { arn: arn.clone(), name: d.name.clone(), health_check: hc.clone(), targets: BTreeSet::new() });
         arns.insert(d.resource_id.clone(), arn);
     }
     Ok(arns)
@@ -190,15 +159,7 @@ pub async fn delete_unwanted(
             kept.push(a);
             continue;
         }
-        match aws
-            .call(ELBV2, "DeleteTargetGroup", || {
-                aws.elbv2
-                    .delete_target_group()
-                    .target_group_arn(&a.arn)
-                    .send()
-            })
-            .await
-        {
+        match aws.call(ELBV2, "DeleteTargetGroup", || aws.elbv2.delete_target_group().target_group_arn(&a.arn).send()).await {
             Ok(_) => tracing::info!(arn = %a.arn, "deleted target group"),
             Err(e) if e.is_code(&["TargetGroupNotFound"]) => {}
             Err(e) => {

@@ -15,24 +15,14 @@ const TARGETS_PER_CALL: usize = 500;
 
 /// Targets to register and to deregister.
 pub fn diff(actual: &BTreeSet<Target>, desired: &BTreeSet<Target>) -> (Vec<Target>, Vec<Target>) {
-    (
-        desired.difference(actual).cloned().collect(),
-        actual.difference(desired).cloned().collect(),
-    )
+    (desired.difference(actual).cloned().collect(), actual.difference(desired).cloned().collect())
 }
 
 fn to_sdk(targets: &[Target]) -> Vec<TargetDescription> {
-    targets
-        .iter()
-        .map(|t| TargetDescription::builder().id(&t.id).port(t.port).build())
-        .collect()
+    targets.iter().map(|t| TargetDescription::builder().id(&t.id).port(t.port).build()).collect()
 }
 
-pub async fn sync(
-    aws: &Aws,
-    desired: &[TargetGroup],
-    actual: &mut [ActualTargetGroup],
-) -> Result<(), Error> {
+pub async fn sync(aws: &Aws, desired: &[TargetGroup], actual: &mut [ActualTargetGroup]) -> Result<(), Error> {
     for d in desired {
         let Some(a) = actual.iter_mut().find(|a| a.name == d.name) else {
             continue;
@@ -41,11 +31,7 @@ pub async fn sync(
         for chunk in register.chunks(TARGETS_PER_CALL) {
             let targets = to_sdk(chunk);
             aws.call(ELBV2, "RegisterTargets", || {
-                aws.elbv2
-                    .register_targets()
-                    .target_group_arn(&a.arn)
-                    .set_targets(Some(targets.clone()))
-                    .send()
+                aws.elbv2.register_targets().target_group_arn(&a.arn).set_targets(Some(targets.clone())).send()
             })
             .await?;
             a.targets.extend(chunk.iter().cloned());
@@ -54,11 +40,7 @@ pub async fn sync(
         for chunk in deregister.chunks(TARGETS_PER_CALL) {
             let targets = to_sdk(chunk);
             aws.call(ELBV2, "DeregisterTargets", || {
-                aws.elbv2
-                    .deregister_targets()
-                    .target_group_arn(&a.arn)
-                    .set_targets(Some(targets.clone()))
-                    .send()
+                aws.elbv2.deregister_targets().target_group_arn(&a.arn).set_targets(Some(targets.clone())).send()
             })
             .await?;
             for t in chunk {
@@ -75,19 +57,13 @@ mod tests {
     use super::*;
 
     fn t(ip: &str) -> Target {
-        Target {
-            id: ip.into(),
-            port: 8080,
-        }
+        Target { id: ip.into(), port: 8080 }
     }
 
     #[test]
     fn diff_registers_new_and_deregisters_gone() {
         let actual = BTreeSet::from([t("10.0.0.1"), t("10.0.0.2")]);
         let desired = BTreeSet::from([t("10.0.0.2"), t("10.0.0.3")]);
-        assert_eq!(
-            diff(&actual, &desired),
-            (vec![t("10.0.0.3")], vec![t("10.0.0.1")])
-        );
+        assert_eq!(diff(&actual, &desired), (vec![t("10.0.0.3")], vec![t("10.0.0.1")]));
     }
 }

@@ -36,31 +36,36 @@ pub struct Bed {
 }
 
 fn require_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: integration tests run on the bed that `make test` starts")
-    })
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: integration tests run on the bed that `make test` starts"))
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Bed {
     /// Seeds a fresh AWS account, creates a namespace, and starts a controller watching it.
     pub async fn start(test: &str) -> Bed {
+        Self::start_with_bin(test, std::path::Path::new(env!("CARGO_BIN_EXE_alb-controller"))).await
+    }
+
+    /// As [`Bed::start`], with the controller binary from `ALB_CONTROLLER_BIN` when set
+    /// (e.g. a release build for the benchmark), else the one Cargo built for this target.
+    pub async fn start_from_env(test: &str) -> Bed {
+        let bin = std::env::var_os("ALB_CONTROLLER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alb-controller")));
+        Self::start_with_bin(test, &bin).await
+    }
+
+    /// As [`Bed::start`], running the controller binary at `bin`.
+    pub async fn start_with_bin(test: &str, bin: &std::path::Path) -> Bed {
         require_env("KUBECONFIG");
         require_env("AWS_ENDPOINT_URL");
         let suffix: u32 = rand::random_range(100_000..999_999);
         let ns = format!("{test}-{suffix}");
         let cluster = format!("c{suffix}");
-        let account = format!(
-            "{}",
-            rand::random_range(100_000_000_000u64..999_999_999_999)
-        );
+        let account = format!("{}", rand::random_range(100_000_000_000u64..999_999_999_999));
 
         let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
             .args(["--cluster", &cluster])
@@ -68,24 +73,13 @@ impl Bed {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .output()
             .expect("run localstack/seed.sh");
-        assert!(
-            seed.status.success(),
-            "seed failed: {}",
-            String::from_utf8_lossy(&seed.stderr)
-        );
-        let seeded: serde_json::Value =
-            serde_json::from_slice(&seed.stdout).expect("seed prints JSON");
+        assert!(seed.status.success(), "seed failed: {}", String::from_utf8_lossy(&seed.stderr));
+        let seeded: serde_json::Value = serde_json::from_slice(&seed.stdout).expect("seed prints JSON");
         let vpc_id = seeded["vpc_id"].as_str().unwrap().to_string();
 
-        let client = Client::try_default()
-            .await
-            .expect("kube client from KUBECONFIG");
-        let namespace: Namespace =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
+        let client = Client::try_default().await.expect("kube client from KUBECONFIG");
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
         ensure_ingress_class(&client).await;
 
         let creds = elbv2::config::Credentials::new(&account, "test", None, None, "test");
@@ -98,20 +92,9 @@ impl Bed {
         let metrics_port = free_port();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
-        let controller = Command::new(env!("CARGO_BIN_EXE_alb-controller"))
-            .args([
-                "run",
-                "--cluster-name",
-                &cluster,
-                "--aws-vpc-id",
-                &vpc_id,
-                "--watch-namespace",
-                &ns,
-            ])
-            .args([
-                "--metrics-bind-address",
-                &format!("127.0.0.1:{metrics_port}"),
-            ])
+        let controller = Command::new(bin)
+            .args(["run", "--cluster-name", &cluster, "--aws-vpc-id", &vpc_id, "--watch-namespace", &ns])
+            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
             .env("AWS_ACCESS_KEY_ID", &account)
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
@@ -153,18 +136,10 @@ impl Bed {
             let kind = v["kind"].as_str().unwrap().to_string();
             let pp = PostParams::default();
             match kind.as_str() {
-                "Ingress" => drop(
-                    self.api::<Ingress>()
-                        .create(&pp, &serde_json::from_value(v).unwrap())
-                        .await
-                        .unwrap(),
-                ),
-                "Service" => drop(
-                    self.api::<k8s_openapi::api::core::v1::Service>()
-                        .create(&pp, &serde_json::from_value(v).unwrap())
-                        .await
-                        .unwrap(),
-                ),
+                "Ingress" => drop(self.api::<Ingress>().create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap()),
+                "Service" => {
+                    drop(self.api::<k8s_openapi::api::core::v1::Service>().create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap())
+                }
                 "EndpointSlice" => drop(
                     self.api::<k8s_openapi::api::discovery::v1::EndpointSlice>()
                         .create(&pp, &serde_json::from_value(v).unwrap())
@@ -178,59 +153,32 @@ impl Bed {
 
     pub async fn hostname(&self, ingress: &str) -> Option<String> {
         let ing = self.api::<Ingress>().get_opt(ingress).await.unwrap()?;
-        ing.status?
-            .load_balancer?
-            .ingress?
-            .first()?
-            .hostname
-            .clone()
+        ing.status?.load_balancer?.ingress?.first()?.hostname.clone()
     }
 
     pub async fn wait_hostname(&self, ingress: &str) -> String {
-        eventually(
-            &format!("{ingress} gets a hostname (log: {})", self.log.display()),
-            Duration::from_secs(90),
-            || self.hostname(ingress),
-        )
-        .await
+        eventually(&format!("{ingress} gets a hostname (log: {})", self.log.display()), Duration::from_secs(90), || self.hostname(ingress))
+            .await
     }
 
     /// Warning Event messages on an Ingress.
     pub async fn warnings(&self, ingress: &str) -> Vec<String> {
         let lp = ListParams::default().fields(&format!("involvedObject.name={ingress}"));
         let events = self.api::<Event>().list(&lp).await.unwrap();
-        events
-            .items
-            .into_iter()
-            .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .filter_map(|e| e.message)
-            .collect()
+        events.items.into_iter().filter(|e| e.type_.as_deref() == Some("Warning")).filter_map(|e| e.message).collect()
     }
 
     pub async fn wait_warning(&self, ingress: &str, needle: &str) -> String {
-        eventually(
-            &format!("a Warning Event on {ingress} containing {needle:?}"),
-            Duration::from_secs(60),
-            || async {
-                self.warnings(ingress)
-                    .await
-                    .into_iter()
-                    .find(|m| m.contains(needle))
-            },
-        )
+        eventually(&format!("a Warning Event on {ingress} containing {needle:?}"), Duration::from_secs(60), || async {
+            self.warnings(ingress).await.into_iter().find(|m| m.contains(needle))
+        })
         .await
     }
 
     // ---- AWS, read back through the API ----
 
     pub async fn load_balancers(&self) -> Vec<LoadBalancer> {
-        self.elbv2
-            .describe_load_balancers()
-            .send()
-            .await
-            .unwrap()
-            .load_balancers
-            .unwrap_or_default()
+        self.elbv2.describe_load_balancers().send().await.unwrap().load_balancers.unwrap_or_default()
     }
 
     pub async fn load_balancer_by_dns(&self, dns: &str) -> LoadBalancer {
@@ -242,48 +190,23 @@ impl Bed {
     }
 
     pub async fn tags(&self, arn: &str) -> BTreeMap<String, String> {
-        let out = self
-            .elbv2
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
+        let out = self.elbv2.describe_tags().resource_arns(arn).send().await.unwrap();
         out.tag_descriptions()
             .iter()
             .flat_map(|d| d.tags())
-            .filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            })
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect()
     }
 
     /// ARNs of load balancers and target groups tagged with this test's cluster and `stack`.
     pub async fn stack_arns(&self, stack: &str) -> Vec<String> {
-        let mut arns: Vec<String> = self
-            .load_balancers()
-            .await
-            .iter()
-            .filter_map(|lb| lb.load_balancer_arn.clone())
-            .collect();
-        let tgs = self
-            .elbv2
-            .describe_target_groups()
-            .send()
-            .await
-            .unwrap()
-            .target_groups
-            .unwrap_or_default();
+        let mut arns: Vec<String> = self.load_balancers().await.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
+        let tgs = self.elbv2.describe_target_groups().send().await.unwrap().target_groups.unwrap_or_default();
         arns.extend(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()));
         let mut out = Vec::new();
         for arn in arns {
             let tags = self.tags(&arn).await;
-            if tags.get(TAG_CLUSTER) == Some(&self.cluster)
-                && tags.get(TAG_STACK).map(String::as_str) == Some(stack)
-            {
+            if tags.get(TAG_CLUSTER) == Some(&self.cluster) && tags.get(TAG_STACK).map(String::as_str) == Some(stack) {
                 out.push(arn);
             }
         }
@@ -291,12 +214,7 @@ impl Bed {
     }
 
     pub async fn stack_security_groups(&self, stack: &str) -> Vec<String> {
-        let f = |k: &str, v: &str| {
-            aws_sdk_ec2::types::Filter::builder()
-                .name(k)
-                .values(v)
-                .build()
-        };
+        let f = |k: &str, v: &str| aws_sdk_ec2::types::Filter::builder().name(k).values(v).build();
         let out = self
             .ec2
             .describe_security_groups()
@@ -305,21 +223,11 @@ impl Bed {
             .send()
             .await
             .unwrap();
-        out.security_groups()
-            .iter()
-            .filter_map(|g| g.group_id.clone())
-            .collect()
+        out.security_groups().iter().filter_map(|g| g.group_id.clone()).collect()
     }
 
     pub async fn listeners(&self, lb_arn: &str) -> Vec<Listener> {
-        self.elbv2
-            .describe_listeners()
-            .load_balancer_arn(lb_arn)
-            .send()
-            .await
-            .unwrap()
-            .listeners
-            .unwrap_or_default()
+        self.elbv2.describe_listeners().load_balancer_arn(lb_arn).send().await.unwrap().listeners.unwrap_or_default()
     }
 
     /// Non-default rules in priority order.
@@ -336,56 +244,44 @@ impl Bed {
             .into_iter()
             .filter(|r| !r.is_default().unwrap_or(false))
             .collect();
-        rules.sort_by_key(|r| {
-            r.priority()
-                .unwrap_or_default()
-                .parse::<i32>()
-                .unwrap_or(i32::MAX)
-        });
+        rules.sort_by_key(|r| r.priority().unwrap_or_default().parse::<i32>().unwrap_or(i32::MAX));
         rules
     }
 
     pub async fn target_group(&self, arn: &str) -> TargetGroup {
-        self.elbv2
-            .describe_target_groups()
-            .target_group_arns(arn)
-            .send()
-            .await
-            .unwrap()
-            .target_groups
-            .unwrap_or_default()
-            .remove(0)
+        self.elbv2.describe_target_groups().target_group_arns(arn).send().await.unwrap().target_groups.unwrap_or_default().remove(0)
     }
 
     pub async fn targets(&self, tg_arn: &str) -> BTreeSet<(String, i32)> {
-        let out = self
-            .elbv2
-            .describe_target_health()
-            .target_group_arn(tg_arn)
-            .send()
-            .await
-            .unwrap();
+        let out = self.elbv2.describe_target_health().target_group_arn(tg_arn).send().await.unwrap();
         out.target_health_descriptions()
             .iter()
             .filter_map(|d| d.target())
-            .map(|t| {
-                (
-                    t.id().unwrap_or_default().to_string(),
-                    t.port().unwrap_or_default(),
-                )
-            })
+            .map(|t| (t.id().unwrap_or_default().to_string(), t.port().unwrap_or_default()))
             .collect()
+    }
+
+    // ---- the controller process ----
+
+    /// The controller's process id (for /proc/<pid>/status).
+    pub fn controller_pid(&self) -> u32 {
+        self.controller.id()
+    }
+
+    /// `Some(status)` once the controller process has exited.
+    pub fn controller_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.controller.try_wait().ok().flatten()
+    }
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
     }
 
     // ---- the controller's own metrics ----
 
     pub async fn metrics(&self) -> String {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
-            .await
-            .expect("metrics endpoint");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await.expect("metrics endpoint");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).await.unwrap();
         body
@@ -394,19 +290,14 @@ impl Bed {
     /// `alb_controller_aws_api_calls_total` by operation, summed over outcomes.
     pub async fn aws_calls(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for (labels, value) in samples(&self.metrics().await, "alb_controller_aws_api_calls_total")
-        {
-            *out.entry(labels.get("operation").cloned().unwrap_or_default())
-                .or_default() += value as u64;
+        for (labels, value) in samples(&self.metrics().await, "alb_controller_aws_api_calls_total") {
+            *out.entry(labels.get("operation").cloned().unwrap_or_default()).or_default() += value as u64;
         }
         out
     }
 
     pub async fn reconciles(&self) -> u64 {
-        samples(&self.metrics().await, "alb_controller_reconciles_total")
-            .iter()
-            .map(|(_, v)| *v as u64)
-            .sum()
+        samples(&self.metrics().await, "alb_controller_reconciles_total").iter().map(|(_, v)| *v as u64).sum()
     }
 
     /// Waits until the controller has not reconciled anything for 1.5 s; returns the
@@ -423,11 +314,7 @@ impl Bed {
             } else if since.elapsed() > Duration::from_millis(1500) {
                 return now;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the controller never went quiet (log: {})",
-                self.log.display()
-            );
+            assert!(Instant::now() < deadline, "the controller never went quiet (log: {})", self.log.display());
         }
     }
 }
@@ -445,10 +332,7 @@ async fn ensure_ingress_class(client: &Client) {
         "spec": {"controller": "ingress.k8s.aws/alb"}
     }))
     .unwrap();
-    match Api::<IngressClass>::all(client.clone())
-        .create(&PostParams::default(), &class)
-        .await
-    {
+    match Api::<IngressClass>::all(client.clone()).create(&PostParams::default(), &class).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("creating IngressClass alb: {e}"),
@@ -474,12 +358,7 @@ pub fn samples(text: &str, metric: &str) -> Vec<(BTreeMap<String, String>, f64)>
             .split("\",")
             .filter(|kv| !kv.is_empty())
             .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.trim_matches(',').to_string(),
-                    v.trim_matches('"').to_string(),
-                )
-            })
+            .map(|(k, v)| (k.trim_matches(',').to_string(), v.trim_matches('"').to_string()))
             .collect();
         if let Ok(v) = value.trim().split(' ').next().unwrap_or("").parse() {
             out.push((labels, v));
@@ -499,16 +378,11 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 pub fn is_mutating(operation: &str) -> bool {
-    !(operation.starts_with("Describe")
-        || operation.starts_with("Get")
-        || operation.starts_with("List"))
+    !(operation.starts_with("Describe") || operation.starts_with("Get") || operation.starts_with("List"))
 }

@@ -1,0 +1,275 @@
+//! The reconcile of one Ingress: it brings every group the Ingress is in, or has left,
+//! to its desired state. The unit of work is the group: one group = one ALB.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+
+use super::k8s_writes::{patch_status, publish, set_finalizer};
+use super::{Context, Converged, Error, SERVICE_NAME_LABEL, backend_services};
+use crate::k8s::annotations::{PREFIX, parse_group_name};
+use crate::model::{self, GroupId, ObjKey, Stack};
+use crate::sync;
+
+/// Finalizer of an Ingress that is its own group (LBC's name).
+pub const FINALIZER: &str = "ingress.k8s.aws/resources";
+/// Finalizer prefix of an Ingress in an explicit group (LBC's name).
+const GROUP_FINALIZER_PREFIX: &str = "group.ingress.k8s.aws/";
+
+fn finalizer_of(group: &GroupId) -> String {
+    match group {
+        GroupId::Implicit { .. } => FINALIZER.to_string(),
+        GroupId::Explicit(name) => format!("{GROUP_FINALIZER_PREFIX}{name}"),
+    }
+}
+
+fn key_of(ing: &Ingress) -> ObjKey {
+    ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }
+}
+
+/// The group an Ingress asks to be in.
+fn group_of(ing: &Ingress) -> Result<GroupId, String> {
+    match ing.annotations().get(&format!("{PREFIX}group.name")) {
+        Some(name) => parse_group_name(name.trim()).map(GroupId::Explicit).map_err(|e| format!("annotation {PREFIX}group.name: {e}")),
+        None => Ok(GroupId::Implicit { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }),
+    }
+}
+
+/// The groups an Ingress's finalizers say it has resources in.
+fn groups_of_finalizers(ing: &Ingress) -> Vec<(String, GroupId)> {
+    ing.finalizers()
+        .iter()
+        .filter_map(|f| {
+            if f == FINALIZER {
+                Some((f.clone(), GroupId::Implicit { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }))
+            } else {
+                f.strip_prefix(GROUP_FINALIZER_PREFIX).map(|g| (f.clone(), GroupId::Explicit(g.to_string())))
+            }
+        })
+        .collect()
+}
+
+pub async fn reconcile(ing: Arc<Ingress>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = reconcile_ingress(&ing, &ctx).await;
+    let label = match &result {
+        Ok(_) => "success",
+        Err(e) => e.category(),
+    };
+    ctx.metrics.reconciled(label, start.elapsed().as_secs_f64());
+    if let Err(e) = &result
+        && !matches!(e, Error::NotReady(_))
+    {
+        let reason = if ing.metadata.deletion_timestamp.is_some() { "FailedCleanup" } else { "FailedDeployModel" };
+        publish(&ctx, &ing, EventType::Warning, reason, e.to_string()).await;
+    }
+    result
+}
+
+/// Our Ingress, not being deleted.
+fn is_active(ctx: &Context, ing: &Ingress) -> bool {
+    ing.metadata.deletion_timestamp.is_none() && ctx.filter.is_ours(ing, ctx.classes.state().iter().map(Arc::as_ref))
+}
+
+async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error> {
+    wait_synced(ctx).await?;
+    let mut ing = ing.clone();
+    let current = if is_active(ctx, &ing) {
+        match group_of(&ing) {
+            Ok(g) => Some(g),
+            Err(message) => {
+                publish(ctx, &ing, EventType::Warning, "FailedBuildModel", message).await;
+                return Ok(Action::await_change());
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(group) = &current {
+        // Before any AWS resource exists for it.
+        ing = set_finalizer(ctx, &ing, &finalizer_of(group), true).await?;
+        reconcile_group(ctx, group).await?;
+    }
+    // Groups this Ingress left (or all of them, when it is deleted or no longer ours):
+    // resync them without it, then let it go. Never blocked by its own configuration.
+    for (finalizer, group) in groups_of_finalizers(&ing) {
+        if Some(&group) != current.as_ref() {
+            reconcile_group(ctx, &group).await?;
+            ing = set_finalizer(ctx, &ing, &finalizer, false).await?;
+            if current.is_none() && ing.metadata.deletion_timestamp.is_none() {
+                patch_status(ctx, &ing, None).await?;
+            }
+            tracing::info!(ingress = %key_of(&ing), %group, "released the Ingress from its group");
+        }
+    }
+    if current.is_none() {
+        ctx.last_good.lock().await.remove(&key_of(&ing));
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(ctx.cfg.drift_check_interval))
+}
+
+/// A reconcile before the caches hold every Service and EndpointSlice would see
+/// missing backends that exist; wait for them.
+async fn wait_synced(ctx: &Context) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ctx.synced.load(std::sync::atomic::Ordering::Relaxed) {
+        if Instant::now() > deadline {
+            return Err(Error::NotReady("caches not synced yet"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Brings one group's ALB to what its current members ask for.
+async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
+    let lock = ctx.group_locks.lock().await.entry(group.clone()).or_default().clone();
+    let _guard = lock.lock().await;
+
+    let mut members: Vec<Arc<Ingress>> =
+        ctx.ingresses.state().into_iter().filter(|i| is_active(ctx, i) && group_of(i).as_ref() == Ok(group)).collect();
+    members.sort_by_key(|i| key_of(i));
+    if members.is_empty() {
+        sync_group(ctx, group, None).await?;
+        return Ok(());
+    }
+
+    let (services, endpoint_slices) = load_backends(ctx, &members);
+    let subnets = ctx.discovery.subnets(&ctx.aws).await?;
+    let certificates =
+        if members.iter().any(|m| may_need_certificates(m)) { ctx.discovery.certificates(&ctx.aws).await? } else { Vec::new() };
+    let build = |members: &[Arc<Ingress>]| {
+        model::build(&model::Inputs {
+            cluster: &ctx.cfg.cluster_name,
+            group: group.clone(),
+            members: members.iter().map(Arc::as_ref).collect(),
+            services: &services,
+            endpoint_slices: &endpoint_slices,
+            subnets: &subnets,
+            certificates: &certificates,
+        })
+    };
+    let mut built = build(&members);
+    let bad: BTreeSet<ObjKey> = built.problems.iter().map(|p| p.ingress.clone()).collect();
+    // A member with problems keeps contributing its last good version, if it has one.
+    let mut contributing = members.clone();
+    if !bad.is_empty() {
+        let last_good = ctx.last_good.lock().await;
+        let substitutes: Vec<Arc<Ingress>> = members
+            .iter()
+            .filter_map(|m| {
+                let key = key_of(m);
+                if bad.contains(&key) { last_good.get(&key).cloned() } else { Some(m.clone()) }
+            })
+            .collect();
+        drop(last_good);
+        if substitutes.len() != members.len() || substitutes.iter().zip(&members).any(|(a, b)| !Arc::ptr_eq(a, b)) {
+            let rebuilt = build(&substitutes);
+            built.stack = rebuilt.stack;
+            contributing = substitutes;
+        }
+    }
+    let by_key: HashMap<ObjKey, &Arc<Ingress>> = members.iter().map(|m| (key_of(m), m)).collect();
+    for p in built.problems.iter().chain(&built.warnings) {
+        tracing::warn!(ingress = %p.ingress, reason = p.reason, message = %p.message, "problem");
+        if let Some(ing) = by_key.get(&p.ingress) {
+            publish(ctx, ing, EventType::Warning, p.reason, p.message.clone()).await;
+        }
+    }
+    {
+        let mut last_good = ctx.last_good.lock().await;
+        for m in members.iter().filter(|m| !bad.contains(&key_of(m))) {
+            last_good.insert(key_of(m), m.clone());
+        }
+    }
+    let Some(stack) = built.stack else {
+        // Left as it is in AWS until fixed; a fix changes an Ingress and triggers us.
+        return Ok(());
+    };
+    let (dns, changed) = sync_group(ctx, group, Some(&stack)).await?;
+    let in_alb: BTreeSet<ObjKey> = contributing.iter().map(|m| key_of(m)).collect();
+    for m in members.iter().filter(|m| in_alb.contains(&key_of(m))) {
+        patch_status(ctx, m, dns.as_deref()).await?;
+        if changed && !bad.contains(&key_of(m)) {
+            publish(ctx, m, EventType::Normal, "SuccessfullyReconciled", "Successfully reconciled".into()).await;
+        }
+    }
+    Ok(())
+}
+
+/// Whether ACM discovery may be needed: TLS hosts or an HTTPS listen port.
+fn may_need_certificates(ing: &Ingress) -> bool {
+    ing.spec.as_ref().and_then(|s| s.tls.as_ref()).is_some_and(|t| !t.is_empty())
+        || ing.annotations().get(&format!("{PREFIX}listen-ports")).is_some_and(|p| p.contains("HTTPS"))
+}
+
+/// The Services the members name, and their EndpointSlices, from the caches.
+fn load_backends(ctx: &Context, members: &[Arc<Ingress>]) -> (BTreeMap<ObjKey, Service>, BTreeMap<ObjKey, Vec<EndpointSlice>>) {
+    let wanted: BTreeSet<ObjKey> = members
+        .iter()
+        .flat_map(|m| {
+            let ns = m.namespace().unwrap_or_default();
+            backend_services(m).map(move |name| ObjKey { namespace: ns.clone(), name: name.to_string() }).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut services = BTreeMap::new();
+    let mut slices: BTreeMap<ObjKey, Vec<EndpointSlice>> = wanted.iter().map(|k| (k.clone(), Vec::new())).collect();
+    for key in &wanted {
+        if let Some(svc) = ctx.services.get(&ObjectRef::new(&key.name).within(&key.namespace)) {
+            services.insert(key.clone(), svc.as_ref().clone());
+        }
+    }
+    for s in ctx.slices.state() {
+        let Some(svc) = s.labels().get(SERVICE_NAME_LABEL) else { continue };
+        let key = ObjKey { namespace: s.namespace().unwrap_or_default(), name: svc.clone() };
+        if let Some(list) = slices.get_mut(&key) {
+            list.push(s.as_ref().clone());
+        }
+    }
+    (services, slices)
+}
+
+fn stack_hash(stack: &Stack) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    stack.hash(&mut h);
+    h.finish()
+}
+
+/// Makes AWS match `desired` for the group (`None`: nothing of it remains). Returns the
+/// load balancer's DNS name and whether anything new was applied.
+async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> Result<(Option<String>, bool), Error> {
+    let target = sync::Target { aws: &ctx.aws, inventory: &ctx.inventory, cluster: &ctx.cfg.cluster_name, vpc_id: &ctx.cfg.aws_vpc_id };
+    let desired_hash = desired.map(stack_hash);
+    // The group lock is held, so the entry can be taken out while AWS is called; on an
+    // error it stays out and the next reconcile re-reads AWS.
+    let cached = ctx.converged.lock().await.remove(group);
+    let fresh = |c: &Converged| c.verified_at.elapsed() < ctx.cfg.drift_check_interval;
+    if let Some(c) = cached.as_ref()
+        && Some(c.desired_hash) == desired_hash
+        && fresh(c)
+    {
+        let dns = c.actual.dns_name().map(str::to_string);
+        ctx.converged.lock().await.insert(group.clone(), cached.expect("checked"));
+        return Ok((dns, false));
+    }
+    let (actual, verified_at) = match cached {
+        Some(c) if fresh(&c) => (c.actual, c.verified_at),
+        _ => (sync::read(&target, group).await?, Instant::now()),
+    };
+    let actual = sync::apply(&target, group, desired, actual).await?;
+    let dns = actual.dns_name().map(str::to_string);
+    if let Some(desired_hash) = desired_hash {
+        ctx.converged.lock().await.insert(group.clone(), Converged { desired_hash, actual, verified_at });
+    }
+    Ok((dns, true))
+}
