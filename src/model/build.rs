@@ -229,7 +229,8 @@ pub fn build(inputs: &Inputs) -> Built {
             let mut t = with(&tg.resource_id);
             t.extend(std::mem::take(&mut tg.tags));
             tg.tags = t;
-            target_groups.insert(tg.resource_id.clone(), tg);
+            // Members of a group naming the same Service port share its target group.
+            target_groups.entry(tg.name.clone()).or_insert(tg);
         }
         out.warnings.append(&mut m.warnings);
     }
@@ -405,9 +406,6 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         return missing(m, format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does"));
     };
     let resource_id = format!("{}/{}-{}:{}", m.key.namespace, m.key.name, svc_key.name, port_str);
-    if m.target_groups.iter().any(|tg| tg.resource_id == resource_id) {
-        return Ok(Action::Forward { target_group: resource_id });
-    }
     let empty = BTreeMap::new();
     let backend_cfg = annotations::parse_backend(
         m.ing.metadata.annotations.as_ref().unwrap_or(&empty),
@@ -430,10 +428,13 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         backend_cfg.protocol.as_str(),
         &backend_cfg.protocol_version,
     );
+    if m.target_groups.iter().any(|tg| tg.name == name) {
+        return Ok(Action::Forward { target_group: name });
+    }
     let targets = ip_targets(inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port);
     m.target_groups.push(TargetGroup {
-        resource_id: resource_id.clone(),
-        name,
+        resource_id,
+        name: name.clone(),
         protocol: backend_cfg.protocol,
         protocol_version: backend_cfg.protocol_version,
         port: tg_port,
@@ -442,7 +443,7 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         targets,
         tags: Tags::new(),
     });
-    Ok(Action::Forward { target_group: resource_id })
+    Ok(Action::Forward { target_group: name })
 }
 
 /// Certificates of the HTTPS listeners: every `certificate-arn` of the group (first is the
@@ -779,7 +780,7 @@ spec:
         assert_eq!(tg.resource_id, "shop/shop-web:80");
         assert_eq!(tg.port, 8080);
         assert_eq!(tg.targets.iter().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(), vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]);
-        assert_eq!(l.rules[0].action, Action::Forward { target_group: "shop/shop-web:80".into() });
+        assert_eq!(l.rules[0].action, Action::Forward { target_group: tg.name.clone() });
     }
 
     #[test]
@@ -797,7 +798,7 @@ spec:
         assert_eq!(stack.load_balancer.scheme, Scheme::Internal);
         assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-priv-a".into(), "subnet-priv-b".into(), "subnet-priv-c".into()]));
         assert!(stack.load_balancer.name.starts_with("k8s-shop-shop-"));
-        assert_eq!(stack.listeners[0].default_action, Action::Forward { target_group: "shop/shop-web:80".into() });
+        assert_eq!(stack.listeners[0].default_action, Action::Forward { target_group: stack.target_groups[0].name.clone() });
         assert!(stack.listeners[0].rules.is_empty());
         for tags in [&stack.load_balancer.tags, &stack.security_group.tags, &stack.target_groups[0].tags, &stack.listeners[0].tags] {
             assert_eq!(tags[TAG_CLUSTER], "test");
@@ -954,5 +955,292 @@ spec:
 "#,
         );
         assert_eq!(run(&f, &subnets()).stack, run(&f, &subnets()).stack);
+    }
+
+    fn run_group(f: &Fixture, certificates: &[Certificate]) -> Built {
+        build(&Inputs {
+            cluster: "test",
+            group: GroupId::Explicit("shop".into()),
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &subnets(),
+            certificates,
+        })
+    }
+
+    fn member(name: &str, annotations: &str, path: &str) -> String {
+        format!(
+            r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  namespace: shop
+  annotations: {{alb.ingress.kubernetes.io/group.name: shop{annotations}}}
+spec:
+  rules:
+  - http:
+      paths:
+      - {{path: {path}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+        )
+    }
+
+    fn rule_paths(stack: &Stack, port: i32) -> Vec<String> {
+        let l = stack.listeners.iter().find(|l| l.port == port).unwrap();
+        l.rules
+            .iter()
+            .map(|r| match r.conditions.last().unwrap() {
+                Condition::PathPattern(v) => v.join(","),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn group_members_are_ordered_by_group_order_then_name() {
+        let f = fixture(&format!(
+            "{WEB}{}{}{}",
+            member("c", ", alb.ingress.kubernetes.io/group.order: '-1'", "/c"),
+            member("a", ", alb.ingress.kubernetes.io/group.order: '10'", "/a"),
+            member("b", "", "/b"),
+        ));
+        let built = run_group(&f, &[]);
+        assert!(built.problems.is_empty(), "{:?}", built.problems);
+        let stack = built.stack.unwrap();
+        assert_eq!(rule_paths(&stack, 80), vec!["/c", "/b", "/a"]);
+        assert!(stack.load_balancer.name.starts_with("k8s-shop-"));
+        assert_eq!(stack.load_balancer.tags[TAG_STACK], "shop");
+        // The members share the target group of the Service port they all name; it is
+        // tagged with the first member's resource id.
+        assert_eq!(stack.target_groups.iter().map(|t| t.resource_id.as_str()).collect::<Vec<_>>(), ["shop/c-web:80"]);
+    }
+
+    #[test]
+    fn a_conflicting_exclusive_annotation_leaves_that_member_out() {
+        let f = fixture(&format!(
+            "{WEB}{}{}{}",
+            member("a", ", alb.ingress.kubernetes.io/scheme: internet-facing", "/a"),
+            member("b", ", alb.ingress.kubernetes.io/scheme: internal", "/b"),
+            member("c", "", "/c"),
+        ));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.len(), 1);
+        assert_eq!(built.problems[0].ingress.name, "b");
+        assert!(built.problems[0].message.contains("alb.ingress.kubernetes.io/scheme") && built.problems[0].message.contains("shop/a"));
+        let stack = built.stack.unwrap();
+        assert_eq!(stack.load_balancer.scheme, Scheme::InternetFacing);
+        assert_eq!(rule_paths(&stack, 80), vec!["/a", "/c"]);
+    }
+
+    #[test]
+    fn an_invalid_member_is_left_out_and_the_rest_converge() {
+        let f = fixture(&format!(
+            "{WEB}{}{}",
+            member("a", ", alb.ingress.kubernetes.io/healthcheck-interval-seconds: 'often'", "/a"),
+            member("b", "", "/b"),
+        ));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.len(), 1);
+        assert!(built.problems[0].message.contains("healthcheck-interval-seconds"), "{}", built.problems[0].message);
+        assert_eq!(rule_paths(&built.stack.unwrap(), 80), vec!["/b"]);
+    }
+
+    #[test]
+    fn duplicate_group_order_is_a_problem_for_the_later_member() {
+        let f = fixture(&format!(
+            "{WEB}{}{}",
+            member("a", ", alb.ingress.kubernetes.io/group.order: '5'", "/a"),
+            member("b", ", alb.ingress.kubernetes.io/group.order: '5'", "/b"),
+        ));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.len(), 1);
+        assert_eq!(built.problems[0].ingress.name, "b");
+    }
+
+    #[test]
+    fn listen_ports_are_merged_and_rules_stay_on_their_own_ports() {
+        let f = fixture(&format!(
+            "{WEB}{}{}",
+            member("a", r#", alb.ingress.kubernetes.io/listen-ports: '[{"HTTP": 8080}]'"#, "/a"),
+            member("b", "", "/b"),
+        ));
+        let stack = run_group(&f, &[]).stack.unwrap();
+        assert_eq!(stack.listeners.iter().map(|l| l.port).collect::<Vec<_>>(), vec![80, 8080]);
+        assert_eq!(rule_paths(&stack, 80), vec!["/b"]);
+        assert_eq!(rule_paths(&stack, 8080), vec!["/a"]);
+        assert_eq!(stack.security_group.ingress.iter().map(|p| p.from_port).collect::<Vec<_>>(), vec![80, 8080]);
+    }
+
+    fn cert(arn: &str, domains: &[&str]) -> Certificate {
+        Certificate { arn: arn.into(), domains: domains.iter().map(|d| d.to_string()).collect() }
+    }
+
+    const TLS: &str = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/listen-ports: '[{"HTTP": 80}, {"HTTPS": 443}]'
+    alb.ingress.kubernetes.io/ssl-redirect: '443'
+spec:
+  tls: [{hosts: [shop.example.com]}]
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#;
+
+    #[test]
+    fn https_with_a_discovered_certificate_and_ssl_redirect() {
+        let f = fixture(&format!("{WEB}{TLS}"));
+        let certs = [cert("arn:wild", &["*.example.com"]), cert("arn:exact", &["shop.example.com"]), cert("arn:other", &["x.org"])];
+        let built = run(&f, &subnets());
+        assert!(built.stack.is_none(), "no certificates offered: {:?}", built.problems);
+        assert!(built.problems[0].message.contains("no ISSUED ACM certificate matches host shop.example.com"));
+        let built = build(&Inputs {
+            cluster: "test",
+            group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &subnets(),
+            certificates: &certs,
+        });
+        let stack = built.stack.unwrap();
+        let http = &stack.listeners[0];
+        let https = &stack.listeners[1];
+        assert_eq!((http.port, https.port, https.protocol), (80, 443, Protocol::Https));
+        assert!(http.rules.is_empty(), "HTTP only redirects");
+        assert!(
+            matches!(&http.default_action, Action::Redirect { port: Some(p), status_code, .. } if p == "443" && status_code == "HTTP_301")
+        );
+        assert_eq!(https.certificates, vec!["arn:exact"], "an exact name beats a wildcard");
+        assert_eq!(https.ssl_policy.as_deref(), Some("ELBSecurityPolicy-2016-08"));
+        assert_eq!(https.rules.len(), 1);
+    }
+
+    #[test]
+    fn two_certificates_for_one_host_is_a_problem() {
+        let f = fixture(&format!("{WEB}{TLS}"));
+        let certs = [cert("arn:1", &["*.example.com"]), cert("arn:2", &["*.example.com", "example.com"])];
+        let built = build(&Inputs {
+            cluster: "test",
+            group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &subnets(),
+            certificates: &certs,
+        });
+        assert!(built.stack.is_none());
+        assert!(built.problems[0].message.contains("2 ACM certificates match host shop.example.com"), "{}", built.problems[0].message);
+    }
+
+    #[test]
+    fn certificate_arn_annotation_wins_and_defaults_to_https_443() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations: {alb.ingress.kubernetes.io/certificate-arn: "arn:a,arn:b", alb.ingress.kubernetes.io/ssl-policy: ELBSecurityPolicy-TLS13-1-2-2021-06}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let stack = run(&f, &subnets()).stack.unwrap();
+        assert_eq!(stack.listeners.len(), 1);
+        let l = &stack.listeners[0];
+        assert_eq!((l.port, l.protocol), (443, Protocol::Https));
+        assert_eq!(l.certificates, vec!["arn:a", "arn:b"]);
+        assert_eq!(l.ssl_policy.as_deref(), Some("ELBSecurityPolicy-TLS13-1-2-2021-06"));
+    }
+
+    #[test]
+    fn ssl_redirect_to_a_port_that_is_not_https_is_a_problem() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/ssl-redirect: '443'}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.stack.is_none());
+        assert!(built.problems[0].message.contains("ssl-redirect"));
+    }
+
+    #[test]
+    fn subnets_annotation_by_id_or_name() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/subnets: "subnet-priv-a, public-b"}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let mut s = subnets();
+        s[1].tags.insert("Name".into(), "public-b".into());
+        let stack = run(&f, &s).stack.unwrap();
+        assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-priv-a".into(), "subnet-pub-b".into()]));
+        let built = run(&f, &subnets());
+        assert!(built.problems[0].message.contains("no subnet \"public-b\""));
+    }
+
+    #[test]
+    fn service_annotations_shape_the_target_group() {
+        let f = fixture(
+            r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  annotations: {alb.ingress.kubernetes.io/healthcheck-path: /ready, alb.ingress.kubernetes.io/backend-protocol-version: GRPC}
+spec:
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/healthcheck-path: /ingress}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let stack = run(&f, &subnets()).stack.unwrap();
+        let tg = &stack.target_groups[0];
+        assert_eq!(
+            (tg.protocol_version.as_str(), tg.health_check.path.as_str(), tg.health_check.success_codes.as_str()),
+            ("GRPC", "/ready", "12")
+        );
+    }
+
+    #[test]
+    fn dualstack_opens_ipv6_too() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/ip-address-type: dualstack}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let stack = run(&f, &subnets()).stack.unwrap();
+        assert_eq!(stack.load_balancer.ip_address_type, "dualstack");
+        assert_eq!(stack.security_group.ingress.iter().map(|p| p.cidr.as_str()).collect::<Vec<_>>(), vec!["0.0.0.0/0", "::/0"]);
     }
 }

@@ -172,8 +172,8 @@ pub enum Action {
         content_type: Option<String>,
         message_body: Option<String>,
     },
-    /// `target_group` is the target group's resource id in the model and its ARN
-    /// once resolved by sync.
+    /// `target_group` is the target group's name in the model and its ARN once
+    /// resolved by sync.
     Forward {
         target_group: String,
     },

@@ -68,7 +68,7 @@ pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error>
     Ok(out)
 }
 
-/// Replaces target group resource ids with their ARNs.
+/// Replaces target group names with their ARNs.
 fn resolve(action: &Action, tg_arns: &BTreeMap<String, String>) -> Action {
     match action {
         Action::Forward { target_group } => {

@@ -70,7 +70,7 @@ async fn read_targets(aws: &Aws, arn: &str) -> Result<BTreeSet<model::Target>, E
 }
 
 /// Creates the desired target groups that do not exist and fixes health checks of those
-/// that do. Returns resource id → ARN for every desired target group.
+/// that do. Returns name → ARN for every desired target group.
 pub async fn create_missing(
     t: &Target<'_>,
     stack: &str,
@@ -100,7 +100,7 @@ pub async fn create_missing(
                 .await?;
                 a.health_check = hc.clone();
             }
-            arns.insert(d.resource_id.clone(), a.arn.clone());
+            arns.insert(d.name.clone(), a.arn.clone());
             continue;
         }
         let hc = &d.health_check;
@@ -139,7 +139,7 @@ pub async fn create_missing(
         tracing::info!(%arn, name = %d.name, "created target group");
         t.inventory.put_target_group(stack, tg, d.tags.clone()).await;
         actual.push(ActualTargetGroup { arn: arn.clone(), name: d.name.clone(), health_check: hc.clone(), targets: BTreeSet::new() });
-        arns.insert(d.resource_id.clone(), arn);
+        arns.insert(d.name.clone(), arn);
     }
     Ok(arns)
 }

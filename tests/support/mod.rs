@@ -30,6 +30,8 @@ pub struct Bed {
     pub cluster: String,
     pub account: String,
     pub vpc_id: String,
+    /// What localstack/seed.py made: vpc_id, public_subnets, private_subnets, certificate_arn.
+    pub seed: serde_json::Value,
     metrics_port: u16,
     controller: Child,
     pub log: PathBuf,
@@ -112,6 +114,7 @@ impl Bed {
             cluster,
             account,
             vpc_id,
+            seed: seeded,
             metrics_port,
             controller,
             log,

@@ -1,0 +1,198 @@
+//! LBC compatibility on the real bed: IngressGroups, HTTPS with discovered certificates,
+//! failure isolation inside a group.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::types::Rule;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use support::{Bed, eventually};
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: [10.0.128.10]
+"#;
+
+fn member(name: &str, order: i32, path: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  annotations: {{alb.ingress.kubernetes.io/group.name: shop, alb.ingress.kubernetes.io/group.order: '{order}'}}
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {{path: {path}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+    )
+}
+
+fn paths(rules: &[Rule]) -> Vec<String> {
+    rules
+        .iter()
+        .flat_map(|r| r.conditions().iter().filter(|c| c.field() == Some("path-pattern")))
+        .map(|c| match c.path_pattern_config() {
+            Some(p) if !p.values().is_empty() => p.values().join(","),
+            _ => c.values().join(","),
+        })
+        .collect()
+}
+
+/// The group's one load balancer and its HTTP:80 listener's rules, once every named
+/// member shows the same hostname.
+async fn group_rules(bed: &Bed, members: &[&str]) -> (String, String, Vec<Rule>) {
+    let mut dns = Vec::new();
+    for m in members {
+        dns.push(bed.wait_hostname(m).await);
+    }
+    assert!(dns.iter().all(|d| d == &dns[0]), "one ALB for the whole group: {dns:?}");
+    let lb = bed.load_balancer_by_dns(&dns[0]).await;
+    let lb_arn = lb.load_balancer_arn().unwrap().to_string();
+    let listener = bed.listeners(&lb_arn).await.into_iter().find(|l| l.port() == Some(80)).expect("HTTP:80 listener");
+    let listener_arn = listener.listener_arn().unwrap().to_string();
+    let rules = bed.rules(&listener_arn).await;
+    (lb_arn, listener_arn, rules)
+}
+
+async fn wait_paths(bed: &Bed, listener: &str, want: &[&str]) {
+    eventually(&format!("rules become {want:?} (log: {})", bed.log.display()), Duration::from_secs(60), || async {
+        (paths(&bed.rules(listener).await) == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_group_of_three_is_one_alb_with_rules_in_group_order() {
+    let bed = Bed::start("group").await;
+    bed.apply(WEB).await;
+    for (name, order, path) in [("a", 10, "/a"), ("b", 0, "/b"), ("c", -1, "/c")] {
+        bed.apply(&member(name, order, path)).await;
+    }
+    let (lb_arn, listener, _) = group_rules(&bed, &["a", "b", "c"]).await;
+    wait_paths(&bed, &listener, &["/c", "/b", "/a"]).await;
+    let tags = bed.tags(&lb_arn).await;
+    assert_eq!(tags["ingress.k8s.aws/stack"], "shop");
+    assert!(bed.load_balancers().await.len() == 1);
+
+    // Deleting one member removes its rule; the ALB and the target group the members
+    // share (same Service port) stay.
+    bed.api::<Ingress>().delete("b", &DeleteParams::default()).await.unwrap();
+    wait_paths(&bed, &listener, &["/c", "/a"]).await;
+    eventually("b is gone", Duration::from_secs(30), || async { bed.api::<Ingress>().get_opt("b").await.unwrap().is_none().then_some(()) })
+        .await;
+    assert_eq!(bed.stack_arns("shop").await.len(), 2, "the load balancer and the shared target group");
+    let (lb_after, _, _) = group_rules(&bed, &["a", "c"]).await;
+    assert_eq!(lb_after, lb_arn, "the load balancer is kept");
+
+    // Moving a member to its own group moves its rules out.
+    let leave = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/group.name": null}}});
+    bed.api::<Ingress>().patch("a", &PatchParams::default(), &Patch::Merge(leave)).await.unwrap();
+    wait_paths(&bed, &listener, &["/c"]).await;
+    let own = eventually("a gets its own ALB", Duration::from_secs(60), || async {
+        let h = bed.hostname("a").await?;
+        (bed.load_balancer_by_dns(&h).await.load_balancer_arn() != Some(lb_arn.as_str())).then_some(h)
+    })
+    .await;
+    assert!(
+        own.starts_with(&format!("k8s-{}-a-", bed.ns.chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>())),
+        "{own}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_member_keeps_its_rules_while_the_group_converges() {
+    let bed = Bed::start("isolate-group").await;
+    bed.apply(WEB).await;
+    bed.apply(&member("a", 1, "/a")).await;
+    bed.apply(&member("b", 2, "/b")).await;
+    let (_, listener, _) = group_rules(&bed, &["a", "b"]).await;
+    wait_paths(&bed, &listener, &["/a", "/b"]).await;
+
+    // a turns invalid: a Warning names the annotation; a's last good rule stays.
+    let bad = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/healthcheck-interval-seconds": "often"}},
+        "spec": {"rules": [{"http": {"paths": [{"path": "/a-new", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
+    bed.api::<Ingress>().patch("a", &PatchParams::default(), &Patch::Merge(bad)).await.unwrap();
+    bed.wait_warning("a", "alb.ingress.kubernetes.io/healthcheck-interval-seconds").await;
+
+    // The group still converges around it: a new member and an edit of b go through.
+    bed.apply(&member("c", 3, "/c")).await;
+    let edit = serde_json::json!({"spec": {"rules": [{"http": {"paths": [{"path": "/b2", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
+    bed.api::<Ingress>().patch("b", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
+    wait_paths(&bed, &listener, &["/a", "/b2", "/c"]).await;
+
+    // Fixing a brings its new path in.
+    let fix = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/healthcheck-interval-seconds": null}}});
+    bed.api::<Ingress>().patch("a", &PatchParams::default(), &Patch::Merge(fix)).await.unwrap();
+    wait_paths(&bed, &listener, &["/a-new", "/b2", "/c"]).await;
+
+    // Deleting is never blocked by invalid configuration.
+    bed.api::<Ingress>()
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/scheme": "bogus"}}})),
+        )
+        .await
+        .unwrap();
+    bed.api::<Ingress>().delete("c", &DeleteParams::default()).await.unwrap();
+    eventually("c is gone", Duration::from_secs(30), || async { bed.api::<Ingress>().get_opt("c").await.unwrap().is_none().then_some(()) })
+        .await;
+    wait_paths(&bed, &listener, &["/a-new", "/b2"]).await;
+}
+
+#[tokio::test]
+async fn https_with_a_discovered_certificate_and_ssl_redirect() {
+    let bed = Bed::start("https").await;
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations:
+    alb.ingress.kubernetes.io/scheme: internet-facing
+    alb.ingress.kubernetes.io/listen-ports: '[{"HTTP": 80}, {"HTTPS": 443}]'
+    alb.ingress.kubernetes.io/ssl-redirect: '443'
+spec:
+  ingressClassName: alb
+  tls: [{hosts: [shop.example.com]}]
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+    )
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    assert_eq!(lb.scheme().unwrap().as_str(), "internet-facing");
+    let listeners = bed.listeners(lb.load_balancer_arn().unwrap()).await;
+    let https = listeners.iter().find(|l| l.port() == Some(443)).expect("HTTPS:443");
+    assert_eq!(https.protocol().unwrap().as_str(), "HTTPS");
+    let cert = bed.seed["certificate_arn"].as_str().unwrap();
+    assert_eq!(https.certificates().first().and_then(|c| c.certificate_arn()), Some(cert), "the seeded *.example.com certificate");
+    assert_eq!(bed.rules(https.listener_arn().unwrap()).await.len(), 1);
+    let http = listeners.iter().find(|l| l.port() == Some(80)).expect("HTTP:80");
+    let redirect = http.default_actions()[0].redirect_config().expect("HTTP redirects");
+    assert_eq!((redirect.protocol(), redirect.port()), (Some("HTTPS"), Some("443")));
+    assert!(bed.rules(http.listener_arn().unwrap()).await.is_empty());
+}
