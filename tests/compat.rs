@@ -196,3 +196,67 @@ spec:
     assert_eq!((redirect.protocol(), redirect.port()), (Some("HTTPS"), Some("443")));
     assert!(bed.rules(http.listener_arn().unwrap()).await.is_empty());
 }
+
+#[tokio::test]
+async fn weighted_forward_actions_and_conditions() {
+    let bed = Bed::start("actions").await;
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: canary}
+spec:
+  ports: [{name: http, port: 80, targetPort: 9090}]
+"#,
+    )
+    .await;
+    // A target group made outside Kubernetes, forwarded to by ARN.
+    let legacy = bed
+        .elbv2
+        .create_target_group()
+        .name("legacy")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(&bed.vpc_id)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .send()
+        .await
+        .unwrap();
+    let legacy_arn = legacy.target_groups()[0].target_group_arn().unwrap().to_string();
+    bed.apply(&format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations:
+    alb.ingress.kubernetes.io/actions.split: >
+      {{"type":"forward","forwardConfig":{{"targetGroups":[{{"serviceName":"web","servicePort":80,"weight":90}},{{"serviceName":"canary","servicePort":"http","weight":10}},{{"targetGroupARN":"{legacy_arn}","weight":0}}],"targetGroupStickinessConfig":{{"enabled":true,"durationSeconds":300}}}}}}
+    alb.ingress.kubernetes.io/conditions.split: >
+      [{{"field":"http-header","httpHeaderConfig":{{"httpHeaderName":"X-Canary","values":["yes"]}}}},{{"field":"query-string","queryStringConfig":{{"values":[{{"key":"beta","value":"1"}}]}}}}]
+    alb.ingress.kubernetes.io/actions.gone: '{{"type":"fixed-response","fixedResponseConfig":{{"statusCode":"410","contentType":"text/plain","messageBody":"gone"}}}}'
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {{path: /split, pathType: Exact, backend: {{service: {{name: split, port: {{name: use-annotation}}}}}}}}
+      - {{path: /gone, pathType: Exact, backend: {{service: {{name: gone, port: {{name: use-annotation}}}}}}}}
+"#
+    ))
+    .await;
+    let (_, _, rules) = group_rules(&bed, &["shop"]).await;
+    assert_eq!(rules.len(), 2);
+    let forward = rules[0].actions()[0].forward_config().expect("a weighted forward");
+    let weights: Vec<(bool, Option<i32>)> =
+        forward.target_groups().iter().map(|t| (t.target_group_arn() == Some(legacy_arn.as_str()), t.weight())).collect();
+    assert_eq!(weights, vec![(false, Some(90)), (false, Some(10)), (true, Some(0))]);
+    assert_eq!(forward.target_group_stickiness_config().and_then(|s| s.duration_seconds()), Some(300));
+    let fields: Vec<&str> = rules[0].conditions().iter().filter_map(|c| c.field()).collect();
+    assert!(fields.contains(&"http-header") && fields.contains(&"query-string") && fields.contains(&"path-pattern"), "{fields:?}");
+    let header = rules[0].conditions().iter().find_map(|c| c.http_header_config()).unwrap();
+    assert_eq!((header.http_header_name(), header.values()), (Some("X-Canary"), &["yes".to_string()][..]));
+    let fixed = rules[1].actions()[0].fixed_response_config().expect("fixed response");
+    assert_eq!((fixed.status_code(), fixed.message_body()), (Some("410"), Some("gone")));
+}

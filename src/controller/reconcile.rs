@@ -219,7 +219,7 @@ fn load_backends(ctx: &Context, members: &[Arc<Ingress>]) -> (BTreeMap<ObjKey, S
         .iter()
         .flat_map(|m| {
             let ns = m.namespace().unwrap_or_default();
-            backend_services(m).map(move |name| ObjKey { namespace: ns.clone(), name: name.to_string() }).collect::<Vec<_>>()
+            backend_services(m).map(move |name| ObjKey { namespace: ns.clone(), name }).collect::<Vec<_>>()
         })
         .collect();
     let mut services = BTreeMap::new();

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{HealthCheck, Protocol, Scheme, Tags, TargetType};
+use serde::Deserialize;
+
+use crate::model::{Action, Condition, HealthCheck, Protocol, Scheme, Tags, TargetType};
 
 pub const PREFIX: &str = "alb.ingress.kubernetes.io/";
 
@@ -30,6 +32,28 @@ pub struct IngressConfig {
     pub listen_ports: Option<Vec<(Protocol, i32)>>,
     /// Merged across a group; the first is the listener's default certificate.
     pub certificate_arns: Vec<String>,
+    /// `actions.${name}`: used by backends `{service: {name: ${name}, port: {name: use-annotation}}}`.
+    pub actions: BTreeMap<String, ActionSpec>,
+    /// `conditions.${name}`: extra conditions of the rules whose backend is named `${name}`.
+    pub conditions: BTreeMap<String, Vec<Condition>>,
+}
+
+/// An `actions.${name}` annotation. Forward targets still name Services, resolved by
+/// the model into target groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionSpec {
+    Fixed(Action),
+    Forward { targets: Vec<(TargetRef, Option<i32>)>, stickiness_seconds: Option<i32> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetRef {
+    /// A target group made outside Kubernetes.
+    Arn(String),
+    Service {
+        name: String,
+        port: String,
+    },
 }
 
 /// Target group settings for one backend: Ingress annotations overlaid by the Service's.
@@ -133,6 +157,22 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
             None => Ok(arns),
         }
     });
+    let mut actions = BTreeMap::new();
+    let mut conditions = BTreeMap::new();
+    for (key, value) in annotations {
+        let Some(rest) = key.strip_prefix(PREFIX) else { continue };
+        if let Some(name) = rest.strip_prefix("actions.") {
+            match parse_action(value) {
+                Ok(a) => drop(actions.insert(name.to_string(), a)),
+                Err(e) => r.fail(rest, e),
+            }
+        } else if let Some(name) = rest.strip_prefix("conditions.") {
+            match parse_conditions(value) {
+                Ok(c) => drop(conditions.insert(name.to_string(), c)),
+                Err(e) => r.fail(rest, e),
+            }
+        }
+    }
     r.done(IngressConfig {
         group_name,
         group_order,
@@ -146,7 +186,222 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         tags,
         listen_ports,
         certificate_arns,
+        actions,
+        conditions,
     })
+}
+
+/// Services named by forward actions in `actions.*` annotations (unparsable ones are
+/// skipped: they are reported when the model is built).
+pub fn action_services(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    annotations
+        .iter()
+        .filter(|(k, _)| k.strip_prefix(PREFIX).is_some_and(|r| r.starts_with("actions.")))
+        .filter_map(|(_, v)| parse_action(v).ok())
+        .flat_map(|a| match a {
+            ActionSpec::Forward { targets, .. } => targets
+                .into_iter()
+                .filter_map(|(t, _)| match t {
+                    TargetRef::Service { name, .. } => Some(name),
+                    TargetRef::Arn(_) => None,
+                })
+                .collect(),
+            ActionSpec::Fixed(_) => Vec::new(),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ActionJson {
+    #[serde(rename = "type")]
+    kind: String,
+    fixed_response_config: Option<FixedJson>,
+    redirect_config: Option<RedirectJson>,
+    #[serde(rename = "targetGroupARN", alias = "targetGroupArn")]
+    target_group_arn: Option<String>,
+    forward_config: Option<ForwardJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FixedJson {
+    status_code: String,
+    content_type: Option<String>,
+    message_body: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RedirectJson {
+    protocol: Option<String>,
+    port: Option<String>,
+    host: Option<String>,
+    path: Option<String>,
+    query: Option<String>,
+    status_code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ForwardJson {
+    target_groups: Vec<TupleJson>,
+    target_group_stickiness_config: Option<StickinessJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TupleJson {
+    #[serde(rename = "targetGroupARN", alias = "targetGroupArn")]
+    target_group_arn: Option<String>,
+    service_name: Option<String>,
+    service_port: Option<serde_json::Value>,
+    weight: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StickinessJson {
+    enabled: bool,
+    duration_seconds: Option<i32>,
+}
+
+/// At most this many target groups per forward action (an ALB quota).
+const MAX_TARGET_GROUPS_PER_ACTION: usize = 5;
+
+fn parse_action(v: &str) -> Result<ActionSpec, String> {
+    let a: ActionJson = serde_json::from_str(v).map_err(|e| format!("not a valid action: {e}"))?;
+    match a.kind.as_str() {
+        "fixed-response" => {
+            let c = a.fixed_response_config.ok_or("fixed-response needs fixedResponseConfig")?;
+            if !c.status_code.parse::<u16>().is_ok_and(|s| (200..=599).contains(&s)) {
+                return Err(format!("status code {:?} must be between 200 and 599", c.status_code));
+            }
+            Ok(ActionSpec::Fixed(Action::FixedResponse {
+                status_code: c.status_code,
+                content_type: c.content_type,
+                message_body: c.message_body,
+            }))
+        }
+        "redirect" => {
+            let c = a.redirect_config.ok_or("redirect needs redirectConfig")?;
+            if !matches!(c.status_code.as_str(), "HTTP_301" | "HTTP_302") {
+                return Err(format!("redirect status code {:?} must be HTTP_301 or HTTP_302", c.status_code));
+            }
+            Ok(ActionSpec::Fixed(Action::Redirect {
+                protocol: c.protocol,
+                port: c.port,
+                host: c.host,
+                path: c.path,
+                query: c.query,
+                status_code: c.status_code,
+            }))
+        }
+        "forward" => {
+            if let Some(arn) = a.target_group_arn {
+                return Ok(ActionSpec::Forward { targets: vec![(TargetRef::Arn(arn), None)], stickiness_seconds: None });
+            }
+            let f = a.forward_config.ok_or("forward needs targetGroupARN or forwardConfig")?;
+            if f.target_groups.is_empty() || f.target_groups.len() > MAX_TARGET_GROUPS_PER_ACTION {
+                return Err(format!(
+                    "a forward action takes 1 to {MAX_TARGET_GROUPS_PER_ACTION} target groups, not {}",
+                    f.target_groups.len()
+                ));
+            }
+            let mut targets = Vec::new();
+            for t in f.target_groups {
+                let target = match (t.target_group_arn, t.service_name, t.service_port) {
+                    (Some(arn), None, None) => TargetRef::Arn(arn),
+                    (None, Some(name), Some(port)) => {
+                        let port = match port {
+                            serde_json::Value::String(s) => s,
+                            serde_json::Value::Number(n) => n.to_string(),
+                            other => return Err(format!("servicePort {other} must be a number or a name")),
+                        };
+                        TargetRef::Service { name, port }
+                    }
+                    _ => return Err("each target group needs either targetGroupARN or serviceName and servicePort".into()),
+                };
+                if let Some(w) = t.weight
+                    && !(0..=999).contains(&w)
+                {
+                    return Err(format!("weight {w} must be between 0 and 999"));
+                }
+                targets.push((target, Some(t.weight.unwrap_or(1))));
+            }
+            let stickiness_seconds = match f.target_group_stickiness_config {
+                Some(s) if s.enabled => Some(s.duration_seconds.unwrap_or(3600)),
+                _ => None,
+            };
+            Ok(ActionSpec::Forward { targets, stickiness_seconds })
+        }
+        other => Err(format!("unknown action type {other:?}: must be fixed-response, redirect or forward")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConditionJson {
+    field: String,
+    host_header_config: Option<ValuesJson>,
+    path_pattern_config: Option<ValuesJson>,
+    http_header_config: Option<HeaderJson>,
+    http_request_method_config: Option<ValuesJson>,
+    query_string_config: Option<QueryJson>,
+    source_ip_config: Option<ValuesJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValuesJson {
+    #[serde(alias = "Values")]
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HeaderJson {
+    http_header_name: String,
+    #[serde(alias = "Values")]
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryJson {
+    #[serde(alias = "Values")]
+    values: Vec<KeyValueJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyValueJson {
+    key: Option<String>,
+    value: String,
+}
+
+fn parse_conditions(v: &str) -> Result<Vec<Condition>, String> {
+    let list: Vec<ConditionJson> = serde_json::from_str(v).map_err(|e| format!("not a valid list of conditions: {e}"))?;
+    let need = |c: Option<ValuesJson>, field: &str| c.map(|c| c.values).ok_or_else(|| format!("condition {field} needs its config"));
+    list.into_iter()
+        .map(|c| {
+            Ok(match c.field.as_str() {
+                "host-header" => Condition::HostHeader(need(c.host_header_config, "host-header")?),
+                "path-pattern" => Condition::PathPattern(need(c.path_pattern_config, "path-pattern")?),
+                "http-request-method" => Condition::HttpRequestMethod(need(c.http_request_method_config, "http-request-method")?),
+                "source-ip" => Condition::SourceIp(need(c.source_ip_config, "source-ip")?),
+                "http-header" => {
+                    let h = c.http_header_config.ok_or("condition http-header needs httpHeaderConfig")?;
+                    Condition::HttpHeader { name: h.http_header_name, values: h.values }
+                }
+                "query-string" => {
+                    let q = c.query_string_config.ok_or("condition query-string needs queryStringConfig")?;
+                    Condition::QueryString(q.values.into_iter().map(|kv| (kv.key, kv.value)).collect())
+                }
+                other => return Err(format!("unknown condition field {other:?}")),
+            })
+        })
+        .collect()
 }
 
 /// Target group settings of one backend Service, with LBC's defaults (gRPC ones for GRPC).
@@ -401,6 +656,54 @@ mod tests {
             ]
         );
         assert!(errs[0].to_string().contains("\"public\""), "{}", errs[0]);
+    }
+
+    #[test]
+    fn actions_of_every_kind() {
+        let c = parse(&ann(&[
+            ("actions.fixed", r#"{"type":"fixed-response","fixedResponseConfig":{"contentType":"text/plain","statusCode":"503","messageBody":"down"}}"#),
+            ("actions.moved", r#"{"type":"redirect","redirectConfig":{"host":"aws.amazon.com","path":"/eks/","port":"443","protocol":"HTTPS","statusCode":"HTTP_302"}}"#),
+            ("actions.legacy", r#"{"type":"forward","targetGroupARN":"arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y"}"#),
+            ("actions.split", r#"{"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"a","servicePort":"http","weight":20},{"serviceName":"b","servicePort":80,"weight":80}],"targetGroupStickinessConfig":{"enabled":true,"durationSeconds":200}}}"#),
+        ]))
+        .unwrap();
+        assert!(matches!(&c.actions["fixed"], ActionSpec::Fixed(Action::FixedResponse { status_code, .. }) if status_code == "503"));
+        assert!(matches!(&c.actions["moved"], ActionSpec::Fixed(Action::Redirect { status_code, .. }) if status_code == "HTTP_302"));
+        assert!(matches!(&c.actions["legacy"], ActionSpec::Forward { targets, .. } if matches!(&targets[0].0, TargetRef::Arn(_))));
+        let ActionSpec::Forward { targets, stickiness_seconds } = &c.actions["split"] else { panic!() };
+        assert_eq!(targets[1], (TargetRef::Service { name: "b".into(), port: "80".into() }, Some(80)));
+        assert_eq!(*stickiness_seconds, Some(200));
+    }
+
+    #[test]
+    fn bad_actions_and_conditions_are_named() {
+        let six = (0..6).map(|i| format!(r#"{{"targetGroupARN":"arn:{i}"}}"#)).collect::<Vec<_>>().join(",");
+        for (k, v) in [
+            ("actions.x", r#"{"type":"teleport"}"#.to_string()),
+            ("actions.x", r#"{"type":"redirect","redirectConfig":{"statusCode":"HTTP_307"}}"#.to_string()),
+            ("actions.x", format!(r#"{{"type":"forward","forwardConfig":{{"targetGroups":[{six}]}}}}"#)),
+            ("conditions.x", r#"[{"field":"cookie"}]"#.to_string()),
+            ("conditions.x", "not json".to_string()),
+        ] {
+            let errs = parse(&ann(&[(k, &v)])).unwrap_err();
+            assert_eq!(errs[0].annotation, format!("{PREFIX}{k}"), "{v}");
+        }
+    }
+
+    #[test]
+    fn conditions_of_every_field() {
+        let c = parse(&ann(&[(
+            "conditions.web",
+            r#"[{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"X-Env","values":["canary"]}},
+                {"field":"http-request-method","httpRequestMethodConfig":{"Values":["GET","HEAD"]}},
+                {"field":"query-string","queryStringConfig":{"values":[{"key":"v","value":"2"}]}},
+                {"field":"source-ip","sourceIpConfig":{"values":["10.0.0.0/8"]}},
+                {"field":"host-header","hostHeaderConfig":{"values":["a.example.com"]}},
+                {"field":"path-pattern","pathPatternConfig":{"values":["/x"]}}]"#,
+        )]))
+        .unwrap();
+        assert_eq!(c.conditions["web"].len(), 6);
+        assert_eq!(c.conditions["web"][0], Condition::HttpHeader { name: "X-Env".into(), values: vec!["canary".into()] });
     }
 
     #[test]

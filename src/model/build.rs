@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend}
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
-use crate::k8s::annotations::{self, IngressConfig};
+use crate::k8s::annotations::{self, ActionSpec, IngressConfig, TargetRef};
 
 /// A subnet as discovery found it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -350,13 +350,9 @@ fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: Ing
     for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
         let Some(http) = rule.http.as_ref() else { continue };
         for path in sort_paths(&http.paths) {
-            let conditions = conditions(rule.host.as_deref(), path)?;
-            let values: usize = conditions
-                .iter()
-                .map(|c| match c {
-                    Condition::HostHeader(v) | Condition::PathPattern(v) => v.len(),
-                })
-                .sum();
+            let extra = path.backend.service.as_ref().and_then(|s| m.cfg.conditions.get(&s.name)).cloned().unwrap_or_default();
+            let conditions = conditions(rule.host.as_deref(), path, extra)?;
+            let values: usize = conditions.iter().map(Condition::value_count).sum();
             if values > MAX_CONDITION_VALUES {
                 return Err(format!(
                     "a rule for path {:?} would have {values} condition values; an ALB rule allows {MAX_CONDITION_VALUES}",
@@ -374,26 +370,58 @@ fn ing_key(ing: &Ingress) -> ObjKey {
     ObjKey { namespace: ing.metadata.namespace.clone().unwrap_or_default(), name: ing.metadata.name.clone().unwrap_or_default() }
 }
 
-/// Forward to the backend's target group, or a fixed 503 (with a warning) when the
-/// backend Service or its port does not exist, as LBC answers. An invalid annotation
-/// on the Service or Ingress is an error (the member is left out).
+/// The action of an Ingress backend: an `actions.${name}` annotation when the port is
+/// `use-annotation`, else a forward to the Service port's target group. A Service or
+/// port that does not exist answers a fixed 503 (with a warning), as LBC answers; an
+/// invalid annotation is an error (the member is left out).
 fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> Result<Action, String> {
     let Some(svc_ref) = backend.service.as_ref() else {
         return Err("backend is not a Service; only Service backends are supported".into());
     };
-    let svc_key = ObjKey { namespace: m.key.namespace.clone(), name: svc_ref.name.clone() };
     let port_ref = svc_ref.port.as_ref();
     let port_str = match (port_ref.and_then(|p| p.number), port_ref.and_then(|p| p.name.as_ref())) {
         (Some(n), _) => n.to_string(),
         (None, Some(name)) => name.clone(),
-        (None, None) => return Err(format!("backend Service {svc_key} has no port")),
+        (None, None) => return Err(format!("backend Service {}/{} has no port", m.key.namespace, svc_ref.name)),
     };
-    let missing = |m: &mut Member, message: String| {
-        m.warnings.push(problem(&m.key, message));
-        Ok(Action::fixed("503"))
-    };
+    if port_str == "use-annotation" {
+        let spec = m.cfg.actions.get(&svc_ref.name).cloned().ok_or_else(|| {
+            format!("backend {:?} uses annotation {}actions.{}, which is not set", svc_ref.name, annotations::PREFIX, svc_ref.name)
+        })?;
+        return match spec {
+            ActionSpec::Fixed(action) => Ok(action),
+            ActionSpec::Forward { targets, stickiness_seconds } => {
+                let mut target_groups = Vec::new();
+                for (target, weight) in targets {
+                    let target_group = match target {
+                        TargetRef::Arn(arn) => arn,
+                        TargetRef::Service { name, port } => match service_target_group(inputs, m, &name, &port)? {
+                            Some(tg) => tg,
+                            None => return Ok(Action::fixed("503")),
+                        },
+                    };
+                    target_groups.push(WeightedTargetGroup { target_group, weight });
+                }
+                if let ([one], None) = (target_groups.as_mut_slice(), stickiness_seconds) {
+                    one.weight = None;
+                }
+                Ok(Action::Forward { target_groups, stickiness_seconds })
+            }
+        };
+    }
+    Ok(match service_target_group(inputs, m, &svc_ref.name, &port_str)? {
+        Some(tg) => Action::forward(&tg),
+        None => Action::fixed("503"),
+    })
+}
+
+/// The name of the target group of a Service port, made on first use; `None` (with a
+/// warning) when the Service or port does not exist.
+fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_str: &str) -> Result<Option<String>, String> {
+    let svc_key = ObjKey { namespace: m.key.namespace.clone(), name: svc_name.to_string() };
     let Some(svc) = inputs.services.get(&svc_key) else {
-        return missing(m, format!("backend Service {svc_key} not found; its rules answer 503 until it exists"));
+        m.warnings.push(problem(&m.key, format!("backend Service {svc_key} not found; its rules answer 503 until it exists")));
+        return Ok(None);
     };
     let svc_port = svc
         .spec
@@ -401,9 +429,10 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         .and_then(|s| s.ports.as_ref())
         .into_iter()
         .flatten()
-        .find(|p| p.port.to_string() == port_str || p.name.as_deref() == Some(port_str.as_str()));
+        .find(|p| p.port.to_string() == port_str || p.name.as_deref() == Some(port_str));
     let Some(svc_port) = svc_port else {
-        return missing(m, format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does"));
+        m.warnings.push(problem(&m.key, format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does")));
+        return Ok(None);
     };
     let resource_id = format!("{}/{}-{}:{}", m.key.namespace, m.key.name, svc_key.name, port_str);
     let empty = BTreeMap::new();
@@ -422,14 +451,14 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         &inputs.group,
         &svc_key.namespace,
         &svc_key.name,
-        &port_str,
+        port_str,
         tg_port,
         backend_cfg.target_type.as_str(),
         backend_cfg.protocol.as_str(),
         &backend_cfg.protocol_version,
     );
     if m.target_groups.iter().any(|tg| tg.name == name) {
-        return Ok(Action::Forward { target_group: name });
+        return Ok(Some(name));
     }
     let targets = ip_targets(inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port);
     m.target_groups.push(TargetGroup {
@@ -443,7 +472,7 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         targets,
         tags: Tags::new(),
     });
-    Ok(Action::Forward { target_group: name })
+    Ok(Some(name))
 }
 
 /// Certificates of the HTTPS listeners: every `certificate-arn` of the group (first is the
@@ -571,10 +600,21 @@ fn sort_paths(paths: &[HTTPIngressPath]) -> Vec<&HTTPIngressPath> {
 }
 
 /// Host and path of one Ingress path as ALB conditions (host-header, then path-pattern).
-fn conditions(host: Option<&str>, path: &HTTPIngressPath) -> Result<Vec<Condition>, String> {
+/// `extra` are the `conditions.${backend}` annotation's: their hosts and paths join the
+/// rule's own, the other fields become conditions of their own (as LBC merges them).
+fn conditions(host: Option<&str>, path: &HTTPIngressPath, extra: Vec<Condition>) -> Result<Vec<Condition>, String> {
     let mut out = Vec::new();
-    if let Some(host) = host.filter(|h| !h.is_empty()) {
-        out.push(Condition::HostHeader(vec![host.to_string()]));
+    let mut hosts: Vec<String> = host.filter(|h| !h.is_empty()).map(str::to_string).into_iter().collect();
+    let mut paths = Vec::new();
+    for c in extra {
+        match c {
+            Condition::HostHeader(v) => hosts.extend(v),
+            Condition::PathPattern(v) => paths.extend(v),
+            other => out.push(other),
+        }
+    }
+    if !hosts.is_empty() {
+        out.push(Condition::HostHeader(hosts));
     }
     if let Some(p) = path.path.as_deref().filter(|p| !p.is_empty()) {
         let patterns = match path.path_type.as_str() {
@@ -594,7 +634,10 @@ fn conditions(host: Option<&str>, path: &HTTPIngressPath) -> Result<Vec<Conditio
             }
             _ => vec![p.to_string()],
         };
-        out.push(Condition::PathPattern(patterns));
+        paths.splice(0..0, patterns);
+    }
+    if !paths.is_empty() {
+        out.push(Condition::PathPattern(paths));
     }
     if out.is_empty() {
         out.push(Condition::PathPattern(vec!["/*".to_string()]));
@@ -780,7 +823,7 @@ spec:
         assert_eq!(tg.resource_id, "shop/shop-web:80");
         assert_eq!(tg.port, 8080);
         assert_eq!(tg.targets.iter().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(), vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]);
-        assert_eq!(l.rules[0].action, Action::Forward { target_group: tg.name.clone() });
+        assert_eq!(l.rules[0].action, Action::forward(&tg.name));
     }
 
     #[test]
@@ -798,7 +841,7 @@ spec:
         assert_eq!(stack.load_balancer.scheme, Scheme::Internal);
         assert_eq!(stack.load_balancer.subnets, BTreeSet::from(["subnet-priv-a".into(), "subnet-priv-b".into(), "subnet-priv-c".into()]));
         assert!(stack.load_balancer.name.starts_with("k8s-shop-shop-"));
-        assert_eq!(stack.listeners[0].default_action, Action::Forward { target_group: stack.target_groups[0].name.clone() });
+        assert_eq!(stack.listeners[0].default_action, Action::forward(&stack.target_groups[0].name));
         assert!(stack.listeners[0].rules.is_empty());
         for tags in [&stack.load_balancer.tags, &stack.security_group.tags, &stack.target_groups[0].tags, &stack.listeners[0].tags] {
             assert_eq!(tags[TAG_CLUSTER], "test");
@@ -1242,5 +1285,97 @@ spec:
         let stack = run(&f, &subnets()).stack.unwrap();
         assert_eq!(stack.load_balancer.ip_address_type, "dualstack");
         assert_eq!(stack.security_group.ingress.iter().map(|p| p.cidr.as_str()).collect::<Vec<_>>(), vec!["0.0.0.0/0", "::/0"]);
+    }
+
+    #[test]
+    fn weighted_forward_fixed_response_redirect_and_conditions() {
+        let f = fixture(&format!(
+            r#"{WEB}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: canary, namespace: shop}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 9090}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/actions.split: >
+      {{"type":"forward","forwardConfig":{{"targetGroups":[{{"serviceName":"web","servicePort":80,"weight":90}},{{"serviceName":"canary","servicePort":"http","weight":10}},{{"targetGroupARN":"arn:legacy","weight":0}}]}}}}
+    alb.ingress.kubernetes.io/actions.gone: '{{"type":"fixed-response","fixedResponseConfig":{{"statusCode":"410","contentType":"text/plain","messageBody":"gone"}}}}'
+    alb.ingress.kubernetes.io/actions.moved: '{{"type":"redirect","redirectConfig":{{"host":"new.example.com","statusCode":"HTTP_301"}}}}'
+    alb.ingress.kubernetes.io/conditions.split: '[{{"field":"http-header","httpHeaderConfig":{{"httpHeaderName":"X-Canary","values":["yes"]}}}},{{"field":"host-header","hostHeaderConfig":{{"values":["beta.example.com"]}}}}]'
+spec:
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {{path: /split, pathType: Exact, backend: {{service: {{name: split, port: {{name: use-annotation}}}}}}}}
+      - {{path: /gone, pathType: Exact, backend: {{service: {{name: gone, port: {{name: use-annotation}}}}}}}}
+      - {{path: /moved, pathType: Exact, backend: {{service: {{name: moved, port: {{name: use-annotation}}}}}}}}
+"#
+        ));
+        let built = run(&f, &subnets());
+        assert!(built.problems.is_empty() && built.warnings.is_empty(), "{built:?}");
+        let stack = built.stack.unwrap();
+        let rules = &stack.listeners[0].rules;
+        let Action::Forward { target_groups, .. } = &rules[0].action else { panic!("{:?}", rules[0].action) };
+        assert_eq!(target_groups.iter().map(|t| t.weight).collect::<Vec<_>>(), vec![Some(90), Some(10), Some(0)]);
+        assert_eq!(target_groups[2].target_group, "arn:legacy");
+        assert_eq!(stack.target_groups.len(), 2, "web and canary");
+        assert_eq!(
+            rules[0].conditions,
+            vec![
+                Condition::HttpHeader { name: "X-Canary".into(), values: vec!["yes".into()] },
+                Condition::HostHeader(vec!["shop.example.com".into(), "beta.example.com".into()]),
+                Condition::PathPattern(vec!["/split".into()]),
+            ]
+        );
+        assert!(
+            matches!(&rules[1].action, Action::FixedResponse { status_code, message_body: Some(b), .. } if status_code == "410" && b == "gone")
+        );
+        assert!(matches!(&rules[2].action, Action::Redirect { host: Some(h), .. } if h == "new.example.com"));
+    }
+
+    #[test]
+    fn a_missing_use_annotation_action_is_a_problem() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  defaultBackend: {service: {name: nothing, port: {name: use-annotation}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.problems[0].message.contains("actions.nothing"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn too_many_condition_values_is_a_problem() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/conditions.web: '[{"field":"source-ip","sourceIpConfig":{"values":["10.0.0.0/8","10.1.0.0/16","10.2.0.0/16","10.3.0.0/16"]}}]'
+spec:
+  rules:
+  - host: a.example.com
+    http:
+      paths:
+      - {path: /x, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.problems[0].message.contains("7 condition values"), "{:?}", built.problems);
     }
 }

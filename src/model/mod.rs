@@ -162,6 +162,33 @@ pub struct Rule {
 pub enum Condition {
     HostHeader(Vec<String>),
     PathPattern(Vec<String>),
+    HttpHeader {
+        name: String,
+        values: Vec<String>,
+    },
+    HttpRequestMethod(Vec<String>),
+    /// (key, value); a missing key matches the value alone.
+    QueryString(Vec<(Option<String>, String)>),
+    SourceIp(Vec<String>),
+}
+
+impl Condition {
+    /// How many values count against the per-rule quota.
+    pub fn value_count(&self) -> usize {
+        match self {
+            Condition::HostHeader(v) | Condition::PathPattern(v) | Condition::HttpRequestMethod(v) | Condition::SourceIp(v) => v.len(),
+            Condition::HttpHeader { values, .. } => values.len(),
+            Condition::QueryString(v) => v.len(),
+        }
+    }
+}
+
+/// One target group of a forward action. `target_group` is a target group name in the
+/// model (an ARN for target groups made outside Kubernetes) and an ARN once resolved.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct WeightedTargetGroup {
+    pub target_group: String,
+    pub weight: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -172,10 +199,10 @@ pub enum Action {
         content_type: Option<String>,
         message_body: Option<String>,
     },
-    /// `target_group` is the target group's name in the model and its ARN once
-    /// resolved by sync.
+    /// One target group (weight `None`), or several with weights.
     Forward {
-        target_group: String,
+        target_groups: Vec<WeightedTargetGroup>,
+        stickiness_seconds: Option<i32>,
     },
     Redirect {
         protocol: Option<String>,
@@ -188,6 +215,13 @@ pub enum Action {
 }
 
 impl Action {
+    pub fn forward(target_group: &str) -> Action {
+        Action::Forward {
+            target_groups: vec![WeightedTargetGroup { target_group: target_group.into(), weight: None }],
+            stickiness_seconds: None,
+        }
+    }
+
     pub fn fixed(status_code: &str) -> Action {
         Action::FixedResponse { status_code: status_code.to_string(), content_type: Some("text/plain".into()), message_body: None }
     }

@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Certificate, Listener as SdkListener
 use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk};
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, Listener, Rule};
+use crate::model::{Action, Listener, Rule, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -71,9 +71,16 @@ pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error>
 /// Replaces target group names with their ARNs.
 fn resolve(action: &Action, tg_arns: &BTreeMap<String, String>) -> Action {
     match action {
-        Action::Forward { target_group } => {
-            Action::Forward { target_group: tg_arns.get(target_group).cloned().unwrap_or_else(|| target_group.clone()) }
-        }
+        Action::Forward { target_groups, stickiness_seconds } => Action::Forward {
+            target_groups: target_groups
+                .iter()
+                .map(|t| WeightedTargetGroup {
+                    target_group: tg_arns.get(&t.target_group).cloned().unwrap_or_else(|| t.target_group.clone()),
+                    weight: t.weight,
+                })
+                .collect(),
+            stickiness_seconds: *stickiness_seconds,
+        },
         other => other.clone(),
     }
 }

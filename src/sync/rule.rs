@@ -5,13 +5,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, HostHeaderConditionConfig, PathPatternConditionConfig,
-    RedirectActionConfig, RedirectActionStatusCodeEnum, Rule as SdkRule, RuleCondition, RulePriorityPair,
+    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, HostHeaderConditionConfig,
+    HttpHeaderConditionConfig, HttpRequestMethodConditionConfig, PathPatternConditionConfig, QueryStringConditionConfig,
+    QueryStringKeyValuePair, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule as SdkRule, RuleCondition, RulePriorityPair,
+    SourceIpConditionConfig, TargetGroupStickinessConfig, TargetGroupTuple,
 };
 
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, Condition, Rule};
+use crate::model::{Action, Condition, Rule, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -37,6 +39,14 @@ fn normalized(conditions: &[Condition]) -> Vec<Condition> {
         .map(|c| match c {
             Condition::HostHeader(v) => Condition::HostHeader(sorted(v)),
             Condition::PathPattern(v) => Condition::PathPattern(sorted(v)),
+            Condition::HttpHeader { name, values } => Condition::HttpHeader { name: name.clone(), values: sorted(values) },
+            Condition::HttpRequestMethod(v) => Condition::HttpRequestMethod(sorted(v)),
+            Condition::QueryString(v) => {
+                let mut v = v.clone();
+                v.sort();
+                Condition::QueryString(v)
+            }
+            Condition::SourceIp(v) => Condition::SourceIp(sorted(v)),
         })
         .collect();
     c.sort();
@@ -61,7 +71,27 @@ pub fn action_to_sdk(a: &Action) -> SdkAction {
                     .build(),
             )
             .build(),
-        Action::Forward { target_group } => SdkAction::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group).build(),
+        Action::Forward { target_groups, stickiness_seconds } => match (target_groups.as_slice(), stickiness_seconds) {
+            ([one], None) if one.weight.is_none() => {
+                SdkAction::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&one.target_group).build()
+            }
+            _ => SdkAction::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .forward_config(
+                    ForwardActionConfig::builder()
+                        .set_target_groups(Some(
+                            target_groups
+                                .iter()
+                                .map(|t| TargetGroupTuple::builder().target_group_arn(&t.target_group).set_weight(t.weight).build())
+                                .collect(),
+                        ))
+                        .set_target_group_stickiness_config(
+                            stickiness_seconds.map(|s| TargetGroupStickinessConfig::builder().enabled(true).duration_seconds(s).build()),
+                        )
+                        .build(),
+                )
+                .build(),
+        },
         Action::Redirect { protocol, port, host, path, query, status_code } => SdkAction::builder()
             .r#type(ActionTypeEnum::Redirect)
             .redirect_config(
@@ -103,14 +133,27 @@ pub fn action_from_sdk(actions: &[SdkAction]) -> Option<Action> {
             })
         }
         ActionTypeEnum::Forward => {
-            let arn = match a.target_group_arn() {
-                Some(arn) => arn.to_string(),
-                None => match a.forward_config()?.target_groups() {
-                    [one] => one.target_group_arn()?.to_string(),
-                    _ => return None,
-                },
+            let config = a.forward_config();
+            let stickiness_seconds = config
+                .and_then(|c| c.target_group_stickiness_config())
+                .filter(|s| s.enabled() == Some(true))
+                .map(|s| s.duration_seconds().unwrap_or_default());
+            let tuples = config.map(|c| c.target_groups()).unwrap_or_default();
+            let mut target_groups: Vec<WeightedTargetGroup> = if tuples.is_empty() {
+                vec![WeightedTargetGroup { target_group: a.target_group_arn()?.to_string(), weight: None }]
+            } else {
+                tuples
+                    .iter()
+                    .map(|t| Some(WeightedTargetGroup { target_group: t.target_group_arn()?.to_string(), weight: t.weight() }))
+                    .collect::<Option<_>>()?
             };
-            Some(Action::Forward { target_group: arn })
+            // AWS reports a lone target group with weight 1; we write it without one.
+            if let [one] = target_groups.as_mut_slice()
+                && stickiness_seconds.is_none()
+            {
+                one.weight = None;
+            }
+            Some(Action::Forward { target_groups, stickiness_seconds })
         }
         _ => None,
     }
@@ -118,6 +161,28 @@ pub fn action_from_sdk(actions: &[SdkAction]) -> Option<Action> {
 
 fn condition_to_sdk(c: &Condition) -> RuleCondition {
     match c {
+        Condition::HttpHeader { name, values } => RuleCondition::builder()
+            .field("http-header")
+            .http_header_config(HttpHeaderConditionConfig::builder().http_header_name(name).set_values(Some(values.clone())).build())
+            .build(),
+        Condition::HttpRequestMethod(v) => RuleCondition::builder()
+            .field("http-request-method")
+            .http_request_method_config(HttpRequestMethodConditionConfig::builder().set_values(Some(v.clone())).build())
+            .build(),
+        Condition::QueryString(v) => RuleCondition::builder()
+            .field("query-string")
+            .query_string_config(
+                QueryStringConditionConfig::builder()
+                    .set_values(Some(
+                        v.iter().map(|(k, val)| QueryStringKeyValuePair::builder().set_key(k.clone()).value(val).build()).collect(),
+                    ))
+                    .build(),
+            )
+            .build(),
+        Condition::SourceIp(v) => RuleCondition::builder()
+            .field("source-ip")
+            .source_ip_config(SourceIpConditionConfig::builder().set_values(Some(v.clone())).build())
+            .build(),
         Condition::HostHeader(v) => RuleCondition::builder()
             .field("host-header")
             .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(v.clone())).build())
@@ -141,6 +206,19 @@ fn conditions_from_sdk(conditions: &[RuleCondition]) -> Option<Vec<Condition>> {
         out.push(match c.field()? {
             "host-header" => Condition::HostHeader(values(c.host_header_config().map(|h| h.values()))),
             "path-pattern" => Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values()))),
+            "http-header" => {
+                let h = c.http_header_config()?;
+                Condition::HttpHeader { name: h.http_header_name()?.to_string(), values: h.values().to_vec() }
+            }
+            "http-request-method" => Condition::HttpRequestMethod(values(c.http_request_method_config().map(|m| m.values()))),
+            "query-string" => Condition::QueryString(
+                c.query_string_config()?
+                    .values()
+                    .iter()
+                    .map(|kv| (kv.key().map(str::to_string), kv.value().unwrap_or_default().to_string()))
+                    .collect(),
+            ),
+            "source-ip" => Condition::SourceIp(values(c.source_ip_config().map(|s| s.values()))),
             _ => return None,
         });
     }
@@ -302,12 +380,7 @@ mod tests {
     use crate::model::Tags;
 
     fn rule(priority: i32, path: &str, tg: &str) -> Rule {
-        Rule {
-            priority,
-            conditions: vec![Condition::PathPattern(vec![path.into()])],
-            action: Action::Forward { target_group: tg.into() },
-            tags: Tags::new(),
-        }
+        Rule { priority, conditions: vec![Condition::PathPattern(vec![path.into()])], action: Action::forward(tg), tags: Tags::new() }
     }
 
     fn actual(arn: &str, r: &Rule) -> ActualRule {
@@ -363,8 +436,16 @@ mod tests {
     fn sdk_round_trip_of_actions_and_conditions() {
         let a = Action::fixed("503");
         assert_eq!(action_from_sdk(&[action_to_sdk(&a)]), Some(a));
-        let f = Action::Forward { target_group: "arn:tg".into() };
+        let f = Action::forward("arn:tg");
         assert_eq!(action_from_sdk(&[action_to_sdk(&f)]), Some(f));
+        let w = Action::Forward {
+            target_groups: vec![
+                WeightedTargetGroup { target_group: "arn:a".into(), weight: Some(20) },
+                WeightedTargetGroup { target_group: "arn:b".into(), weight: Some(80) },
+            ],
+            stickiness_seconds: Some(200),
+        };
+        assert_eq!(action_from_sdk(&[action_to_sdk(&w)]), Some(w));
         let r = Action::Redirect {
             protocol: Some("HTTPS".into()),
             port: Some("443".into()),
@@ -389,7 +470,14 @@ mod tests {
             )
             .build();
         assert_eq!(action_from_sdk(&[described]), Some(r));
-        let c = vec![Condition::PathPattern(vec!["/b".into(), "/a".into()]), Condition::HostHeader(vec!["x".into()])];
+        let c = vec![
+            Condition::PathPattern(vec!["/b".into(), "/a".into()]),
+            Condition::HostHeader(vec!["x".into()]),
+            Condition::HttpHeader { name: "X-Env".into(), values: vec!["canary".into()] },
+            Condition::HttpRequestMethod(vec!["GET".into()]),
+            Condition::QueryString(vec![(Some("v".into()), "2".into()), (None, "debug".into())]),
+            Condition::SourceIp(vec!["10.0.0.0/8".into()]),
+        ];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
     }
