@@ -20,6 +20,9 @@ pub struct Config {
     /// IngressClass `spec.controller` this controller serves.
     #[arg(long, env = "CONTROLLER_NAME", default_value = "ingress.k8s.aws/alb")]
     pub controller_name: String,
+    /// Target type of backends without a `target-type` annotation: `instance` (as LBC) or `ip`.
+    #[arg(long, env = "DEFAULT_TARGET_TYPE", default_value = "instance", value_parser = crate::model::TargetType::parse)]
+    pub default_target_type: crate::model::TargetType,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,

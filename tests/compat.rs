@@ -260,3 +260,93 @@ spec:
     let fixed = rules[1].actions()[0].fixed_response_config().expect("fixed response");
     assert_eq!((fixed.status_code(), fixed.message_body()), (Some("410"), Some("gone")));
 }
+
+#[tokio::test]
+async fn instance_targets_follow_the_nodes() {
+    let bed = Bed::start("instance").await;
+    // EC2 instances for the nodes, as EKS would have them.
+    let image = bed.ec2.describe_images().send().await.unwrap().images().first().and_then(|i| i.image_id().map(str::to_string));
+    let run = bed
+        .ec2
+        .run_instances()
+        .image_id(image.unwrap_or_else(|| "ami-12c6146b".into()))
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
+        .subnet_id(bed.seed["private_subnets"][0].as_str().unwrap())
+        .min_count(3)
+        .max_count(3)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = run.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+    assert_eq!(ids.len(), 3);
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(bed.client.clone());
+    let node_names: Vec<String> = ids.iter().map(|id| format!("{}-{id}", bed.ns)).collect();
+    for (i, (name, id)) in node_names.iter().zip(&ids).enumerate() {
+        let pool = if i < 2 { "web" } else { "batch" };
+        let node = serde_json::json!({"metadata": {"name": name, "labels": {"pool": pool}}, "spec": {"providerID": format!("aws:///us-east-1a/{id}")}});
+        nodes.create(&Default::default(), &serde_json::from_value(node).unwrap()).await.unwrap();
+    }
+    bed.apply(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations: {alb.ingress.kubernetes.io/target-type: instance, alb.ingress.kubernetes.io/target-node-labels: pool=web}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    let svc = bed.api::<k8s_openapi::api::core::v1::Service>().get("web").await.unwrap();
+    let node_port = svc.spec.unwrap().ports.unwrap()[0].node_port.unwrap();
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    let listener = bed.listeners(lb.load_balancer_arn().unwrap()).await.remove(0);
+    let tg_arn = listener.default_actions()[0].target_group_arn().map(str::to_string).unwrap_or_else(|| {
+        listener.default_actions()[0].forward_config().unwrap().target_groups()[0].target_group_arn().unwrap().to_string()
+    });
+    let tg = bed.target_group(&tg_arn).await;
+    assert_eq!((tg.target_type().unwrap().as_str(), tg.port()), ("instance", Some(node_port)));
+    let want = |ids: &[&String]| ids.iter().map(|id| (id.to_string(), node_port)).collect::<std::collections::BTreeSet<_>>();
+    let expected = want(&[&ids[0], &ids[1]]);
+    eventually("the two web nodes are targets", Duration::from_secs(30), || async {
+        (bed.targets(&tg_arn).await == expected).then_some(())
+    })
+    .await;
+
+    // A node moved to the pool joins; a node excluded from load balancers leaves.
+    let label = |k: &str, v: Option<&str>| serde_json::json!({"metadata": {"labels": {k: v}}});
+    nodes.patch(&node_names[2], &PatchParams::default(), &Patch::Merge(label("pool", Some("web")))).await.unwrap();
+    nodes
+        .patch(
+            &node_names[0],
+            &PatchParams::default(),
+            &Patch::Merge(label("node.kubernetes.io/exclude-from-external-load-balancers", Some("true"))),
+        )
+        .await
+        .unwrap();
+    let expected = want(&[&ids[1], &ids[2]]);
+    eventually("targets follow the node labels", Duration::from_secs(30), || async {
+        (bed.targets(&tg_arn).await == expected).then_some(())
+    })
+    .await;
+    // A deleted node leaves.
+    nodes.delete(&node_names[1], &Default::default()).await.unwrap();
+    let expected = want(&[&ids[2]]);
+    eventually("a deleted node is deregistered", Duration::from_secs(30), || async {
+        (bed.targets(&tg_arn).await == expected).then_some(())
+    })
+    .await;
+    for n in &node_names {
+        let _ = nodes.delete(n, &Default::default()).await;
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::Api;
@@ -75,6 +75,7 @@ pub struct Context {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     classes: Store<IngressClass>,
+    nodes: Store<Node>,
     converged: Mutex<HashMap<GroupId, Converged>>,
     /// One reconcile per group at a time.
     group_locks: Mutex<HashMap<GroupId, Arc<Mutex<()>>>>,
@@ -118,6 +119,28 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         .default_backoff()
         .touched_objects();
 
+    // Nodes matter only for `instance` targets: their provider ID, labels and readiness.
+    let (nodes, node_writer) = reflector::store::<Node>();
+    // Status heartbeats are dropped here; deletions always pass.
+    let mut node_seen: HashMap<String, u64> = HashMap::new();
+    let node_events = reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .filter(move |event| {
+            let pass = match event {
+                Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
+                    let h = node_relevance(n);
+                    node_seen.insert(n.name_any(), h) != Some(h)
+                }
+                Ok(watcher::Event::Delete(n)) => {
+                    node_seen.remove(&n.name_any());
+                    true
+                }
+                _ => true,
+            };
+            futures::future::ready(pass)
+        })
+        .touched_objects();
+
     let controller = Controller::new(api::<Ingress>(&client, ns), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles));
     let ingresses = controller.store();
@@ -134,6 +157,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         services: services.clone(),
         slices: slices.clone(),
         classes: classes.clone(),
+        nodes: nodes.clone(),
         converged: Mutex::new(HashMap::new()),
         group_locks: Mutex::new(HashMap::new()),
         last_good: Mutex::new(HashMap::new()),
@@ -146,11 +170,12 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         // The only waiter on each of these stores: a store wakes one waiter, not many.
         // (The Ingress store is waited on by the controller itself.)
         let ready = ready.clone();
-        let (services, slices, classes) = (services.clone(), slices.clone(), classes.clone());
+        let (services, slices, classes, nodes) = (services.clone(), slices.clone(), classes.clone(), nodes.clone());
         tokio::spawn(async move {
             let synced = async {
                 services.wait_until_ready().await?;
                 slices.wait_until_ready().await?;
+                nodes.wait_until_ready().await?;
                 classes.wait_until_ready().await
             };
             if synced.await.is_ok() {
@@ -167,6 +192,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     };
     let by_service_for_slices = by_service.clone();
     let all_ingresses = ingresses.clone();
+    let instance_ingresses = ingresses.clone();
     controller
         .watches_stream(svc_events, move |svc: Service| {
             by_service(ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() })
@@ -178,12 +204,30 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         .watches_stream(class_events, move |_class: IngressClass| {
             all_ingresses.state().iter().map(|ing| ObjectRef::from_obj(ing.as_ref())).collect::<Vec<_>>()
         })
+        .watches_stream(node_events, move |_node: Node| {
+            // Any Ingress may use instance targets (by flag, annotation or Service
+            // annotation); reconciles of unaffected groups make no AWS call.
+            instance_ingresses.state().iter().map(|ing| ObjectRef::from_obj(ing.as_ref())).collect::<Vec<_>>()
+        })
         .shutdown_on_signal()
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
     tracing::info!("controller shut down");
     Ok(())
+}
+
+/// What of a Node can change its targets: provider ID, labels, readiness.
+fn node_relevance(node: &Node) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.spec.as_ref().and_then(|s| s.provider_id.as_ref()).hash(&mut h);
+    node.metadata.labels.hash(&mut h);
+    let ready =
+        node.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready")).map(|c| &c.status);
+    ready.hash(&mut h);
+    node.metadata.deletion_timestamp.is_some().hash(&mut h);
+    h.finish()
 }
 
 fn references_service(ing: &Ingress, svc: &ObjKey) -> bool {

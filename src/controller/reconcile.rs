@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
@@ -145,6 +145,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
     }
 
     let (services, endpoint_slices) = load_backends(ctx, &members);
+    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| n.as_ref().clone()).collect();
     let subnets = ctx.discovery.subnets(&ctx.aws).await?;
     let certificates =
         if members.iter().any(|m| may_need_certificates(m)) { ctx.discovery.certificates(&ctx.aws).await? } else { Vec::new() };
@@ -157,6 +158,8 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             endpoint_slices: &endpoint_slices,
             subnets: &subnets,
             certificates: &certificates,
+            nodes: &nodes,
+            default_target_type: ctx.cfg.default_target_type,
         })
     };
     let mut built = build(&members);

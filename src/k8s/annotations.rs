@@ -60,6 +60,8 @@ pub enum TargetRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendConfig {
     pub target_type: TargetType,
+    /// `instance` targets: only nodes with all these labels.
+    pub node_labels: Tags,
     pub protocol: Protocol,
     pub protocol_version: String,
     pub health_check: HealthCheck,
@@ -408,12 +410,17 @@ fn parse_conditions(v: &str) -> Result<Vec<Condition>, String> {
 pub fn parse_backend(
     ingress: &BTreeMap<String, String>,
     service: &BTreeMap<String, String>,
+    default_target_type: TargetType,
 ) -> Result<BackendConfig, Vec<AnnotationError>> {
     let mut r = Reader { layers: vec![ingress, service], errors: Vec::new() };
-    let target_type = r.get("target-type", TargetType::Ip, |v| match v {
-        "ip" => Ok(TargetType::Ip),
-        "instance" => Err("target-type \"instance\" is not supported by this version yet; use \"ip\"".into()),
-        _ => Err(format!("unknown target-type {v:?}: must be \"ip\" or \"instance\"")),
+    let target_type = r.get("target-type", default_target_type, TargetType::parse);
+    let node_labels = r.get("target-node-labels", Tags::new(), |v| {
+        let mut labels = Tags::new();
+        for pair in parse_list(v) {
+            let (k, val) = pair.split_once('=').ok_or_else(|| format!("label {pair:?} is not in the form key=value"))?;
+            labels.insert(k.trim().to_string(), val.trim().to_string());
+        }
+        Ok(labels)
     });
     let protocol = r.get("backend-protocol", Protocol::Http, parse_protocol);
     let protocol_version = r.get("backend-protocol-version", "HTTP1".to_string(), |v| match v {
@@ -443,6 +450,7 @@ pub fn parse_backend(
     }
     r.done(BackendConfig {
         target_type,
+        node_labels,
         protocol,
         protocol_version,
         health_check: HealthCheck {
@@ -592,8 +600,18 @@ mod tests {
     }
 
     #[test]
+    fn target_type_and_node_labels() {
+        let b = parse_backend(&ann(&[("target-node-labels", "pool=web, zone=a")]), &BTreeMap::new(), TargetType::Instance).unwrap();
+        assert_eq!(b.target_type, TargetType::Instance);
+        assert_eq!(b.node_labels.len(), 2);
+        let b = parse_backend(&BTreeMap::new(), &ann(&[("target-type", "ip")]), TargetType::Instance).unwrap();
+        assert_eq!(b.target_type, TargetType::Ip);
+        assert!(parse_backend(&ann(&[("target-type", "pod")]), &BTreeMap::new(), TargetType::Ip).is_err());
+    }
+
+    #[test]
     fn backend_defaults_match_lbc() {
-        let b = parse_backend(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let b = parse_backend(&BTreeMap::new(), &BTreeMap::new(), TargetType::Ip).unwrap();
         assert_eq!((b.target_type, b.protocol, b.protocol_version.as_str()), (TargetType::Ip, Protocol::Http, "HTTP1"));
         let h = &b.health_check;
         assert_eq!((h.port.as_str(), h.path.as_str(), h.success_codes.as_str()), ("traffic-port", "/", "200"));
@@ -602,26 +620,36 @@ mod tests {
 
     #[test]
     fn grpc_backends_get_grpc_health_check_defaults() {
-        let b = parse_backend(&ann(&[("backend-protocol-version", "GRPC")]), &BTreeMap::new()).unwrap();
+        let b = parse_backend(&ann(&[("backend-protocol-version", "GRPC")]), &BTreeMap::new(), TargetType::Ip).unwrap();
         assert_eq!((b.health_check.path.as_str(), b.health_check.success_codes.as_str()), ("/AWS.ALB/healthcheck", "12"));
-        assert!(parse_backend(&ann(&[("backend-protocol-version", "GRPC"), ("success-codes", "0-99")]), &BTreeMap::new()).is_ok());
-        assert!(parse_backend(&ann(&[("backend-protocol-version", "GRPC"), ("success-codes", "200")]), &BTreeMap::new()).is_err());
+        assert!(
+            parse_backend(&ann(&[("backend-protocol-version", "GRPC"), ("success-codes", "0-99")]), &BTreeMap::new(), TargetType::Ip)
+                .is_ok()
+        );
+        assert!(
+            parse_backend(&ann(&[("backend-protocol-version", "GRPC"), ("success-codes", "200")]), &BTreeMap::new(), TargetType::Ip)
+                .is_err()
+        );
     }
 
     #[test]
     fn service_annotations_override_ingress_annotations() {
         let ing = ann(&[("healthcheck-path", "/ing"), ("healthcheck-interval-seconds", "30")]);
         let svc = ann(&[("healthcheck-path", "/svc")]);
-        let b = parse_backend(&ing, &svc).unwrap();
+        let b = parse_backend(&ing, &svc, TargetType::Ip).unwrap();
         assert_eq!((b.health_check.path.as_str(), b.health_check.interval_seconds), ("/svc", 30));
     }
 
     #[test]
     fn health_check_ranges() {
         for (k, v) in [("healthcheck-interval-seconds", "4"), ("healthy-threshold-count", "11"), ("healthcheck-port", "x")] {
-            assert!(parse_backend(&ann(&[(k, v)]), &BTreeMap::new()).is_err(), "{k}={v}");
+            assert!(parse_backend(&ann(&[(k, v)]), &BTreeMap::new(), TargetType::Ip).is_err(), "{k}={v}");
         }
-        let e = parse_backend(&ann(&[("healthcheck-interval-seconds", "5"), ("healthcheck-timeout-seconds", "5")]), &BTreeMap::new());
+        let e = parse_backend(
+            &ann(&[("healthcheck-interval-seconds", "5"), ("healthcheck-timeout-seconds", "5")]),
+            &BTreeMap::new(),
+            TargetType::Ip,
+        );
         assert!(e.unwrap_err()[0].to_string().contains("shorter than the interval"));
     }
 
@@ -734,10 +762,10 @@ mod tests {
     #[test]
     fn success_codes_forms() {
         for ok in ["200", "200,302", "200-299"] {
-            assert!(parse_backend(&ann(&[("success-codes", ok)]), &BTreeMap::new()).is_ok(), "{ok}");
+            assert!(parse_backend(&ann(&[("success-codes", ok)]), &BTreeMap::new(), TargetType::Ip).is_ok(), "{ok}");
         }
         for bad in ["abc", "600", "200-"] {
-            assert!(parse_backend(&ann(&[("success-codes", bad)]), &BTreeMap::new()).is_err(), "{bad}");
+            assert!(parse_backend(&ann(&[("success-codes", bad)]), &BTreeMap::new(), TargetType::Ip).is_err(), "{bad}");
         }
     }
 }

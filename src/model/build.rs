@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -40,6 +40,10 @@ pub struct Inputs<'a> {
     pub endpoint_slices: &'a BTreeMap<ObjKey, Vec<EndpointSlice>>,
     pub subnets: &'a [Subnet],
     pub certificates: &'a [Certificate],
+    /// Nodes, for `instance` targets.
+    pub nodes: &'a [Node],
+    /// Target type of backends without a `target-type` annotation (LBC: `instance`).
+    pub default_target_type: TargetType,
 }
 
 #[derive(Debug, Default)]
@@ -439,12 +443,25 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
     let backend_cfg = annotations::parse_backend(
         m.ing.metadata.annotations.as_ref().unwrap_or(&empty),
         svc.metadata.annotations.as_ref().unwrap_or(&empty),
+        inputs.default_target_type,
     )
     .map_err(|errors| format!("backend Service {svc_key}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
-    let tg_port = match &svc_port.target_port {
-        Some(IntOrString::Int(n)) => *n,
-        Some(IntOrString::String(_)) => 1,
-        None => svc_port.port,
+    let tg_port = match (backend_cfg.target_type, &svc_port.target_port) {
+        (TargetType::Instance, _) => {
+            let svc_type = svc.spec.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
+            match svc_port.node_port {
+                Some(p) if svc_type == "NodePort" || svc_type == "LoadBalancer" => p,
+                _ => {
+                    return Err(format!(
+                        "backend Service {svc_key} is of type {svc_type}: target-type instance needs a NodePort or LoadBalancer Service (or use annotation {}target-type: ip)",
+                        annotations::PREFIX
+                    ));
+                }
+            }
+        }
+        (TargetType::Ip, Some(IntOrString::Int(n))) => *n,
+        (TargetType::Ip, Some(IntOrString::String(_))) => 1,
+        (TargetType::Ip, None) => svc_port.port,
     };
     let name = names::target_group(
         inputs.cluster,
@@ -460,7 +477,10 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
     if m.target_groups.iter().any(|tg| tg.name == name) {
         return Ok(Some(name));
     }
-    let targets = ip_targets(inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port);
+    let targets = match backend_cfg.target_type {
+        TargetType::Ip => ip_targets(inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port),
+        TargetType::Instance => instance_targets(inputs.nodes, &backend_cfg.node_labels, tg_port),
+    };
     m.target_groups.push(TargetGroup {
         resource_id,
         name: name.clone(),
@@ -575,6 +595,34 @@ fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort) -> BTreeSet<Targ
         }
     }
     targets
+}
+
+const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The EC2 instances of the nodes that can carry traffic, on the NodePort: nodes with
+/// every `target-node-labels` label, not labelled to be excluded from load balancers,
+/// not reported NotReady, with an `aws:///<zone>/<instance-id>` provider ID.
+fn instance_targets(nodes: &[Node], labels: &Tags, node_port: i32) -> BTreeSet<Target> {
+    nodes
+        .iter()
+        .filter(|n| {
+            let node_labels = n.metadata.labels.as_ref();
+            let has = |k: &str, v: &str| node_labels.and_then(|l| l.get(k)).is_some_and(|x| x == v);
+            labels.iter().all(|(k, v)| has(k, v)) && !node_labels.is_some_and(|l| l.contains_key(EXCLUDE_FROM_LB_LABEL))
+        })
+        .filter(|n| {
+            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
+            !conditions.into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "False")
+        })
+        .filter_map(|n| instance_id(n.spec.as_ref()?.provider_id.as_deref()?))
+        .map(|id| Target { id, port: node_port })
+        .collect()
+}
+
+/// `aws:///us-east-1a/i-0123456789abcdef0` → `i-0123456789abcdef0`.
+fn instance_id(provider_id: &str) -> Option<String> {
+    let id = provider_id.strip_prefix("aws://")?.rsplit('/').next()?;
+    id.starts_with("i-").then(|| id.to_string())
 }
 
 /// LBC's order: Exact paths first, then Prefix paths longest first, then
@@ -755,6 +803,8 @@ mod tests {
             endpoint_slices: &f.slices,
             subnets,
             certificates: &[],
+            nodes: &[],
+            default_target_type: TargetType::Ip,
         })
     }
 
@@ -1009,6 +1059,8 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates,
+            nodes: &[],
+            default_target_type: TargetType::Ip,
         })
     }
 
@@ -1155,6 +1207,8 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates: &certs,
+            nodes: &[],
+            default_target_type: TargetType::Ip,
         });
         let stack = built.stack.unwrap();
         let http = &stack.listeners[0];
@@ -1181,6 +1235,8 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates: &certs,
+            nodes: &[],
+            default_target_type: TargetType::Ip,
         });
         assert!(built.stack.is_none());
         assert!(built.problems[0].message.contains("2 ACM certificates match host shop.example.com"), "{}", built.problems[0].message);
@@ -1377,5 +1433,78 @@ spec:
         );
         let built = run(&f, &subnets());
         assert!(built.problems[0].message.contains("7 condition values"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn instance_targets_are_the_labelled_nodes_on_the_node_port() {
+        let f = fixture(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  type: NodePort
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations: {alb.ingress.kubernetes.io/target-type: instance, alb.ingress.kubernetes.io/target-node-labels: pool=web}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let node = |name: &str, pool: &str, provider: &str, extra: serde_json::Value| -> Node {
+            let mut v = serde_json::json!({"metadata": {"name": name, "labels": {"pool": pool}}, "spec": {"providerID": provider}});
+            if let serde_json::Value::Object(m) = extra {
+                for (k, val) in m {
+                    v[k] = val;
+                }
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let nodes = vec![
+            node("n1", "web", "aws:///us-east-1a/i-aaa", serde_json::json!({})),
+            node(
+                "n2",
+                "web",
+                "aws:///us-east-1b/i-bbb",
+                serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+            ),
+            node("n3", "batch", "aws:///us-east-1a/i-ccc", serde_json::json!({})),
+            node("n4", "web", "kind://docker/x", serde_json::json!({})),
+        ];
+        let built = build(&Inputs {
+            cluster: "test",
+            group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &subnets(),
+            certificates: &[],
+            nodes: &nodes,
+            default_target_type: TargetType::Ip,
+        });
+        let stack = built.stack.unwrap();
+        let tg = &stack.target_groups[0];
+        assert_eq!((tg.target_type, tg.port), (TargetType::Instance, 30080));
+        assert_eq!(tg.targets, BTreeSet::from([Target { id: "i-aaa".into(), port: 30080 }]));
+    }
+
+    #[test]
+    fn instance_targets_need_a_node_port_service() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/target-type: instance}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.problems[0].message.contains("needs a NodePort or LoadBalancer Service"), "{:?}", built.problems);
     }
 }

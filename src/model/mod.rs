@@ -83,12 +83,22 @@ impl Protocol {
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     Ip,
+    Instance,
 }
 
 impl TargetType {
     pub fn as_str(self) -> &'static str {
         match self {
             TargetType::Ip => "ip",
+            TargetType::Instance => "instance",
+        }
+    }
+
+    pub fn parse(v: &str) -> Result<TargetType, String> {
+        match v {
+            "ip" => Ok(TargetType::Ip),
+            "instance" => Ok(TargetType::Instance),
+            _ => Err(format!("unknown target type {v:?}: must be \"ip\" or \"instance\"")),
         }
     }
 }

@@ -115,6 +115,7 @@ pub async fn create_missing(
                     .vpc_id(t.vpc_id)
                     .target_type(match d.target_type {
                         TargetType::Ip => TargetTypeEnum::Ip,
+                        TargetType::Instance => TargetTypeEnum::Instance,
                     })
                     .health_check_enabled(true)
                     .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))

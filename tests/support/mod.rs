@@ -95,7 +95,8 @@ impl Bed {
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
         let controller = Command::new(bin)
-            .args(["run", "--cluster-name", &cluster, "--aws-vpc-id", &vpc_id, "--watch-namespace", &ns])
+            // Tests use pod IPs unless they say otherwise (LBC's default is instance).
+            .args(["run", "--cluster-name", &cluster, "--aws-vpc-id", &vpc_id, "--watch-namespace", &ns, "--default-target-type", "ip"])
             .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
             .env("AWS_ACCESS_KEY_ID", &account)
             .env("AWS_SECRET_ACCESS_KEY", "test")
