@@ -350,3 +350,81 @@ spec:
         let _ = nodes.delete(n, &Default::default()).await;
     }
 }
+
+#[tokio::test]
+async fn ingress_class_params_override_annotations() {
+    let bed = Bed::start("params").await;
+    bed.apply(WEB).await;
+    let suffix = &bed.cluster;
+    let params_name = format!("params-{suffix}");
+    let class_name = format!("alb-{suffix}");
+    let params: kube::Api<alb_params::IngressClassParams> = kube::Api::all(bed.client.clone());
+    let spec = serde_json::json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "IngressClassParams",
+        "metadata": {"name": params_name},
+        "spec": {
+            "scheme": "internet-facing",
+            "inboundCIDRs": ["10.1.0.0/16"],
+            "tags": [{"key": "team", "value": "platform"}],
+            "group": {"name": format!("shared-{suffix}")},
+            "namespaceSelector": {"matchLabels": {"alb-allowed": "yes"}}
+        }
+    });
+    params.create(&Default::default(), &serde_json::from_value(spec).unwrap()).await.unwrap();
+    let class = serde_json::json!({
+        "metadata": {"name": class_name},
+        "spec": {"controller": "ingress.k8s.aws/alb", "parameters": {"apiGroup": "elbv2.k8s.aws", "kind": "IngressClassParams", "name": params_name}}
+    });
+    kube::Api::<k8s_openapi::api::networking::v1::IngressClass>::all(bed.client.clone())
+        .create(&Default::default(), &serde_json::from_value(class).unwrap())
+        .await
+        .unwrap();
+    bed.apply(&format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations: {{alb.ingress.kubernetes.io/scheme: internal, alb.ingress.kubernetes.io/tags: "team=shop,env=test"}}
+spec:
+  ingressClassName: {class_name}
+  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
+"#
+    ))
+    .await;
+    // The namespace is not selected yet: a Warning, nothing created.
+    bed.wait_warning("shop", "namespaceSelector").await;
+    assert_eq!(bed.hostname("shop").await, None);
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(bed.client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {"alb-allowed": "yes"}}});
+    namespaces.patch(&bed.ns, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    assert_eq!(lb.scheme().unwrap().as_str(), "internet-facing", "params win over the scheme annotation");
+    let tags = bed.tags(lb.load_balancer_arn().unwrap()).await;
+    assert_eq!(tags["team"], "platform", "params tags win");
+    assert_eq!(tags["env"], "test", "annotation tags not in params stay");
+    assert_eq!(tags["ingress.k8s.aws/stack"], format!("shared-{suffix}"), "the params group");
+    let sg = lb.security_groups()[0].clone();
+    let perms = bed.ec2.describe_security_groups().group_ids(&sg).send().await.unwrap();
+    let cidrs: Vec<String> = perms.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .flat_map(|p| p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(str::to_string)))
+        .collect();
+    assert_eq!(cidrs, vec!["10.1.0.0/16"]);
+}
+
+/// The CRD type, as a test sees it (the controller's own type is private to its binary).
+mod alb_params {
+    use kube::CustomResource;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
+    #[kube(group = "elbv2.k8s.aws", version = "v1beta1", kind = "IngressClassParams", plural = "ingressclassparams")]
+    pub struct Spec {
+        #[serde(flatten)]
+        pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::Api;
@@ -26,6 +26,7 @@ use crate::aws::inventory::Inventory;
 use crate::aws::{self, Aws};
 use crate::config::Config;
 use crate::k8s::class::ClassFilter;
+use crate::k8s::params::IngressClassParams;
 use crate::model::{GroupId, ObjKey};
 use crate::sync::{self, Actual};
 use crate::telemetry::{self, Health, Metrics};
@@ -76,6 +77,9 @@ pub struct Context {
     slices: Store<EndpointSlice>,
     classes: Store<IngressClass>,
     nodes: Store<Node>,
+    namespaces: Store<Namespace>,
+    /// `None` when the IngressClassParams CRD is not installed.
+    params: Option<Store<IngressClassParams>>,
     converged: Mutex<HashMap<GroupId, Converged>>,
     /// One reconcile per group at a time.
     group_locks: Mutex<HashMap<GroupId, Arc<Mutex<()>>>>,
@@ -141,6 +145,24 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         })
         .touched_objects();
 
+    let (namespaces, ns_writer) = reflector::store::<Namespace>();
+    let ns_events = reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    // IngressClassParams are optional: without the CRD, classes simply have none.
+    let params_api = Api::<IngressClassParams>::all(client.clone());
+    let (params, params_events) = match params_api.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => {
+            let (store, writer) = reflector::store::<IngressClassParams>();
+            let events = reflector::reflector(writer, watcher(params_api, watcher::Config::default())).default_backoff().touched_objects();
+            (Some(store), Some(events))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "IngressClassParams CRD not available; IngressClasses will be used without parameters");
+            (None, None)
+        }
+    };
+
     let controller = Controller::new(api::<Ingress>(&client, ns), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles));
     let ingresses = controller.store();
@@ -158,6 +180,8 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         slices: slices.clone(),
         classes: classes.clone(),
         nodes: nodes.clone(),
+        namespaces: namespaces.clone(),
+        params: params.clone(),
         converged: Mutex::new(HashMap::new()),
         group_locks: Mutex::new(HashMap::new()),
         last_good: Mutex::new(HashMap::new()),
@@ -170,12 +194,17 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         // The only waiter on each of these stores: a store wakes one waiter, not many.
         // (The Ingress store is waited on by the controller itself.)
         let ready = ready.clone();
-        let (services, slices, classes, nodes) = (services.clone(), slices.clone(), classes.clone(), nodes.clone());
+        let (services, slices, classes, nodes, namespaces, params) =
+            (services.clone(), slices.clone(), classes.clone(), nodes.clone(), namespaces.clone(), params.clone());
         tokio::spawn(async move {
             let synced = async {
                 services.wait_until_ready().await?;
                 slices.wait_until_ready().await?;
                 nodes.wait_until_ready().await?;
+                namespaces.wait_until_ready().await?;
+                if let Some(params) = params {
+                    params.wait_until_ready().await?;
+                }
                 classes.wait_until_ready().await
             };
             if synced.await.is_ok() {
@@ -193,6 +222,8 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let by_service_for_slices = by_service.clone();
     let all_ingresses = ingresses.clone();
     let instance_ingresses = ingresses.clone();
+    let ns_ingresses = ingresses.clone();
+    let params_ingresses = ingresses.clone();
     controller
         .watches_stream(svc_events, move |svc: Service| {
             by_service(ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() })
@@ -209,6 +240,20 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             // annotation); reconciles of unaffected groups make no AWS call.
             instance_ingresses.state().iter().map(|ing| ObjectRef::from_obj(ing.as_ref())).collect::<Vec<_>>()
         })
+        .watches_stream(ns_events, move |ns: Namespace| {
+            // Labels decide IngressClassParams namespaceSelector.
+            let name = ns.name_any();
+            ns_ingresses
+                .state()
+                .iter()
+                .filter(|i| i.namespace().as_deref() == Some(name.as_str()))
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(
+            params_events.map(futures::StreamExt::boxed).unwrap_or_else(|| futures::stream::empty().boxed()),
+            move |_p: IngressClassParams| params_ingresses.state().iter().map(|i| ObjectRef::from_obj(i.as_ref())).collect::<Vec<_>>(),
+        )
         .shutdown_on_signal()
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -17,6 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::k8s_writes::{patch_status, publish, set_finalizer};
 use super::{Context, Converged, Error, SERVICE_NAME_LABEL, backend_services};
 use crate::k8s::annotations::{PREFIX, parse_group_name};
+use crate::k8s::params::{IngressClassParamsSpec, selects};
 use crate::model::{self, GroupId, ObjKey, Stack};
 use crate::sync;
 
@@ -36,8 +37,34 @@ fn key_of(ing: &Ingress) -> ObjKey {
     ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }
 }
 
-/// The group an Ingress asks to be in.
-fn group_of(ing: &Ingress) -> Result<GroupId, String> {
+/// The IngressClassParams of an Ingress's class: `None` if it has none, an error if they
+/// are referenced but missing or their namespaceSelector refuses the Ingress's namespace.
+fn class_params(ctx: &Context, ing: &Ingress) -> Option<Result<IngressClassParamsSpec, String>> {
+    let classes = ctx.classes.state();
+    let class = ctx.filter.class_of(ing, classes.iter().map(Arc::as_ref))?;
+    let p = class.spec.as_ref()?.parameters.as_ref()?;
+    if p.api_group.as_deref() != Some("elbv2.k8s.aws") || p.kind != "IngressClassParams" {
+        return None;
+    }
+    let class_name = class.name_any();
+    let Some(params) = ctx.params.as_ref().and_then(|s| s.get(&ObjectRef::new(&p.name))) else {
+        return Some(Err(format!("IngressClass {class_name} refers to IngressClassParams {} which does not exist", p.name)));
+    };
+    if let Some(selector) = &params.spec.namespace_selector {
+        let ns = ing.namespace().unwrap_or_default();
+        let labels = ctx.namespaces.get(&ObjectRef::new(&ns)).and_then(|n| n.metadata.labels.clone()).unwrap_or_default();
+        if !selects(selector, &labels) {
+            return Some(Err(format!("namespace {ns} is not allowed by the namespaceSelector of IngressClassParams {}", p.name)));
+        }
+    }
+    Some(Ok(params.spec.clone()))
+}
+
+/// The group an Ingress asks to be in: its IngressClassParams' group, else its annotation.
+fn group_of(ctx: &Context, ing: &Ingress) -> Result<GroupId, String> {
+    if let Some(Ok(IngressClassParamsSpec { group: Some(g), .. })) = class_params(ctx, ing) {
+        return parse_group_name(&g.name).map(GroupId::Explicit).map_err(|e| format!("IngressClassParams spec.group.name: {e}"));
+    }
     match ing.annotations().get(&format!("{PREFIX}group.name")) {
         Some(name) => parse_group_name(name.trim()).map(GroupId::Explicit).map_err(|e| format!("annotation {PREFIX}group.name: {e}")),
         None => Ok(GroupId::Implicit { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }),
@@ -84,7 +111,7 @@ async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error
     wait_synced(ctx).await?;
     let mut ing = ing.clone();
     let current = if is_active(ctx, &ing) {
-        match group_of(&ing) {
+        match group_of(ctx, &ing) {
             Ok(g) => Some(g),
             Err(message) => {
                 publish(ctx, &ing, EventType::Warning, "FailedBuildModel", message).await;
@@ -137,7 +164,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
     let _guard = lock.lock().await;
 
     let mut members: Vec<Arc<Ingress>> =
-        ctx.ingresses.state().into_iter().filter(|i| is_active(ctx, i) && group_of(i).as_ref() == Ok(group)).collect();
+        ctx.ingresses.state().into_iter().filter(|i| is_active(ctx, i) && group_of(ctx, i).as_ref() == Ok(group)).collect();
     members.sort_by_key(|i| key_of(i));
     if members.is_empty() {
         sync_group(ctx, group, None).await?;
@@ -146,6 +173,8 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
 
     let (services, endpoint_slices) = load_backends(ctx, &members);
     let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| n.as_ref().clone()).collect();
+    let params: BTreeMap<ObjKey, Result<IngressClassParamsSpec, String>> =
+        members.iter().filter_map(|m| Some((key_of(m), class_params(ctx, m)?))).collect();
     let subnets = ctx.discovery.subnets(&ctx.aws).await?;
     let certificates =
         if members.iter().any(|m| may_need_certificates(m)) { ctx.discovery.certificates(&ctx.aws).await? } else { Vec::new() };
@@ -160,6 +189,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             certificates: &certificates,
             nodes: &nodes,
             default_target_type: ctx.cfg.default_target_type,
+            params: &params,
         })
     };
     let mut built = build(&members);

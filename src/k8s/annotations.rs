@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::k8s::params::IngressClassParamsSpec;
 use crate::model::{Action, Condition, HealthCheck, Protocol, Scheme, Tags, TargetType};
 
 pub const PREFIX: &str = "alb.ingress.kubernetes.io/";
@@ -23,6 +24,10 @@ pub struct IngressConfig {
     pub ip_address_type: Option<String>,
     pub load_balancer_name: Option<String>,
     pub subnets: Option<Vec<String>>,
+    /// Subnets by tag (from IngressClassParams only): for each key, one of the values.
+    pub subnet_tags: Option<BTreeMap<String, Vec<String>>>,
+    /// From IngressClassParams: wins over every backend's `target-type`.
+    pub target_type: Option<TargetType>,
     pub inbound_cidrs: Option<Vec<String>>,
     pub ssl_redirect: Option<i32>,
     pub ssl_policy: Option<String>,
@@ -123,6 +128,54 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Settings of the Ingress's IngressClassParams replace what its annotations say.
+pub fn apply_params(cfg: &mut IngressConfig, p: &IngressClassParamsSpec) -> Result<(), String> {
+    let bad = |field: &str, e: String| format!("IngressClassParams spec.{field}: {e}");
+    if let Some(g) = &p.group {
+        cfg.group_name = Some(parse_group_name(&g.name).map_err(|e| bad("group.name", e))?);
+    }
+    if let Some(s) = &p.scheme {
+        cfg.scheme = Some(match s.as_str() {
+            "internal" => Scheme::Internal,
+            "internet-facing" => Scheme::InternetFacing,
+            _ => return Err(bad("scheme", format!("unknown scheme {s:?}"))),
+        });
+    }
+    if let Some(t) = &p.ip_address_type {
+        cfg.ip_address_type = Some(t.clone());
+    }
+    if let Some(n) = &p.load_balancer_name {
+        cfg.load_balancer_name = Some(parse_lb_name(n).map_err(|e| bad("loadBalancerName", e))?);
+    }
+    if let Some(c) = &p.inbound_cidrs {
+        cfg.inbound_cidrs = Some(parse_cidrs(&c.join(",")).map_err(|e| bad("inboundCIDRs", e))?);
+    }
+    if let Some(s) = &p.ssl_policy {
+        cfg.ssl_policy = Some(s.clone());
+    }
+    if let Some(port) = &p.ssl_redirect_port {
+        cfg.ssl_redirect = Some(port.parse().map_err(|_| bad("sslRedirectPort", format!("{port:?} is not a port")))?);
+    }
+    if let Some(arns) = &p.certificate_arn {
+        cfg.certificate_arns = arns.clone();
+    }
+    if let Some(tags) = &p.tags {
+        cfg.tags.extend(tags.iter().map(|t| (t.key.clone(), t.value.clone())));
+    }
+    if let Some(s) = &p.subnets {
+        if let Some(ids) = &s.ids {
+            cfg.subnets = Some(ids.clone());
+        }
+        if let Some(tags) = &s.tags {
+            cfg.subnet_tags = Some(tags.clone());
+        }
+    }
+    if let Some(t) = &p.target_type {
+        cfg.target_type = Some(TargetType::parse(t).map_err(|e| bad("targetType", e))?);
+    }
+    Ok(())
+}
+
 pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Vec<AnnotationError>> {
     let mut r = Reader { layers: vec![annotations], errors: Vec::new() };
     let group_name = r.opt("group.name", parse_group_name);
@@ -182,6 +235,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         ip_address_type,
         load_balancer_name,
         subnets,
+        subnet_tags: None,
+        target_type: None,
         inbound_cidrs,
         ssl_redirect,
         ssl_policy,

@@ -14,6 +14,20 @@ pub struct ClassFilter {
 }
 
 impl ClassFilter {
+    /// The IngressClass of ours an Ingress uses, by name or as the default class; `None`
+    /// for Ingresses using the legacy annotation or another controller's class.
+    pub fn class_of<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass>) -> Option<&'a IngressClass> {
+        let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str());
+        let mut classes = classes.into_iter();
+        match ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
+            Some(name) => classes.find(|c| c.metadata.name.as_deref() == Some(name) && ours(c)),
+            None if ing.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(LEGACY_CLASS_ANNOTATION)) => None,
+            None => classes.find(|c| {
+                ours(c) && c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str) == Some("true")
+            }),
+        }
+    }
+
     /// An Ingress is ours when its IngressClass names our controller, when it carries the
     /// legacy class annotation with our class, or when it names no class and the cluster's
     /// default IngressClass is ours.

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
 use crate::k8s::annotations::{self, ActionSpec, IngressConfig, TargetRef};
+use crate::k8s::params::IngressClassParamsSpec;
 
 /// A subnet as discovery found it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -44,6 +45,9 @@ pub struct Inputs<'a> {
     pub nodes: &'a [Node],
     /// Target type of backends without a `target-type` annotation (LBC: `instance`).
     pub default_target_type: TargetType,
+    /// Each member's IngressClassParams, if its class has some (an error if they are
+    /// referenced but cannot be used).
+    pub params: &'a BTreeMap<ObjKey, Result<IngressClassParamsSpec, String>>,
 }
 
 #[derive(Debug, Default)]
@@ -88,9 +92,19 @@ pub fn build(inputs: &Inputs) -> Built {
     for ing in &inputs.members {
         let key = ing_key(ing);
         let empty = BTreeMap::new();
-        match annotations::parse(ing.metadata.annotations.as_ref().unwrap_or(&empty)) {
+        let parsed = annotations::parse(ing.metadata.annotations.as_ref().unwrap_or(&empty))
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            .and_then(|mut cfg| {
+                match inputs.params.get(&key) {
+                    Some(Ok(p)) => annotations::apply_params(&mut cfg, p)?,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => {}
+                }
+                Ok(cfg)
+            });
+        match parsed {
             Ok(cfg) => members.push((*ing, key, cfg)),
-            Err(errors) => out.problems.push(problem(&key, errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))),
+            Err(message) => out.problems.push(problem(&key, message)),
         }
     }
     // LBC's order: group.order, then namespace/name.
@@ -127,7 +141,12 @@ pub fn build(inputs: &Inputs) -> Built {
     }
 
     let scheme = group_cfg.scheme.unwrap_or(Scheme::Internal);
-    let subnets = match select_subnets(inputs.subnets, scheme, inputs.cluster, group_cfg.subnets.as_deref()) {
+    let chosen = match (&group_cfg.subnets, &group_cfg.subnet_tags) {
+        (Some(names), _) => SubnetChoice::Named(names),
+        (None, Some(tags)) => SubnetChoice::Tagged(tags),
+        (None, None) => SubnetChoice::Discover,
+    };
+    let subnets = match select_subnets(inputs.subnets, scheme, inputs.cluster, chosen) {
         Ok(s) => s,
         Err(message) => {
             out.problems.extend(built.iter().map(|m| problem(&m.key, message.clone())));
@@ -323,6 +342,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         exclusive!(ip_address_type, "ip-address-type");
         exclusive!(load_balancer_name, "load-balancer-name");
         exclusive!(subnets, "subnets");
+        exclusive!(subnet_tags, "subnets");
         exclusive!(inbound_cidrs, "inbound-cidrs");
         exclusive!(ssl_redirect, "ssl-redirect");
         exclusive!(ssl_policy, "ssl-policy");
@@ -337,6 +357,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         ($($field:ident, $name:literal);*) => { $( if !owners.contains_key($name) { group.$field = None; } )* };
     }
     unset_unowned!(scheme, "scheme"; ip_address_type, "ip-address-type"; load_balancer_name, "load-balancer-name"; subnets, "subnets";
+        subnet_tags, "subnets";
         inbound_cidrs, "inbound-cidrs"; ssl_redirect, "ssl-redirect"; ssl_policy, "ssl-policy");
     (kept, group)
 }
@@ -440,12 +461,15 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
     };
     let resource_id = format!("{}/{}-{}:{}", m.key.namespace, m.key.name, svc_key.name, port_str);
     let empty = BTreeMap::new();
-    let backend_cfg = annotations::parse_backend(
+    let mut backend_cfg = annotations::parse_backend(
         m.ing.metadata.annotations.as_ref().unwrap_or(&empty),
         svc.metadata.annotations.as_ref().unwrap_or(&empty),
         inputs.default_target_type,
     )
     .map_err(|errors| format!("backend Service {svc_key}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+    if let Some(t) = m.cfg.target_type {
+        backend_cfg.target_type = t;
+    }
     let tg_port = match (backend_cfg.target_type, &svc_port.target_port) {
         (TargetType::Instance, _) => {
             let svc_type = svc.spec.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
@@ -696,8 +720,27 @@ fn conditions(host: Option<&str>, path: &HTTPIngressPath, extra: Vec<Condition>)
 /// The `subnets` annotation's subnets (IDs or Name tags), else discovery: subnets with
 /// the scheme's role tag, minus those tagged for another cluster, one per AZ (our
 /// cluster's tag first, then the lowest ID). At least two AZs either way.
-fn select_subnets(subnets: &[Subnet], scheme: Scheme, cluster: &str, chosen: Option<&[String]>) -> Result<BTreeSet<String>, String> {
-    if let Some(wanted) = chosen {
+enum SubnetChoice<'a> {
+    /// IDs or Name tags.
+    Named(&'a [String]),
+    /// For each tag key, one of the values.
+    Tagged(&'a BTreeMap<String, Vec<String>>),
+    Discover,
+}
+
+fn select_subnets(subnets: &[Subnet], scheme: Scheme, cluster: &str, chosen: SubnetChoice) -> Result<BTreeSet<String>, String> {
+    if let SubnetChoice::Tagged(tags) = chosen {
+        let mut by_az: BTreeMap<&str, &str> = BTreeMap::new();
+        for s in subnets.iter().filter(|s| tags.iter().all(|(k, vals)| s.tags.get(k).is_some_and(|v| vals.contains(v)))) {
+            let e = by_az.entry(s.availability_zone.as_str()).or_insert(s.id.as_str());
+            *e = (*e).min(s.id.as_str());
+        }
+        if by_az.len() < 2 {
+            return Err("IngressClassParams spec.subnets.tags: fewer than 2 Availability Zones have a subnet with those tags".into());
+        }
+        return Ok(by_az.values().map(|s| s.to_string()).collect());
+    }
+    if let SubnetChoice::Named(wanted) = chosen {
         let mut ids = BTreeSet::new();
         let mut azs = BTreeSet::new();
         for w in wanted {
@@ -805,6 +848,7 @@ mod tests {
             certificates: &[],
             nodes: &[],
             default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
         })
     }
 
@@ -1061,6 +1105,7 @@ spec:
             certificates,
             nodes: &[],
             default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
         })
     }
 
@@ -1209,6 +1254,7 @@ spec:
             certificates: &certs,
             nodes: &[],
             default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
         });
         let stack = built.stack.unwrap();
         let http = &stack.listeners[0];
@@ -1237,6 +1283,7 @@ spec:
             certificates: &certs,
             nodes: &[],
             default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
         });
         assert!(built.stack.is_none());
         assert!(built.problems[0].message.contains("2 ACM certificates match host shop.example.com"), "{}", built.problems[0].message);
@@ -1486,6 +1533,7 @@ spec:
             certificates: &[],
             nodes: &nodes,
             default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
         });
         let stack = built.stack.unwrap();
         let tg = &stack.target_groups[0];

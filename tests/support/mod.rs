@@ -83,6 +83,7 @@ impl Bed {
         let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
         ensure_ingress_class(&client).await;
+        ensure_crds(&client).await;
 
         let creds = elbv2::config::Credentials::new(&account, "test", None, None, "test");
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -341,6 +342,25 @@ async fn ensure_ingress_class(client: &Client) {
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("creating IngressClass alb: {e}"),
     }
+}
+
+/// The CRDs of deploy/crds, created once per bed and waited on until established.
+async fn ensure_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crd: CustomResourceDefinition =
+        serde_yaml::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crds/ingressclassparams.yaml"))).unwrap();
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    match api.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating CRD: {e}"),
+    }
+    let name = crd.metadata.name.unwrap();
+    eventually("the IngressClassParams CRD is established", Duration::from_secs(30), || async {
+        let crd = api.get(&name).await.ok()?;
+        crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+    })
+    .await;
 }
 
 /// Prometheus text samples of one metric: (labels, value).
