@@ -7,6 +7,7 @@ mod config;
 mod controller;
 mod k8s;
 mod model;
+mod plan;
 mod sync;
 mod telemetry;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the controller.
     Run(Box<config::Config>),
+    /// Print the load balancers that manifests would get: no cluster, no AWS.
+    Plan(plan::PlanArgs),
     /// Print the CustomResourceDefinitions the controller uses (IngressClassParams), as YAML.
     Crd,
     /// Print the version.
@@ -40,6 +43,14 @@ fn crds() -> String {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Plan(args) => match plan::run(&args) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::from(1),
+            Err(e) => {
+                eprintln!("alb-controller plan: {e}");
+                std::process::ExitCode::from(2)
+            }
+        },
         Command::Crd => {
             print!("{}", crds());
             std::process::ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -16,8 +16,9 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::k8s_writes::{patch_status, publish, set_finalizer};
 use super::{Context, Converged, Error, SERVICE_NAME_LABEL, backend_services};
-use crate::k8s::annotations::{PREFIX, parse_group_name};
-use crate::k8s::params::{IngressClassParamsSpec, selects};
+use crate::k8s::annotations::PREFIX;
+use crate::k8s::grouping::{self, ClusterObjects};
+use crate::k8s::params::{IngressClassParams, IngressClassParamsSpec};
 use crate::model::{self, GroupId, ObjKey, Stack};
 use crate::sync;
 
@@ -37,38 +38,24 @@ fn key_of(ing: &Ingress) -> ObjKey {
     ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }
 }
 
-/// The IngressClassParams of an Ingress's class: `None` if it has none, an error if they
-/// are referenced but missing or their namespaceSelector refuses the Ingress's namespace.
-fn class_params(ctx: &Context, ing: &Ingress) -> Option<Result<IngressClassParamsSpec, String>> {
-    let classes = ctx.classes.state();
-    let class = ctx.filter.class_of(ing, classes.iter().map(Arc::as_ref))?;
-    let p = class.spec.as_ref()?.parameters.as_ref()?;
-    if p.api_group.as_deref() != Some("elbv2.k8s.aws") || p.kind != "IngressClassParams" {
-        return None;
+impl ClusterObjects for Context {
+    fn classes(&self) -> Vec<Arc<IngressClass>> {
+        self.classes.state()
     }
-    let class_name = class.name_any();
-    let Some(params) = ctx.params.as_ref().and_then(|s| s.get(&ObjectRef::new(&p.name))) else {
-        return Some(Err(format!("IngressClass {class_name} refers to IngressClassParams {} which does not exist", p.name)));
-    };
-    if let Some(selector) = &params.spec.namespace_selector {
-        let ns = ing.namespace().unwrap_or_default();
-        let labels = ctx.namespaces.get(&ObjectRef::new(&ns)).and_then(|n| n.metadata.labels.clone()).unwrap_or_default();
-        if !selects(selector, &labels) {
-            return Some(Err(format!("namespace {ns} is not allowed by the namespaceSelector of IngressClassParams {}", p.name)));
-        }
+    fn params(&self, name: &str) -> Option<Arc<IngressClassParams>> {
+        self.params.as_ref()?.get(&ObjectRef::new(name))
     }
-    Some(Ok(params.spec.clone()))
+    fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespaces.get(&ObjectRef::new(namespace)).and_then(|n| n.metadata.labels.clone()).unwrap_or_default()
+    }
 }
 
-/// The group an Ingress asks to be in: its IngressClassParams' group, else its annotation.
+fn class_params(ctx: &Context, ing: &Ingress) -> Option<Result<IngressClassParamsSpec, String>> {
+    grouping::class_params(ctx, &ctx.filter, ing)
+}
+
 fn group_of(ctx: &Context, ing: &Ingress) -> Result<GroupId, String> {
-    if let Some(Ok(IngressClassParamsSpec { group: Some(g), .. })) = class_params(ctx, ing) {
-        return parse_group_name(&g.name).map(GroupId::Explicit).map_err(|e| format!("IngressClassParams spec.group.name: {e}"));
-    }
-    match ing.annotations().get(&format!("{PREFIX}group.name")) {
-        Some(name) => parse_group_name(name.trim()).map(GroupId::Explicit).map_err(|e| format!("annotation {PREFIX}group.name: {e}")),
-        None => Ok(GroupId::Implicit { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() }),
-    }
+    grouping::group_of(ctx, &ctx.filter, ing)
 }
 
 /// The groups an Ingress's finalizers say it has resources in.
@@ -102,9 +89,8 @@ pub async fn reconcile(ing: Arc<Ingress>, ctx: Arc<Context>) -> Result<Action, E
     result
 }
 
-/// Our Ingress, not being deleted.
 fn is_active(ctx: &Context, ing: &Ingress) -> bool {
-    ing.metadata.deletion_timestamp.is_none() && ctx.filter.is_ours(ing, ctx.classes.state().iter().map(Arc::as_ref))
+    grouping::is_active(ctx, &ctx.filter, ing)
 }
 
 async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error> {

@@ -2,4 +2,5 @@
 
 pub mod annotations;
 pub mod class;
+pub mod grouping;
 pub mod params;

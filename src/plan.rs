@@ -1,0 +1,373 @@
+//! `alb-controller plan`: the load balancers a set of manifests would get, with no
+//! cluster and no AWS. Uses the controller's own grouping and model builder.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
+
+use crate::k8s::class::ClassFilter;
+use crate::k8s::grouping::{self, ClusterObjects};
+use crate::k8s::params::IngressClassParams;
+use crate::model::{self, Action, Certificate, Condition, GroupId, ObjKey, Problem, Stack, Subnet, TargetType};
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// Manifest files or directories of them (YAML, multi-document): Ingresses, Services,
+    /// EndpointSlices, IngressClasses, IngressClassParams, Nodes, Namespaces.
+    #[arg(short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+    /// Cluster name (names and tags derive from it).
+    #[arg(long, default_value = "plan")]
+    cluster_name: String,
+    /// Environment file (YAML): `subnets: [{id, availabilityZone, tags}]` and
+    /// `certificates: [{arn, domains}]`.
+    #[arg(long)]
+    env: Option<PathBuf>,
+    /// A subnet, `ID@ZONE:public` or `ID@ZONE:private` (repeatable; replaces the default
+    /// three public and three private subnets).
+    #[arg(long = "subnet")]
+    subnets: Vec<String>,
+    /// An ISSUED ACM certificate, `ARN=domain[,domain…]` (repeatable).
+    #[arg(long = "certificate")]
+    certificates: Vec<String>,
+    #[arg(long, default_value = "instance", value_parser = TargetType::parse)]
+    default_target_type: TargetType,
+    #[arg(long, default_value = "ingress.k8s.aws/alb")]
+    controller_name: String,
+    #[arg(long, default_value = "alb")]
+    ingress_class: String,
+    /// `table` or `json`.
+    #[arg(short = 'o', long, default_value = "table")]
+    output: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Environment {
+    #[serde(default)]
+    subnets: Vec<EnvSubnet>,
+    #[serde(default)]
+    certificates: Vec<Certificate>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvSubnet {
+    id: String,
+    availability_zone: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct Objects {
+    ingresses: Vec<Ingress>,
+    services: BTreeMap<ObjKey, Service>,
+    slices: BTreeMap<ObjKey, Vec<EndpointSlice>>,
+    classes: Vec<Arc<IngressClass>>,
+    params: Vec<Arc<IngressClassParams>>,
+    nodes: Vec<Node>,
+    namespaces: Vec<Namespace>,
+}
+
+impl ClusterObjects for Objects {
+    fn classes(&self) -> Vec<Arc<IngressClass>> {
+        self.classes.clone()
+    }
+    fn params(&self, name: &str) -> Option<Arc<IngressClassParams>> {
+        self.params.iter().find(|p| p.name_any() == name).cloned()
+    }
+    fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespaces.iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Planned {
+    load_balancers: Vec<PlannedLoadBalancer>,
+    problems: Vec<Problem>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlannedLoadBalancer {
+    group: String,
+    ingresses: Vec<String>,
+    stack: Stack,
+}
+
+fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            if e.is_dir() || e.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                yaml_files(&e, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn load(files: &[PathBuf]) -> Result<Objects, String> {
+    let mut paths = Vec::new();
+    for f in files {
+        yaml_files(f, &mut paths)?;
+    }
+    let mut o = Objects::default();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(doc).map_err(|e| format!("{}: {e}", path.display()))?;
+            if value.is_null() {
+                continue;
+            }
+            let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            let bad = |e: serde_yaml::Error| format!("{}: {kind}: {e}", path.display());
+            let mut value = value;
+            // Objects without a namespace land in `default`, as kubectl would put them.
+            if matches!(kind.as_str(), "Ingress" | "Service" | "EndpointSlice")
+                && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_mapping_mut())
+                && !meta.contains_key("namespace")
+            {
+                meta.insert("namespace".into(), "default".into());
+            }
+            match kind.as_str() {
+                "Ingress" => o.ingresses.push(serde_yaml::from_value(value).map_err(bad)?),
+                "Service" => {
+                    let s: Service = serde_yaml::from_value(value).map_err(bad)?;
+                    o.services.insert(ObjKey { namespace: s.namespace().unwrap_or_default(), name: s.name_any() }, s);
+                }
+                "EndpointSlice" => {
+                    let s: EndpointSlice = serde_yaml::from_value(value).map_err(bad)?;
+                    if let Some(svc) = s.labels().get("kubernetes.io/service-name") {
+                        o.slices.entry(ObjKey { namespace: s.namespace().unwrap_or_default(), name: svc.clone() }).or_default().push(s);
+                    }
+                }
+                "IngressClass" => o.classes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
+                "IngressClassParams" => o.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
+                "Node" => o.nodes.push(serde_yaml::from_value(value).map_err(bad)?),
+                "Namespace" => o.namespaces.push(serde_yaml::from_value(value).map_err(bad)?),
+                _ => {}
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn default_subnets() -> Vec<Subnet> {
+    let mut out = Vec::new();
+    for zone in ["a", "b", "c"] {
+        for (role, tag) in [("public", "kubernetes.io/role/elb"), ("private", "kubernetes.io/role/internal-elb")] {
+            out.push(Subnet {
+                id: format!("subnet-{role}-{zone}"),
+                availability_zone: format!("us-east-1{zone}"),
+                tags: BTreeMap::from([(tag.to_string(), "1".to_string())]),
+            });
+        }
+    }
+    out
+}
+
+fn environment(args: &PlanArgs) -> Result<(Vec<Subnet>, Vec<Certificate>), String> {
+    let env: Environment = match &args.env {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Environment::default(),
+    };
+    let mut subnets: Vec<Subnet> =
+        env.subnets.into_iter().map(|s| Subnet { id: s.id, availability_zone: s.availability_zone, tags: s.tags }).collect();
+    for s in &args.subnets {
+        let parsed = s.split_once('@').and_then(|(id, rest)| rest.split_once(':').map(|(zone, role)| (id, zone, role)));
+        let (id, zone, role) = parsed.ok_or_else(|| format!("--subnet {s:?}: expected ID@ZONE:public or ID@ZONE:private"))?;
+        let tag = match role {
+            "public" => "kubernetes.io/role/elb",
+            "private" => "kubernetes.io/role/internal-elb",
+            _ => return Err(format!("--subnet {s:?}: the role must be public or private")),
+        };
+        subnets.push(Subnet { id: id.into(), availability_zone: zone.into(), tags: BTreeMap::from([(tag.to_string(), "1".to_string())]) });
+    }
+    if subnets.is_empty() {
+        subnets = default_subnets();
+    }
+    let mut certificates = env.certificates;
+    for c in &args.certificates {
+        let (arn, domains) = c.split_once('=').ok_or_else(|| format!("--certificate {c:?}: expected ARN=domain[,domain…]"))?;
+        certificates.push(Certificate { arn: arn.into(), domains: domains.split(',').map(|d| d.trim().to_string()).collect() });
+    }
+    Ok((subnets, certificates))
+}
+
+/// Runs `plan`; the exit code is non-zero when any Ingress has a problem.
+pub fn run(args: &PlanArgs) -> Result<bool, String> {
+    let mut objects = load(&args.files)?;
+    let (subnets, certificates) = environment(args)?;
+    // The `alb` IngressClass is cluster setup, rarely in an app's manifests: assume it.
+    if !objects.classes.iter().any(|c| c.name_any() == args.ingress_class) {
+        objects.classes.push(Arc::new(
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": args.ingress_class}, "spec": {"controller": args.controller_name}}),
+            )
+            .expect("a valid IngressClass"),
+        ));
+    }
+    let filter = ClassFilter { controller: args.controller_name.clone(), legacy_class: args.ingress_class.clone() };
+    let mut groups: BTreeMap<GroupId, Vec<&Ingress>> = BTreeMap::new();
+    let mut planned = Planned { load_balancers: Vec::new(), problems: Vec::new() };
+    for ing in objects.ingresses.iter().filter(|i| grouping::is_active(&objects, &filter, i)) {
+        match grouping::group_of(&objects, &filter, ing) {
+            Ok(g) => groups.entry(g).or_default().push(ing),
+            Err(message) => planned.problems.push(Problem {
+                ingress: ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() },
+                reason: "FailedBuildModel",
+                message,
+            }),
+        }
+    }
+    for (group, members) in groups {
+        let params = members
+            .iter()
+            .filter_map(|m| {
+                let key = ObjKey { namespace: m.namespace().unwrap_or_default(), name: m.name_any() };
+                Some((key, grouping::class_params(&objects, &filter, m)?))
+            })
+            .collect();
+        let built = model::build(&model::Inputs {
+            cluster: &args.cluster_name,
+            group: group.clone(),
+            members: members.clone(),
+            services: &objects.services,
+            endpoint_slices: &objects.slices,
+            subnets: &subnets,
+            certificates: &certificates,
+            nodes: &objects.nodes,
+            default_target_type: args.default_target_type,
+            params: &params,
+        });
+        let bad: Vec<ObjKey> = built.problems.iter().map(|p| p.ingress.clone()).collect();
+        planned.problems.extend(built.problems);
+        planned.problems.extend(built.warnings);
+        if let Some(stack) = built.stack {
+            let ingresses = members
+                .iter()
+                .map(|m| ObjKey { namespace: m.namespace().unwrap_or_default(), name: m.name_any() })
+                .filter(|k| !bad.contains(k))
+                .map(|k| k.to_string())
+                .collect();
+            planned.load_balancers.push(PlannedLoadBalancer { group: group.to_string(), ingresses, stack });
+        }
+    }
+    match args.output.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&planned).map_err(|e| e.to_string())?),
+        "table" => print!("{}", table(&planned)),
+        other => return Err(format!("unknown output {other:?}: use table or json")),
+    }
+    Ok(planned.problems.is_empty())
+}
+
+fn describe_action(a: &Action) -> String {
+    match a {
+        Action::FixedResponse { status_code, .. } => format!("fixed-response {status_code}"),
+        Action::Redirect { protocol, port, host, path, status_code, .. } => format!(
+            "redirect {status_code} to {}://{}:{}{}",
+            protocol.as_deref().unwrap_or("#{protocol}"),
+            host.as_deref().unwrap_or("#{host}"),
+            port.as_deref().unwrap_or("#{port}"),
+            path.as_deref().unwrap_or("")
+        ),
+        Action::Forward { target_groups, stickiness_seconds } => {
+            let tgs: Vec<String> = target_groups
+                .iter()
+                .map(|t| match t.weight {
+                    Some(w) => format!("{} (weight {w})", t.target_group),
+                    None => t.target_group.clone(),
+                })
+                .collect();
+            let sticky = stickiness_seconds.map(|s| format!(", sticky {s}s")).unwrap_or_default();
+            format!("forward to {}{sticky}", tgs.join(", "))
+        }
+    }
+}
+
+fn describe_condition(c: &Condition) -> String {
+    match c {
+        Condition::HostHeader(v) => format!("host {}", v.join(" | ")),
+        Condition::PathPattern(v) => format!("path {}", v.join(" | ")),
+        Condition::HttpHeader { name, values } => format!("header {name}: {}", values.join(" | ")),
+        Condition::HttpRequestMethod(v) => format!("method {}", v.join(" | ")),
+        Condition::QueryString(v) => {
+            format!("query {}", v.iter().map(|(k, val)| format!("{}={val}", k.as_deref().unwrap_or(""))).collect::<Vec<_>>().join(" | "))
+        }
+        Condition::SourceIp(v) => format!("source-ip {}", v.join(" | ")),
+    }
+}
+
+fn table(p: &Planned) -> String {
+    let mut out = String::new();
+    if p.load_balancers.is_empty() {
+        out.push_str("No load balancers.\n");
+    }
+    for lb in &p.load_balancers {
+        let s = &lb.stack;
+        let l = &s.load_balancer;
+        let _ = writeln!(out, "Load balancer {}  ({}, {})", l.name, l.scheme.as_str(), l.ip_address_type);
+        let _ = writeln!(out, "  group        {}   Ingresses: {}", lb.group, lb.ingresses.join(", "));
+        let _ = writeln!(out, "  subnets      {}", l.subnets.iter().cloned().collect::<Vec<_>>().join(", "));
+        let inbound: Vec<String> =
+            s.security_group.ingress.iter().map(|p| format!("{}/{} from {}", p.protocol, p.from_port, p.cidr)).collect();
+        let _ = writeln!(out, "  security     {} ({})", s.security_group.name, inbound.join(", "));
+        let _ = writeln!(out, "  tags         {}", l.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+        for listener in &s.listeners {
+            let certs = if listener.certificates.is_empty() {
+                String::new()
+            } else {
+                format!("  certificates {}", listener.certificates.join(", "))
+            };
+            let _ = writeln!(out, "  Listener {}:{}{certs}", listener.protocol.as_str(), listener.port);
+            for r in &listener.rules {
+                let conds: Vec<String> = r.conditions.iter().map(describe_condition).collect();
+                let _ = writeln!(out, "    {:>3}  {}  -> {}", r.priority, conds.join(" AND "), describe_action(&r.action));
+            }
+            let _ = writeln!(out, "    default  -> {}", describe_action(&listener.default_action));
+        }
+        for tg in &s.target_groups {
+            let hc = &tg.health_check;
+            let _ = writeln!(
+                out,
+                "  Target group {}  ({}, {}:{} {}, health check {} {} every {}s)",
+                tg.name,
+                tg.target_type.as_str(),
+                tg.protocol.as_str(),
+                tg.port,
+                tg.protocol_version,
+                hc.path,
+                hc.success_codes,
+                hc.interval_seconds
+            );
+            if tg.targets.is_empty() {
+                let _ = writeln!(out, "    (no targets)");
+            }
+            for t in &tg.targets {
+                let _ = writeln!(out, "    target {}:{}", t.id, t.port);
+            }
+        }
+        out.push('\n');
+    }
+    for problem in &p.problems {
+        let _ = writeln!(out, "Warning  {}  {}: {}", problem.reason, problem.ingress, problem.message);
+    }
+    out
+}
