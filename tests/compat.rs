@@ -428,3 +428,64 @@ mod alb_params {
         pub fields: std::collections::BTreeMap<String, serde_json::Value>,
     }
 }
+
+#[tokio::test]
+async fn attributes_are_reconciled_and_deletion_protection_blocks_deletion() {
+    let bed = Bed::start("attrs").await;
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations:
+    alb.ingress.kubernetes.io/load-balancer-attributes: idle_timeout.timeout_seconds=120,deletion_protection.enabled=true
+    alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=30
+    alb.ingress.kubernetes.io/listener-attributes.HTTP-80: routing.http.response.server.enabled=false
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    let lb_arn = lb.load_balancer_arn().unwrap().to_string();
+    let attrs = |list: &[aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute]| {
+        list.iter().map(|a| (a.key().unwrap().to_string(), a.value().unwrap().to_string())).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let lb_attrs = attrs(bed.elbv2.describe_load_balancer_attributes().load_balancer_arn(&lb_arn).send().await.unwrap().attributes());
+    assert_eq!(lb_attrs["idle_timeout.timeout_seconds"], "120");
+    assert_eq!(lb_attrs["deletion_protection.enabled"], "true");
+    let listener = bed.listeners(&lb_arn).await.remove(0);
+    let tg_arn = listener.default_actions()[0].target_group_arn().unwrap().to_string();
+    let tg_attrs = bed.elbv2.describe_target_group_attributes().target_group_arn(&tg_arn).send().await.unwrap();
+    assert!(tg_attrs.attributes().iter().any(|a| a.key() == Some("deregistration_delay.timeout_seconds") && a.value() == Some("30")));
+    let l_attrs = bed.elbv2.describe_listener_attributes().listener_arn(listener.listener_arn().unwrap()).send().await.unwrap();
+    assert!(l_attrs.attributes().iter().any(|a| a.key() == Some("routing.http.response.server.enabled") && a.value() == Some("false")));
+
+    // Deleting the Ingress is held by deletion protection, with an Event saying what to do.
+    bed.api::<Ingress>().delete("shop", &DeleteParams::default()).await.unwrap();
+    bed.wait_warning("shop", "deletion protection").await;
+    assert!(bed.api::<Ingress>().get_opt("shop").await.unwrap().is_some(), "the finalizer holds the Ingress");
+    assert_eq!(bed.load_balancers().await.len(), 1);
+    // Once protection is turned off on the load balancer, the deletion goes through.
+    bed.elbv2
+        .modify_load_balancer_attributes()
+        .load_balancer_arn(&lb_arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                .key("deletion_protection.enabled")
+                .value("false")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    eventually("the Ingress is deleted", Duration::from_secs(60), || async {
+        bed.api::<Ingress>().get_opt("shop").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(bed.load_balancers().await.is_empty());
+}

@@ -37,6 +37,10 @@ pub struct IngressConfig {
     pub listen_ports: Option<Vec<(Protocol, i32)>>,
     /// Merged across a group; the first is the listener's default certificate.
     pub certificate_arns: Vec<String>,
+    /// Exclusive in a group.
+    pub load_balancer_attributes: Option<Tags>,
+    /// `listener-attributes.${Protocol}-${Port}`, by port.
+    pub listener_attributes: BTreeMap<i32, Tags>,
     /// `actions.${name}`: used by backends `{service: {name: ${name}, port: {name: use-annotation}}}`.
     pub actions: BTreeMap<String, ActionSpec>,
     /// `conditions.${name}`: extra conditions of the rules whose backend is named `${name}`.
@@ -67,6 +71,7 @@ pub struct BackendConfig {
     pub target_type: TargetType,
     /// `instance` targets: only nodes with all these labels.
     pub node_labels: Tags,
+    pub attributes: Tags,
     pub protocol: Protocol,
     pub protocol_version: String,
     pub health_check: HealthCheck,
@@ -170,6 +175,9 @@ pub fn apply_params(cfg: &mut IngressConfig, p: &IngressClassParamsSpec) -> Resu
             cfg.subnet_tags = Some(tags.clone());
         }
     }
+    if let Some(attrs) = &p.load_balancer_attributes {
+        cfg.load_balancer_attributes = Some(attrs.iter().map(|a| (a.key.clone(), a.value.clone())).collect());
+    }
     if let Some(t) = &p.target_type {
         cfg.target_type = Some(TargetType::parse(t).map_err(|e| bad("targetType", e))?);
     }
@@ -212,10 +220,21 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
             None => Ok(arns),
         }
     });
+    let load_balancer_attributes = r.opt("load-balancer-attributes", parse_attributes);
     let mut actions = BTreeMap::new();
     let mut conditions = BTreeMap::new();
+    let mut listener_attributes = BTreeMap::new();
     for (key, value) in annotations {
         let Some(rest) = key.strip_prefix(PREFIX) else { continue };
+        if let Some(listener) = rest.strip_prefix("listener-attributes.") {
+            let port =
+                listener.split_once('-').filter(|(p, _)| matches!(*p, "HTTP" | "HTTPS")).and_then(|(_, port)| port.parse::<i32>().ok());
+            match (port, parse_attributes(value)) {
+                (Some(port), Ok(attrs)) => drop(listener_attributes.insert(port, attrs)),
+                (None, _) => r.fail(rest, format!("{listener:?} must be PROTOCOL-PORT, e.g. HTTPS-443")),
+                (_, Err(e)) => r.fail(rest, e),
+            }
+        }
         if let Some(name) = rest.strip_prefix("actions.") {
             match parse_action(value) {
                 Ok(a) => drop(actions.insert(name.to_string(), a)),
@@ -243,9 +262,28 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         tags,
         listen_ports,
         certificate_arns,
+        load_balancer_attributes,
+        listener_attributes,
         actions,
         conditions,
     })
+}
+
+/// `key=value,key=value` attributes, as AWS names them (`deletion_protection.enabled=true`).
+fn parse_attributes(v: &str) -> Result<Tags, String> {
+    let mut attrs = Tags::new();
+    for pair in parse_list(v) {
+        let (k, val) = pair.split_once('=').ok_or_else(|| format!("attribute {pair:?} is not in the form key=value"))?;
+        let (k, val) = (k.trim(), val.trim());
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(format!("{k:?} is not an attribute name"));
+        }
+        if k.ends_with(".enabled") && !matches!(val, "true" | "false") {
+            return Err(format!("{k} must be true or false, not {val:?}"));
+        }
+        attrs.insert(k.to_string(), val.to_string());
+    }
+    Ok(attrs)
 }
 
 /// Services named by forward actions in `actions.*` annotations (unparsable ones are
@@ -503,9 +541,11 @@ pub fn parse_backend(
     if timeout_seconds >= interval_seconds {
         r.fail("healthcheck-timeout-seconds", format!("timeout {timeout_seconds}s must be shorter than the interval {interval_seconds}s"));
     }
+    let attributes = r.get("target-group-attributes", Tags::new(), parse_attributes);
     r.done(BackendConfig {
         target_type,
         node_labels,
+        attributes,
         protocol,
         protocol_version,
         health_check: HealthCheck {
@@ -787,6 +827,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.conditions["web"].len(), 6);
         assert_eq!(c.conditions["web"][0], Condition::HttpHeader { name: "X-Env".into(), values: vec!["canary".into()] });
+    }
+
+    #[test]
+    fn attributes_of_load_balancers_listeners_and_target_groups() {
+        let c = parse(&ann(&[
+            ("load-balancer-attributes", "idle_timeout.timeout_seconds=120, deletion_protection.enabled=true"),
+            ("listener-attributes.HTTPS-443", "routing.http.response.server.enabled=false"),
+        ]))
+        .unwrap();
+        assert_eq!(c.load_balancer_attributes.unwrap()["idle_timeout.timeout_seconds"], "120");
+        assert_eq!(c.listener_attributes[&443]["routing.http.response.server.enabled"], "false");
+        let b = parse_backend(&BTreeMap::new(), &ann(&[("target-group-attributes", "stickiness.enabled=true")]), TargetType::Ip).unwrap();
+        assert_eq!(b.attributes["stickiness.enabled"], "true");
+        for (k, v) in [
+            ("load-balancer-attributes", "deletion_protection.enabled=yes"),
+            ("load-balancer-attributes", "no-equals"),
+            ("listener-attributes.TCP-80", "a=b"),
+        ] {
+            assert!(parse(&ann(&[(k, v)])).is_err(), "{k}={v}");
+        }
     }
 
     #[test]

@@ -207,6 +207,11 @@ pub fn build(inputs: &Inputs) -> Built {
             protocol,
             certificates: if protocol == Protocol::Https { certificates.clone() } else { Vec::new() },
             ssl_policy: (protocol == Protocol::Https).then(|| group_cfg.ssl_policy.clone().unwrap_or_else(|| DEFAULT_SSL_POLICY.into())),
+            // Merged across the group's members; the first in group order wins a key.
+            attributes: built.iter().rev().filter_map(|m| m.cfg.listener_attributes.get(&port)).fold(Tags::new(), |mut acc, a| {
+                acc.extend(a.clone());
+                acc
+            }),
             default_action: match redirect {
                 Some(to) => Action::Redirect {
                     protocol: Some("HTTPS".into()),
@@ -267,6 +272,7 @@ pub fn build(inputs: &Inputs) -> Built {
             scheme,
             ip_address_type: group_cfg.ip_address_type.clone().unwrap_or_else(|| "ipv4".into()),
             subnets,
+            attributes: group_cfg.load_balancer_attributes.clone().unwrap_or_default(),
             tags: with("LoadBalancer"),
         },
         security_group: SecurityGroup {
@@ -346,6 +352,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         exclusive!(inbound_cidrs, "inbound-cidrs");
         exclusive!(ssl_redirect, "ssl-redirect");
         exclusive!(ssl_policy, "ssl-policy");
+        exclusive!(load_balancer_attributes, "load-balancer-attributes");
         if conflicts.is_empty() {
             kept.push((ing, key, cfg));
         } else {
@@ -357,7 +364,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         ($($field:ident, $name:literal);*) => { $( if !owners.contains_key($name) { group.$field = None; } )* };
     }
     unset_unowned!(scheme, "scheme"; ip_address_type, "ip-address-type"; load_balancer_name, "load-balancer-name"; subnets, "subnets";
-        subnet_tags, "subnets";
+        subnet_tags, "subnets"; load_balancer_attributes, "load-balancer-attributes";
         inbound_cidrs, "inbound-cidrs"; ssl_redirect, "ssl-redirect"; ssl_policy, "ssl-policy");
     (kept, group)
 }
@@ -513,6 +520,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         port: tg_port,
         target_type: backend_cfg.target_type,
         health_check: backend_cfg.health_check,
+        attributes: backend_cfg.attributes,
         targets,
         tags: Tags::new(),
     });

@@ -126,6 +126,8 @@ pub struct LoadBalancer {
     pub scheme: Scheme,
     pub ip_address_type: String,
     pub subnets: BTreeSet<String>,
+    /// Only these keys are reconciled; others keep whatever value AWS has.
+    pub attributes: Tags,
     pub tags: Tags,
 }
 
@@ -153,6 +155,8 @@ pub struct Listener {
     /// HTTPS: the default certificate first, then the SNI ones.
     pub certificates: Vec<String>,
     pub ssl_policy: Option<String>,
+    /// Only these keys are reconciled.
+    pub attributes: Tags,
     pub default_action: Action,
     /// In evaluation order; `priority` is 1-based and contiguous.
     pub rules: Vec<Rule>,
@@ -247,6 +251,8 @@ pub struct TargetGroup {
     pub port: i32,
     pub target_type: TargetType,
     pub health_check: HealthCheck,
+    /// Only these keys are reconciled.
+    pub attributes: Tags,
     pub targets: BTreeSet<Target>,
     pub tags: Tags,
 }

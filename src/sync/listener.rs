@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, Listener as SdkListener, ProtocolEnum};
 
 use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk};
-use super::{Error, elbv2_tags};
+use super::{Error, attributes, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, Listener, Rule, WeightedTargetGroup};
+use crate::model::{Action, Listener, Rule, Tags, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -22,6 +22,8 @@ pub struct ActualListener {
     pub ssl_policy: Option<String>,
     pub default_certificate: Option<String>,
     pub sni_certificates: BTreeSet<String>,
+    /// `None` until read (only read when attributes are wanted).
+    pub attributes: Option<Tags>,
     pub rules: Vec<ActualRule>,
 }
 
@@ -62,6 +64,7 @@ pub async fn read(aws: &Aws, lb_arn: &str) -> Result<Vec<ActualListener>, Error>
             ssl_policy: l.ssl_policy().map(str::to_string),
             default_certificate: l.certificates().first().and_then(|c| c.certificate_arn()).map(str::to_string),
             sni_certificates,
+            attributes: None,
             arn,
         });
     }
@@ -150,6 +153,7 @@ pub async fn sync(
                     ssl_policy: d.ssl_policy.clone(),
                     default_certificate: d.certificates.first().cloned(),
                     sni_certificates: BTreeSet::new(),
+                    attributes: None,
                     rules: Vec::new(),
                 });
                 actual.len() - 1
@@ -157,6 +161,16 @@ pub async fn sync(
         };
         let listener = &mut actual[idx];
         sync_sni_certificates(aws, d, listener).await?;
+        if !d.attributes.is_empty() {
+            if listener.attributes.is_none() {
+                listener.attributes = Some(attributes::read_listener(aws, &listener.arn).await?);
+            }
+            let changes = attributes::changes(listener.attributes.as_ref(), &d.attributes);
+            if !changes.is_empty() {
+                attributes::modify_listener(aws, &listener.arn, &changes).await?;
+                listener.attributes.get_or_insert_default().extend(changes);
+            }
+        }
         let rules: Vec<Rule> = d.rules.iter().map(|r| Rule { action: resolve(&r.action, tg_arns), ..r.clone() }).collect();
         rule::sync(aws, &listener.arn, &rules, &mut listener.rules).await?;
     }

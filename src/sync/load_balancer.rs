@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{IpAddressType, LoadBalancer as SdkLoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{Actual, Error, Target, elbv2_tags};
-use crate::model::LoadBalancer;
+use super::{Actual, Error, Target, attributes, elbv2_tags};
+use crate::model::{LoadBalancer, Tags};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -18,6 +18,8 @@ pub struct ActualLoadBalancer {
     pub scheme: String,
     pub subnets: BTreeSet<String>,
     pub security_groups: BTreeSet<String>,
+    /// `None` until read (only read when attributes are wanted).
+    pub attributes: Option<Tags>,
 }
 
 impl ActualLoadBalancer {
@@ -29,6 +31,7 @@ impl ActualLoadBalancer {
             scheme: lb.scheme().map(|s| s.as_str().to_string()).unwrap_or_default(),
             subnets: lb.availability_zones().iter().filter_map(|az| az.subnet_id().map(str::to_string)).collect(),
             security_groups: lb.security_groups().iter().cloned().collect(),
+            attributes: None,
         }
     }
 }
@@ -67,10 +70,24 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &s
         // Some emulators omit these in the create response; we just set them.
         lb.subnets = desired.subnets.clone();
         lb.security_groups = sgs;
+        if !desired.attributes.is_empty() {
+            attributes::modify_load_balancer(aws, &lb.arn, &desired.attributes).await?;
+            lb.attributes = Some(desired.attributes.clone());
+        }
         actual.load_balancer = Some(lb);
         actual.listeners.clear();
         return Ok(());
     };
+    if !desired.attributes.is_empty() {
+        if lb.attributes.is_none() {
+            lb.attributes = Some(attributes::read_load_balancer(aws, &lb.arn).await?);
+        }
+        let changes = attributes::changes(lb.attributes.as_ref(), &desired.attributes);
+        if !changes.is_empty() {
+            attributes::modify_load_balancer(aws, &lb.arn, &changes).await?;
+            lb.attributes.get_or_insert_default().extend(changes);
+        }
+    }
     if lb.subnets != desired.subnets {
         aws.call(ELBV2, "SetSubnets", || {
             aws.elbv2.set_subnets().load_balancer_arn(&lb.arn).set_subnets(Some(desired.subnets.iter().cloned().collect())).send()
@@ -92,6 +109,15 @@ pub async fn delete(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<
         return Ok(());
     };
     let aws = t.aws;
+    // Checked here rather than left to AWS, so the Event can say what to do.
+    let protected = match attributes::read_load_balancer(aws, &lb.arn).await {
+        Ok(attrs) => attrs.get("deletion_protection.enabled").is_some_and(|v| v == "true"),
+        Err(Error::Aws(e)) if e.is_code(&["LoadBalancerNotFound"]) => false,
+        Err(e) => return Err(e),
+    };
+    if protected {
+        return Err(Error::DeletionProtected { name: lb.name.clone() });
+    }
     match aws.call(ELBV2, "DeleteLoadBalancer", || aws.elbv2.delete_load_balancer().load_balancer_arn(&lb.arn).send()).await {
         Ok(_) => tracing::info!(arn = %lb.arn, "deleted load balancer"),
         Err(e) if e.is_code(&["LoadBalancerNotFound"]) => {}

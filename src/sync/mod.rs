@@ -4,6 +4,7 @@
 //! Order: security group → target groups → load balancer → listeners → rules →
 //! targets, then deletions in reverse.
 
+mod attributes;
 mod listener;
 mod load_balancer;
 mod rule;
@@ -28,6 +29,10 @@ pub use target_group::ActualTargetGroup;
 pub enum Error {
     #[error(transparent)]
     Aws(#[from] aws::Error),
+    #[error(
+        "load balancer {name} has deletion protection enabled (load-balancer-attributes deletion_protection.enabled=true): disable it on the load balancer (console, or aws elbv2 modify-load-balancer-attributes) and the deletion is retried"
+    )]
+    DeletionProtected { name: String },
 }
 
 /// What exists in AWS for one stack, as last read or written by us.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup as SdkTargetGroup, TargetHealthStateEnum, TargetTypeEnum};
 
-use super::{Error, Target, elbv2_tags};
+use super::{Error, Target, attributes, elbv2_tags};
 use crate::aws::Aws;
 use crate::model::{self, HealthCheck, Protocol, Tags, TargetGroup, TargetType};
 
@@ -16,6 +16,8 @@ pub struct ActualTargetGroup {
     pub arn: String,
     pub name: String,
     pub health_check: HealthCheck,
+    /// `None` until read (only read when attributes are wanted).
+    pub attributes: Option<Tags>,
     /// Registered targets, draining ones excluded.
     pub targets: BTreeSet<model::Target>,
 }
@@ -48,6 +50,7 @@ pub async fn read(aws: &Aws, tgs: Vec<(SdkTargetGroup, Tags)>) -> Result<Vec<Act
         out.push(ActualTargetGroup {
             name: tg.target_group_name().unwrap_or_default().to_string(),
             health_check: health_check_from_sdk(&tg),
+            attributes: None,
             targets,
             arn,
         });
@@ -100,6 +103,16 @@ pub async fn create_missing(
                 .await?;
                 a.health_check = hc.clone();
             }
+            if !d.attributes.is_empty() {
+                if a.attributes.is_none() {
+                    a.attributes = Some(attributes::read_target_group(aws, &a.arn).await?);
+                }
+                let changes = attributes::changes(a.attributes.as_ref(), &d.attributes);
+                if !changes.is_empty() {
+                    attributes::modify_target_group(aws, &a.arn, &changes).await?;
+                    a.attributes.get_or_insert_default().extend(changes);
+                }
+            }
             arns.insert(d.name.clone(), a.arn.clone());
             continue;
         }
@@ -139,7 +152,16 @@ pub async fn create_missing(
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         tracing::info!(%arn, name = %d.name, "created target group");
         t.inventory.put_target_group(stack, tg, d.tags.clone()).await;
-        actual.push(ActualTargetGroup { arn: arn.clone(), name: d.name.clone(), health_check: hc.clone(), targets: BTreeSet::new() });
+        if !d.attributes.is_empty() {
+            attributes::modify_target_group(aws, &arn, &d.attributes).await?;
+        }
+        actual.push(ActualTargetGroup {
+            arn: arn.clone(),
+            name: d.name.clone(),
+            health_check: hc.clone(),
+            attributes: (!d.attributes.is_empty()).then(|| d.attributes.clone()),
+            targets: BTreeSet::new(),
+        });
         arns.insert(d.name.clone(), arn);
     }
     Ok(arns)
