@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::k8s::class::ClassFilter;
 use crate::k8s::grouping::{self, ClusterObjects};
 use crate::k8s::params::IngressClassParams;
-use crate::model::{self, Action, Certificate, Condition, GroupId, ObjKey, Problem, Stack, Subnet, TargetType};
+use crate::model::{self, Action, Certificate, Condition, GroupId, ObjKey, Problem, SecurityGroupInfo, Stack, Subnet, TargetType};
 
 #[derive(clap::Args, Debug)]
 pub struct PlanArgs {
@@ -55,6 +55,8 @@ struct Environment {
     subnets: Vec<EnvSubnet>,
     #[serde(default)]
     certificates: Vec<Certificate>,
+    #[serde(default)]
+    security_groups: Vec<SecurityGroupInfo>,
 }
 
 #[derive(Deserialize)]
@@ -180,7 +182,7 @@ fn default_subnets() -> Vec<Subnet> {
     out
 }
 
-fn environment(args: &PlanArgs) -> Result<(Vec<Subnet>, Vec<Certificate>), String> {
+fn environment(args: &PlanArgs) -> Result<(Vec<Subnet>, Vec<Certificate>, Vec<SecurityGroupInfo>), String> {
     let env: Environment = match &args.env {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -208,13 +210,13 @@ fn environment(args: &PlanArgs) -> Result<(Vec<Subnet>, Vec<Certificate>), Strin
         let (arn, domains) = c.split_once('=').ok_or_else(|| format!("--certificate {c:?}: expected ARN=domain[,domain…]"))?;
         certificates.push(Certificate { arn: arn.into(), domains: domains.split(',').map(|d| d.trim().to_string()).collect() });
     }
-    Ok((subnets, certificates))
+    Ok((subnets, certificates, env.security_groups))
 }
 
 /// Runs `plan`; the exit code is non-zero when any Ingress has a problem.
 pub fn run(args: &PlanArgs) -> Result<bool, String> {
     let mut objects = load(&args.files)?;
-    let (subnets, certificates) = environment(args)?;
+    let (subnets, certificates, security_groups) = environment(args)?;
     // The `alb` IngressClass is cluster setup, rarely in an app's manifests: assume it.
     if !objects.classes.iter().any(|c| c.name_any() == args.ingress_class) {
         objects.classes.push(Arc::new(
@@ -253,6 +255,7 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             endpoint_slices: &objects.slices,
             subnets: &subnets,
             certificates: &certificates,
+            security_groups: &security_groups,
             nodes: &objects.nodes,
             default_target_type: args.default_target_type,
             params: &params,
@@ -326,9 +329,15 @@ fn table(p: &Planned) -> String {
         let _ = writeln!(out, "Load balancer {}  ({}, {})", l.name, l.scheme.as_str(), l.ip_address_type);
         let _ = writeln!(out, "  group        {}   Ingresses: {}", lb.group, lb.ingresses.join(", "));
         let _ = writeln!(out, "  subnets      {}", l.subnets.iter().cloned().collect::<Vec<_>>().join(", "));
-        let inbound: Vec<String> =
-            s.security_group.ingress.iter().map(|p| format!("{}/{} from {}", p.protocol, p.from_port, p.cidr)).collect();
-        let _ = writeln!(out, "  security     {} ({})", s.security_group.name, inbound.join(", "));
+        match &s.security_group {
+            Some(sg) => {
+                let inbound: Vec<String> = sg.ingress.iter().map(|p| format!("{}/{} from {}", p.protocol, p.from_port, p.cidr)).collect();
+                let _ = writeln!(out, "  security     {} ({})", sg.name, inbound.join(", "));
+            }
+            None => {
+                let _ = writeln!(out, "  security     {}", l.security_groups.iter().cloned().collect::<Vec<_>>().join(", "));
+            }
+        }
         let _ = writeln!(out, "  tags         {}", l.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
         for listener in &s.listeners {
             let certs = if listener.certificates.is_empty() {

@@ -489,3 +489,35 @@ spec:
     .await;
     assert!(bed.load_balancers().await.is_empty());
 }
+
+#[tokio::test]
+async fn named_security_groups_replace_the_managed_one() {
+    let bed = Bed::start("sgs").await;
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let stack = format!("{}/shop", bed.ns);
+    assert_eq!(bed.stack_security_groups(&stack).await.len(), 1, "the managed group");
+    let custom = bed.ec2.create_security_group().group_name("edge").description("made by hand").vpc_id(&bed.vpc_id).send().await.unwrap();
+    let custom_id = custom.group_id().unwrap().to_string();
+    let use_it = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/security-groups": "edge"}}});
+    bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(use_it)).await.unwrap();
+    eventually("the load balancer uses the named group", Duration::from_secs(60), || async {
+        (bed.load_balancer_by_dns(&dns).await.security_groups() == [custom_id.clone()]).then_some(())
+    })
+    .await;
+    eventually("the managed group is deleted", Duration::from_secs(60), || async {
+        bed.stack_security_groups(&stack).await.is_empty().then_some(())
+    })
+    .await;
+}

@@ -7,18 +7,19 @@ use aws_sdk_ec2::types::Filter;
 use tokio::sync::Mutex;
 
 use super::{Aws, Error, paginate};
-use crate::model::{Certificate, Subnet};
+use crate::model::{Certificate, SecurityGroupInfo, Subnet};
 
 pub struct Discovery {
     vpc_id: String,
     ttl: Duration,
     subnets: Mutex<Option<(Instant, Vec<Subnet>)>>,
     certificates: Mutex<Option<(Instant, Vec<Certificate>)>>,
+    security_groups: Mutex<Option<(Instant, Vec<SecurityGroupInfo>)>>,
 }
 
 impl Discovery {
     pub fn new(vpc_id: String, ttl: Duration) -> Self {
-        Discovery { vpc_id, ttl, subnets: Mutex::new(None), certificates: Mutex::new(None) }
+        Discovery { vpc_id, ttl, subnets: Mutex::new(None), certificates: Mutex::new(None), security_groups: Mutex::new(None) }
     }
 
     /// Every subnet of the VPC with its tags; the model picks by role and cluster tags.
@@ -91,5 +92,36 @@ impl Discovery {
             .collect();
         *cached = Some((Instant::now(), certs.clone()));
         Ok(certs)
+    }
+
+    /// The VPC's security groups, to resolve `security-groups` names.
+    pub async fn security_groups(&self, aws: &Aws) -> Result<Vec<SecurityGroupInfo>, Error> {
+        let mut cached = self.security_groups.lock().await;
+        if let Some((at, groups)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(groups.clone());
+        }
+        let filter = Filter::builder().name("vpc-id").values(&self.vpc_id).build();
+        let filter = &filter;
+        let sdk = paginate(|token| async move {
+            let out = aws
+                .call("ec2", "DescribeSecurityGroups", || {
+                    aws.ec2.describe_security_groups().filters(filter.clone()).set_next_token(token.clone()).send()
+                })
+                .await?;
+            Ok((out.security_groups.unwrap_or_default(), out.next_token))
+        })
+        .await?;
+        let groups: Vec<SecurityGroupInfo> = sdk
+            .into_iter()
+            .map(|g| SecurityGroupInfo {
+                name_tag: g.tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value().map(str::to_string)),
+                id: g.group_id.unwrap_or_default(),
+                name: g.group_name.unwrap_or_default(),
+            })
+            .collect();
+        *cached = Some((Instant::now(), groups.clone()));
+        Ok(groups)
     }
 }

@@ -164,6 +164,11 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
     let subnets = ctx.discovery.subnets(&ctx.aws).await?;
     let certificates =
         if members.iter().any(|m| may_need_certificates(m)) { ctx.discovery.certificates(&ctx.aws).await? } else { Vec::new() };
+    let security_groups = if members.iter().any(|m| m.annotations().contains_key(&format!("{PREFIX}security-groups"))) {
+        ctx.discovery.security_groups(&ctx.aws).await?
+    } else {
+        Vec::new()
+    };
     let build = |members: &[Arc<Ingress>]| {
         model::build(&model::Inputs {
             cluster: &ctx.cfg.cluster_name,
@@ -173,6 +178,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             endpoint_slices: &endpoint_slices,
             subnets: &subnets,
             certificates: &certificates,
+            security_groups: &security_groups,
             nodes: &nodes,
             default_target_type: ctx.cfg.default_target_type,
             params: &params,

@@ -39,6 +39,9 @@ pub struct IngressConfig {
     pub certificate_arns: Vec<String>,
     /// Exclusive in a group.
     pub load_balancer_attributes: Option<Tags>,
+    /// Security groups (IDs or names) instead of the managed one. Exclusive.
+    pub security_groups: Option<Vec<String>>,
+    pub manage_backend_security_group_rules: Option<bool>,
     /// `listener-attributes.${Protocol}-${Port}`, by port.
     pub listener_attributes: BTreeMap<i32, Tags>,
     /// `actions.${name}`: used by backends `{service: {name: ${name}, port: {name: use-annotation}}}`.
@@ -221,6 +224,15 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         }
     });
     let load_balancer_attributes = r.opt("load-balancer-attributes", parse_attributes);
+    let security_groups = r.opt("security-groups", |v| {
+        let list = parse_list(v);
+        if list.is_empty() { Err("no security group given".into()) } else { Ok(list) }
+    });
+    let manage_backend_security_group_rules = r.opt("manage-backend-security-group-rules", |v| match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{v:?} must be true or false")),
+    });
     let mut actions = BTreeMap::new();
     let mut conditions = BTreeMap::new();
     let mut listener_attributes = BTreeMap::new();
@@ -263,6 +275,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         listen_ports,
         certificate_arns,
         load_balancer_attributes,
+        security_groups,
+        manage_backend_security_group_rules,
         listener_attributes,
         actions,
         conditions,

@@ -24,6 +24,15 @@ pub struct Subnet {
     pub tags: Tags,
 }
 
+/// A security group of the VPC, for `security-groups` given by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SecurityGroupInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub name_tag: Option<String>,
+}
+
 /// An ISSUED ACM certificate: its ARN and every name it covers (domain + SANs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Certificate {
@@ -41,6 +50,8 @@ pub struct Inputs<'a> {
     pub endpoint_slices: &'a BTreeMap<ObjKey, Vec<EndpointSlice>>,
     pub subnets: &'a [Subnet],
     pub certificates: &'a [Certificate],
+    /// The VPC's security groups (only needed when `security-groups` is used).
+    pub security_groups: &'a [SecurityGroupInfo],
     /// Nodes, for `instance` targets.
     pub nodes: &'a [Node],
     /// Target type of backends without a `target-type` annotation (LBC: `instance`).
@@ -175,6 +186,26 @@ pub fn build(inputs: &Inputs) -> Built {
         return out;
     }
 
+    let custom_sgs = match &group_cfg.security_groups {
+        Some(wanted) => match resolve_security_groups(inputs.security_groups, wanted) {
+            Ok(ids) => ids,
+            Err(message) => {
+                out.problems.extend(built.iter().map(|m| problem(&m.key, message.clone())));
+                return out;
+            }
+        },
+        None => BTreeSet::new(),
+    };
+    for m in built.iter().filter(|m| m.cfg.manage_backend_security_group_rules == Some(true)) {
+        out.warnings.push(problem(
+            &m.key,
+            format!(
+                "annotation {}manage-backend-security-group-rules: not supported yet; allow the load balancer's security group in your node or pod security groups",
+                annotations::PREFIX
+            ),
+        ));
+    }
+
     let mut tags = Tags::new();
     for m in &built {
         tags.extend(m.cfg.tags.clone());
@@ -272,15 +303,16 @@ pub fn build(inputs: &Inputs) -> Built {
             scheme,
             ip_address_type: group_cfg.ip_address_type.clone().unwrap_or_else(|| "ipv4".into()),
             subnets,
+            security_groups: custom_sgs.clone(),
             attributes: group_cfg.load_balancer_attributes.clone().unwrap_or_default(),
             tags: with("LoadBalancer"),
         },
-        security_group: SecurityGroup {
+        security_group: custom_sgs.is_empty().then(|| SecurityGroup {
             name: names::security_group(inputs.cluster, &inputs.group),
             description: "[k8s] Managed SecurityGroup for LoadBalancer".into(),
             ingress,
             tags: with("ManagedLBSecurityGroup"),
-        },
+        }),
         listeners: listener_list,
         target_groups: target_groups.into_values().collect(),
     });
@@ -353,6 +385,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         exclusive!(ssl_redirect, "ssl-redirect");
         exclusive!(ssl_policy, "ssl-policy");
         exclusive!(load_balancer_attributes, "load-balancer-attributes");
+        exclusive!(security_groups, "security-groups");
         if conflicts.is_empty() {
             kept.push((ing, key, cfg));
         } else {
@@ -364,7 +397,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         ($($field:ident, $name:literal);*) => { $( if !owners.contains_key($name) { group.$field = None; } )* };
     }
     unset_unowned!(scheme, "scheme"; ip_address_type, "ip-address-type"; load_balancer_name, "load-balancer-name"; subnets, "subnets";
-        subnet_tags, "subnets"; load_balancer_attributes, "load-balancer-attributes";
+        subnet_tags, "subnets"; load_balancer_attributes, "load-balancer-attributes"; security_groups, "security-groups";
         inbound_cidrs, "inbound-cidrs"; ssl_redirect, "ssl-redirect"; ssl_policy, "ssl-policy");
     (kept, group)
 }
@@ -728,6 +761,18 @@ fn conditions(host: Option<&str>, path: &HTTPIngressPath, extra: Vec<Condition>)
 /// The `subnets` annotation's subnets (IDs or Name tags), else discovery: subnets with
 /// the scheme's role tag, minus those tagged for another cluster, one per AZ (our
 /// cluster's tag first, then the lowest ID). At least two AZs either way.
+/// `security-groups` entries (IDs, group names or Name tags) as IDs.
+fn resolve_security_groups(groups: &[SecurityGroupInfo], wanted: &[String]) -> Result<BTreeSet<String>, String> {
+    wanted
+        .iter()
+        .map(|w| {
+            groups.iter().find(|g| &g.id == w || &g.name == w || g.name_tag.as_ref() == Some(w)).map(|g| g.id.clone()).ok_or_else(|| {
+                format!("annotation {}security-groups: no security group {w:?} (by ID, name or Name tag) in the VPC", annotations::PREFIX)
+            })
+        })
+        .collect()
+}
+
 enum SubnetChoice<'a> {
     /// IDs or Name tags.
     Named(&'a [String]),
@@ -854,6 +899,7 @@ mod tests {
             endpoint_slices: &f.slices,
             subnets,
             certificates: &[],
+            security_groups: &[],
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -945,15 +991,20 @@ spec:
         assert!(stack.load_balancer.name.starts_with("k8s-shop-shop-"));
         assert_eq!(stack.listeners[0].default_action, Action::forward(&stack.target_groups[0].name));
         assert!(stack.listeners[0].rules.is_empty());
-        for tags in [&stack.load_balancer.tags, &stack.security_group.tags, &stack.target_groups[0].tags, &stack.listeners[0].tags] {
+        for tags in [
+            &stack.load_balancer.tags,
+            &stack.security_group.as_ref().unwrap().tags,
+            &stack.target_groups[0].tags,
+            &stack.listeners[0].tags,
+        ] {
             assert_eq!(tags[TAG_CLUSTER], "test");
             assert_eq!(tags[TAG_STACK], "shop/shop");
             assert_eq!(tags["team"], "web");
         }
         assert_eq!(stack.load_balancer.tags[TAG_RESOURCE], "LoadBalancer");
-        assert_eq!(stack.security_group.tags[TAG_RESOURCE], "ManagedLBSecurityGroup");
+        assert_eq!(stack.security_group.as_ref().unwrap().tags[TAG_RESOURCE], "ManagedLBSecurityGroup");
         assert_eq!(
-            stack.security_group.ingress,
+            stack.security_group.as_ref().unwrap().ingress,
             BTreeSet::from([Permission { protocol: "tcp".into(), from_port: 80, to_port: 80, cidr: "0.0.0.0/0".into() }])
         );
     }
@@ -1111,6 +1162,7 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates,
+            security_groups: &[],
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1219,7 +1271,7 @@ spec:
         assert_eq!(stack.listeners.iter().map(|l| l.port).collect::<Vec<_>>(), vec![80, 8080]);
         assert_eq!(rule_paths(&stack, 80), vec!["/b"]);
         assert_eq!(rule_paths(&stack, 8080), vec!["/a"]);
-        assert_eq!(stack.security_group.ingress.iter().map(|p| p.from_port).collect::<Vec<_>>(), vec![80, 8080]);
+        assert_eq!(stack.security_group.as_ref().unwrap().ingress.iter().map(|p| p.from_port).collect::<Vec<_>>(), vec![80, 8080]);
     }
 
     fn cert(arn: &str, domains: &[&str]) -> Certificate {
@@ -1260,6 +1312,7 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates: &certs,
+            security_groups: &[],
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1289,6 +1342,7 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates: &certs,
+            security_groups: &[],
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1395,7 +1449,10 @@ spec:
         );
         let stack = run(&f, &subnets()).stack.unwrap();
         assert_eq!(stack.load_balancer.ip_address_type, "dualstack");
-        assert_eq!(stack.security_group.ingress.iter().map(|p| p.cidr.as_str()).collect::<Vec<_>>(), vec!["0.0.0.0/0", "::/0"]);
+        assert_eq!(
+            stack.security_group.as_ref().unwrap().ingress.iter().map(|p| p.cidr.as_str()).collect::<Vec<_>>(),
+            vec!["0.0.0.0/0", "::/0"]
+        );
     }
 
     #[test]
@@ -1539,6 +1596,7 @@ spec:
             endpoint_slices: &f.slices,
             subnets: &subnets(),
             certificates: &[],
+            security_groups: &[],
             nodes: &nodes,
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1562,5 +1620,43 @@ spec:
         );
         let built = run(&f, &subnets());
         assert!(built.problems[0].message.contains("needs a NodePort or LoadBalancer Service"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn security_groups_by_id_or_name_replace_the_managed_one() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop, annotations: {alb.ingress.kubernetes.io/security-groups: "sg-1, web-sg, Tagged"}}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        let groups = [
+            SecurityGroupInfo { id: "sg-1".into(), name: "one".into(), name_tag: None },
+            SecurityGroupInfo { id: "sg-2".into(), name: "web-sg".into(), name_tag: None },
+            SecurityGroupInfo { id: "sg-3".into(), name: "x".into(), name_tag: Some("Tagged".into()) },
+        ];
+        let build_with = |groups: &[SecurityGroupInfo]| {
+            build(&Inputs {
+                cluster: "test",
+                group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
+                members: f.ingresses.iter().collect(),
+                services: &f.services,
+                endpoint_slices: &f.slices,
+                subnets: &subnets(),
+                certificates: &[],
+                security_groups: groups,
+                nodes: &[],
+                default_target_type: TargetType::Ip,
+                params: &BTreeMap::new(),
+            })
+        };
+        let stack = build_with(&groups).stack.unwrap();
+        assert!(stack.security_group.is_none());
+        assert_eq!(stack.load_balancer.security_groups, BTreeSet::from(["sg-1".into(), "sg-2".into(), "sg-3".into()]));
+        let built = build_with(&groups[..1]);
+        assert!(built.problems[0].message.contains("no security group \"web-sg\""), "{:?}", built.problems);
     }
 }

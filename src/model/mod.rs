@@ -4,7 +4,7 @@
 mod build;
 pub mod names;
 
-pub use build::{Certificate, Inputs, Subnet, build};
+pub use build::{Certificate, Inputs, SecurityGroupInfo, Subnet, build};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -108,7 +108,8 @@ impl TargetType {
 pub struct Stack {
     pub group: GroupId,
     pub load_balancer: LoadBalancer,
-    pub security_group: SecurityGroup,
+    /// The managed security group; `None` when `security-groups` names the groups to use.
+    pub security_group: Option<SecurityGroup>,
     pub listeners: Vec<Listener>,
     pub target_groups: Vec<TargetGroup>,
 }
@@ -126,6 +127,8 @@ pub struct LoadBalancer {
     pub scheme: Scheme,
     pub ip_address_type: String,
     pub subnets: BTreeSet<String>,
+    /// Security group IDs from `security-groups`; empty when the managed group is used.
+    pub security_groups: BTreeSet<String>,
     /// Only these keys are reconciled; others keep whatever value AWS has.
     pub attributes: Tags,
     pub tags: Tags,

@@ -36,13 +36,12 @@ impl ActualLoadBalancer {
     }
 }
 
-pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &str, actual: &mut Actual) -> Result<(), Error> {
+pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTreeSet<String>, actual: &mut Actual) -> Result<(), Error> {
     let aws = t.aws;
     if actual.load_balancer.as_ref().is_some_and(|lb| lb.name != desired.name || lb.scheme != desired.scheme.as_str()) {
         tracing::info!(name = %desired.name, "load balancer name or scheme changed: replacing it");
         delete(t, stack, actual).await?;
     }
-    let sgs = BTreeSet::from([sg_id.to_string()]);
     let Some(lb) = actual.load_balancer.as_mut() else {
         let out = aws
             .call(ELBV2, "CreateLoadBalancer", || {
@@ -53,7 +52,7 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &s
                     .scheme(LoadBalancerSchemeEnum::from(desired.scheme.as_str()))
                     .ip_address_type(IpAddressType::from(desired.ip_address_type.as_str()))
                     .set_subnets(Some(desired.subnets.iter().cloned().collect()))
-                    .security_groups(sg_id)
+                    .set_security_groups(Some(sgs.iter().cloned().collect()))
                     .set_tags(Some(elbv2_tags(&desired.tags)))
                     .send()
             })
@@ -69,7 +68,7 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &s
         tracing::info!(arn = %lb.arn, dns = %lb.dns_name, "created load balancer");
         // Some emulators omit these in the create response; we just set them.
         lb.subnets = desired.subnets.clone();
-        lb.security_groups = sgs;
+        lb.security_groups = sgs.clone();
         if !desired.attributes.is_empty() {
             attributes::modify_load_balancer(aws, &lb.arn, &desired.attributes).await?;
             lb.attributes = Some(desired.attributes.clone());
@@ -95,10 +94,12 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg_id: &s
         .await?;
         lb.subnets = desired.subnets.clone();
     }
-    if lb.security_groups != sgs {
-        aws.call(ELBV2, "SetSecurityGroups", || aws.elbv2.set_security_groups().load_balancer_arn(&lb.arn).security_groups(sg_id).send())
-            .await?;
-        lb.security_groups = sgs;
+    if &lb.security_groups != sgs {
+        aws.call(ELBV2, "SetSecurityGroups", || {
+            aws.elbv2.set_security_groups().load_balancer_arn(&lb.arn).set_security_groups(Some(sgs.iter().cloned().collect())).send()
+        })
+        .await?;
+        lb.security_groups = sgs.clone();
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ mod security_group;
 mod target_group;
 mod targets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
@@ -81,14 +81,21 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, mut
         return Ok(actual);
     };
 
-    let sg_id = security_group::sync(t, &desired.security_group, &mut actual.security_group).await?;
+    let sg_ids = match &desired.security_group {
+        Some(sg) => BTreeSet::from([security_group::sync(t, sg, &mut actual.security_group).await?]),
+        None => desired.load_balancer.security_groups.clone(),
+    };
     let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
-    load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_id, &mut actual).await?;
+    load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_ids, &mut actual).await?;
     let lb_arn = actual.load_balancer.as_ref().map(|lb| lb.arn.clone()).unwrap_or_default();
     listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners).await?;
     targets::sync(t.aws, &desired.target_groups, &mut actual.target_groups).await?;
     // Only now that no rule points at them can old target groups go.
     target_group::delete_unwanted(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
+    if desired.security_group.is_none() {
+        // The load balancer no longer uses the managed group.
+        security_group::delete(t, &mut actual.security_group).await?;
+    }
     Ok(actual)
 }
 
