@@ -182,7 +182,14 @@ fn default_subnets() -> Vec<Subnet> {
     out
 }
 
-fn environment(args: &PlanArgs) -> Result<(Vec<Subnet>, Vec<Certificate>, Vec<SecurityGroupInfo>), String> {
+/// What discovery would find in AWS.
+struct Discovered {
+    subnets: Vec<Subnet>,
+    certificates: Vec<Certificate>,
+    security_groups: Vec<SecurityGroupInfo>,
+}
+
+fn environment(args: &PlanArgs) -> Result<Discovered, String> {
     let env: Environment = match &args.env {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -210,13 +217,13 @@ fn environment(args: &PlanArgs) -> Result<(Vec<Subnet>, Vec<Certificate>, Vec<Se
         let (arn, domains) = c.split_once('=').ok_or_else(|| format!("--certificate {c:?}: expected ARN=domain[,domain…]"))?;
         certificates.push(Certificate { arn: arn.into(), domains: domains.split(',').map(|d| d.trim().to_string()).collect() });
     }
-    Ok((subnets, certificates, env.security_groups))
+    Ok(Discovered { subnets, certificates, security_groups: env.security_groups })
 }
 
 /// Runs `plan`; the exit code is non-zero when any Ingress has a problem.
 pub fn run(args: &PlanArgs) -> Result<bool, String> {
     let mut objects = load(&args.files)?;
-    let (subnets, certificates, security_groups) = environment(args)?;
+    let Discovered { subnets, certificates, security_groups } = environment(args)?;
     // The `alb` IngressClass is cluster setup, rarely in an app's manifests: assume it.
     if !objects.classes.iter().any(|c| c.name_any() == args.ingress_class) {
         objects.classes.push(Arc::new(
