@@ -316,6 +316,7 @@ fn describe_condition(c: &Condition) -> String {
     match c {
         Condition::HostHeader(v) => format!("host {}", v.join(" | ")),
         Condition::PathPattern(v) => format!("path {}", v.join(" | ")),
+        Condition::PathRegex(v) => format!("path ~ {}", v.join(" | ")),
         Condition::HttpHeader { name, values } => format!("header {name}: {}", values.join(" | ")),
         Condition::HttpRequestMethod(v) => format!("method {}", v.join(" | ")),
         Condition::QueryString(v) => {

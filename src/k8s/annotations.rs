@@ -37,6 +37,8 @@ pub struct IngressConfig {
     pub listen_ports: Option<Vec<(Protocol, i32)>>,
     /// Merged across a group; the first is the listener's default certificate.
     pub certificate_arns: Vec<String>,
+    /// ImplementationSpecific paths are regular expressions.
+    pub use_regex_path_match: bool,
     /// Exclusive in a group.
     pub load_balancer_attributes: Option<Tags>,
     /// Security groups (IDs or names) instead of the managed one. Exclusive.
@@ -224,6 +226,11 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         }
     });
     let load_balancer_attributes = r.opt("load-balancer-attributes", parse_attributes);
+    let use_regex_path_match = r.get("use-regex-path-match", false, |v| match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{v:?} must be true or false")),
+    });
     let security_groups = r.opt("security-groups", |v| {
         let list = parse_list(v);
         if list.is_empty() { Err("no security group given".into()) } else { Ok(list) }
@@ -274,6 +281,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         tags,
         listen_ports,
         certificate_arns,
+        use_regex_path_match,
         load_balancer_attributes,
         security_groups,
         manage_backend_security_group_rules,

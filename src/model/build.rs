@@ -416,7 +416,7 @@ fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: Ing
         let Some(http) = rule.http.as_ref() else { continue };
         for path in sort_paths(&http.paths) {
             let extra = path.backend.service.as_ref().and_then(|s| m.cfg.conditions.get(&s.name)).cloned().unwrap_or_default();
-            let conditions = conditions(rule.host.as_deref(), path, extra)?;
+            let conditions = conditions(rule.host.as_deref(), path, extra, m.cfg.use_regex_path_match)?;
             let values: usize = conditions.iter().map(Condition::value_count).sum();
             if values > MAX_CONDITION_VALUES {
                 return Err(format!(
@@ -715,7 +715,7 @@ fn sort_paths(paths: &[HTTPIngressPath]) -> Vec<&HTTPIngressPath> {
 /// Host and path of one Ingress path as ALB conditions (host-header, then path-pattern).
 /// `extra` are the `conditions.${backend}` annotation's: their hosts and paths join the
 /// rule's own, the other fields become conditions of their own (as LBC merges them).
-fn conditions(host: Option<&str>, path: &HTTPIngressPath, extra: Vec<Condition>) -> Result<Vec<Condition>, String> {
+fn conditions(host: Option<&str>, path: &HTTPIngressPath, extra: Vec<Condition>, regex: bool) -> Result<Vec<Condition>, String> {
     let mut out = Vec::new();
     let mut hosts: Vec<String> = host.filter(|h| !h.is_empty()).map(str::to_string).into_iter().collect();
     let mut paths = Vec::new();
@@ -729,7 +729,13 @@ fn conditions(host: Option<&str>, path: &HTTPIngressPath, extra: Vec<Condition>)
     if !hosts.is_empty() {
         out.push(Condition::HostHeader(hosts));
     }
-    if let Some(p) = path.path.as_deref().filter(|p| !p.is_empty()) {
+    let implementation_specific = !matches!(path.path_type.as_str(), "Exact" | "Prefix");
+    if regex
+        && implementation_specific
+        && let Some(p) = path.path.as_deref().filter(|p| !p.is_empty())
+    {
+        out.push(Condition::PathRegex(vec![p.to_string()]));
+    } else if let Some(p) = path.path.as_deref().filter(|p| !p.is_empty()) {
         let patterns = match path.path_type.as_str() {
             "Exact" => {
                 if p.contains(['*', '?']) {

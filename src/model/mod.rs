@@ -179,6 +179,8 @@ pub struct Rule {
 pub enum Condition {
     HostHeader(Vec<String>),
     PathPattern(Vec<String>),
+    /// Regular expressions on the path (`use-regex-path-match`).
+    PathRegex(Vec<String>),
     HttpHeader {
         name: String,
         values: Vec<String>,
@@ -193,7 +195,11 @@ impl Condition {
     /// How many values count against the per-rule quota.
     pub fn value_count(&self) -> usize {
         match self {
-            Condition::HostHeader(v) | Condition::PathPattern(v) | Condition::HttpRequestMethod(v) | Condition::SourceIp(v) => v.len(),
+            Condition::HostHeader(v)
+            | Condition::PathPattern(v)
+            | Condition::PathRegex(v)
+            | Condition::HttpRequestMethod(v)
+            | Condition::SourceIp(v) => v.len(),
             Condition::HttpHeader { values, .. } => values.len(),
             Condition::QueryString(v) => v.len(),
         }

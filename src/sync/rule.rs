@@ -39,6 +39,7 @@ fn normalized(conditions: &[Condition]) -> Vec<Condition> {
         .map(|c| match c {
             Condition::HostHeader(v) => Condition::HostHeader(sorted(v)),
             Condition::PathPattern(v) => Condition::PathPattern(sorted(v)),
+            Condition::PathRegex(v) => Condition::PathRegex(sorted(v)),
             Condition::HttpHeader { name, values } => Condition::HttpHeader { name: name.clone(), values: sorted(values) },
             Condition::HttpRequestMethod(v) => Condition::HttpRequestMethod(sorted(v)),
             Condition::QueryString(v) => {
@@ -161,6 +162,10 @@ pub fn action_from_sdk(actions: &[SdkAction]) -> Option<Action> {
 
 fn condition_to_sdk(c: &Condition) -> RuleCondition {
     match c {
+        Condition::PathRegex(v) => RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(PathPatternConditionConfig::builder().set_regex_values(Some(v.clone())).build())
+            .build(),
         Condition::HttpHeader { name, values } => RuleCondition::builder()
             .field("http-header")
             .http_header_config(HttpHeaderConditionConfig::builder().http_header_name(name).set_values(Some(values.clone())).build())
@@ -205,6 +210,9 @@ fn conditions_from_sdk(conditions: &[RuleCondition]) -> Option<Vec<Condition>> {
         };
         out.push(match c.field()? {
             "host-header" => Condition::HostHeader(values(c.host_header_config().map(|h| h.values()))),
+            "path-pattern" if c.path_pattern_config().is_some_and(|p| !p.regex_values().is_empty()) => {
+                Condition::PathRegex(c.path_pattern_config().map(|p| p.regex_values().to_vec()).unwrap_or_default())
+            }
             "path-pattern" => Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values()))),
             "http-header" => {
                 let h = c.http_header_config()?;
@@ -477,6 +485,7 @@ mod tests {
             Condition::HttpRequestMethod(vec!["GET".into()]),
             Condition::QueryString(vec![(Some("v".into()), "2".into()), (None, "debug".into())]),
             Condition::SourceIp(vec!["10.0.0.0/8".into()]),
+            Condition::PathRegex(vec!["^/api/v[0-9]+/.*$".into()]),
         ];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
