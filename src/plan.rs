@@ -77,6 +77,7 @@ struct Objects {
     params: Vec<Arc<IngressClassParams>>,
     nodes: Vec<Node>,
     namespaces: Vec<Namespace>,
+    secrets: BTreeMap<ObjKey, BTreeMap<String, String>>,
 }
 
 impl ClusterObjects for Objects {
@@ -161,6 +162,18 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                 "IngressClassParams" => o.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "Node" => o.nodes.push(serde_yaml::from_value(value).map_err(bad)?),
                 "Namespace" => o.namespaces.push(serde_yaml::from_value(value).map_err(bad)?),
+                "Secret" => {
+                    let s: k8s_openapi::api::core::v1::Secret = serde_yaml::from_value(value).map_err(bad)?;
+                    let key = ObjKey { namespace: s.namespace().unwrap_or_else(|| "default".into()), name: s.name_any() };
+                    let data = s
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .chain(s.string_data.unwrap_or_default())
+                        .collect();
+                    o.secrets.insert(key, data);
+                }
                 _ => {}
             }
         }
@@ -263,6 +276,7 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             subnets: &subnets,
             certificates: &certificates,
             security_groups: &security_groups,
+            secrets: &objects.secrets,
             nodes: &objects.nodes,
             default_target_type: args.default_target_type,
             params: &params,

@@ -521,3 +521,42 @@ spec:
     })
     .await;
 }
+
+#[tokio::test]
+async fn oidc_authentication_with_the_client_secret_from_a_secret() {
+    let bed = Bed::start("auth").await;
+    bed.apply(WEB).await;
+    let secret = serde_json::json!({"metadata": {"name": "oidc"}, "stringData": {"clientID": "my-client", "clientSecret": "my-secret"}});
+    bed.api::<k8s_openapi::api::core::v1::Secret>().create(&Default::default(), &serde_json::from_value(secret).unwrap()).await.unwrap();
+    let cert = bed.seed["certificate_arn"].as_str().unwrap().to_string();
+    bed.apply(&format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations:
+    alb.ingress.kubernetes.io/certificate-arn: {cert}
+    alb.ingress.kubernetes.io/auth-type: oidc
+    alb.ingress.kubernetes.io/auth-idp-oidc: '{{"issuer":"https://idp.example.com","authorizationEndpoint":"https://idp.example.com/auth","tokenEndpoint":"https://idp.example.com/token","userInfoEndpoint":"https://idp.example.com/userinfo","secretName":"oidc"}}'
+    alb.ingress.kubernetes.io/auth-scope: openid email
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+    ))
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    let listener = bed.listeners(lb.load_balancer_arn().unwrap()).await.remove(0);
+    assert_eq!(listener.port(), Some(443));
+    let rules = bed.rules(listener.listener_arn().unwrap()).await;
+    let mut actions = rules[0].actions().to_vec();
+    actions.sort_by_key(|a| a.order());
+    let oidc = actions[0].authenticate_oidc_config().expect("authenticate-oidc first");
+    assert_eq!((oidc.client_id(), oidc.issuer(), oidc.scope()), (Some("my-client"), Some("https://idp.example.com"), Some("openid email")));
+    assert!(actions[1].target_group_arn().is_some() || actions[1].forward_config().is_some(), "then forward");
+}

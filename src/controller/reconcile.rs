@@ -169,6 +169,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
     } else {
         Vec::new()
     };
+    let secrets = auth_secrets(ctx, &members, &services).await?;
     let build = |members: &[Arc<Ingress>]| {
         model::build(&model::Inputs {
             cluster: &ctx.cfg.cluster_name,
@@ -179,6 +180,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             subnets: &subnets,
             certificates: &certificates,
             security_groups: &security_groups,
+            secrets: &secrets,
             nodes: &nodes,
             default_target_type: ctx.cfg.default_target_type,
             params: &params,
@@ -230,6 +232,41 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The Secrets OIDC authentication names, read when needed (never cached in memory).
+async fn auth_secrets(
+    ctx: &Context,
+    members: &[Arc<Ingress>],
+    services: &BTreeMap<ObjKey, Service>,
+) -> Result<BTreeMap<ObjKey, BTreeMap<String, String>>, Error> {
+    let mut names = BTreeSet::new();
+    for m in members {
+        let ns = m.namespace().unwrap_or_default();
+        let empty = BTreeMap::new();
+        let mut layers = vec![m.annotations()];
+        for svc in services.iter().filter(|(k, _)| k.namespace == ns).map(|(_, s)| s) {
+            layers.push(svc.metadata.annotations.as_ref().unwrap_or(&empty));
+        }
+        for name in crate::k8s::annotations::auth_secrets(&layers) {
+            names.insert(ObjKey { namespace: ns.clone(), name });
+        }
+    }
+    let mut out = BTreeMap::new();
+    for key in names {
+        let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(ctx.client.clone(), &key.namespace);
+        if let Some(secret) = api.get_opt(&key.name).await? {
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .chain(secret.string_data.unwrap_or_default())
+                .collect();
+            out.insert(key, data);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether ACM discovery may be needed: TLS hosts or an HTTPS listen port.

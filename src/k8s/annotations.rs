@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::k8s::params::IngressClassParamsSpec;
-use crate::model::{Action, Condition, HealthCheck, Protocol, Scheme, Tags, TargetType};
+use crate::model::{Action, AuthSession, Condition, HealthCheck, Protocol, Scheme, Tags, TargetType};
 
 pub const PREFIX: &str = "alb.ingress.kubernetes.io/";
 
@@ -77,9 +77,136 @@ pub struct BackendConfig {
     /// `instance` targets: only nodes with all these labels.
     pub node_labels: Tags,
     pub attributes: Tags,
+    pub auth: Option<AuthConfig>,
     pub protocol: Protocol,
     pub protocol_version: String,
     pub health_check: HealthCheck,
+}
+
+/// `auth-type` oidc or cognito, before the client secret is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub idp: AuthIdp,
+    pub session: AuthSession,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthIdp {
+    /// Client ID and secret come from the Secret `secret_name` (keys clientID, clientSecret).
+    Oidc {
+        issuer: String,
+        authorization_endpoint: String,
+        token_endpoint: String,
+        user_info_endpoint: String,
+        secret_name: String,
+    },
+    Cognito {
+        user_pool_arn: String,
+        user_pool_client_id: String,
+        user_pool_domain: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OidcJson {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    user_info_endpoint: String,
+    secret_name: String,
+    #[serde(default)]
+    authentication_request_extra_params: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CognitoJson {
+    #[serde(rename = "userPoolARN", alias = "userPoolArn")]
+    user_pool_arn: String,
+    #[serde(rename = "userPoolClientID", alias = "userPoolClientId")]
+    user_pool_client_id: String,
+    user_pool_domain: String,
+    #[serde(default)]
+    authentication_request_extra_params: BTreeMap<String, String>,
+}
+
+/// Only the `auth-*` annotations of a backend (Ingress overlaid by Service).
+pub fn parse_backend_auth(
+    ingress: &BTreeMap<String, String>,
+    service: &BTreeMap<String, String>,
+) -> Result<Option<AuthConfig>, Vec<AnnotationError>> {
+    let mut r = Reader { layers: vec![ingress, service], errors: Vec::new() };
+    let auth = parse_auth(&mut r);
+    r.done(auth)
+}
+
+/// The Secrets that `auth-idp-oidc` annotations name (unparsable ones skipped).
+pub fn auth_secrets(layers: &[&BTreeMap<String, String>]) -> Vec<String> {
+    layers
+        .iter()
+        .filter_map(|l| l.get(&format!("{PREFIX}auth-idp-oidc")))
+        .filter_map(|v| serde_json::from_str::<OidcJson>(v).ok())
+        .map(|o| o.secret_name)
+        .collect()
+}
+
+fn parse_auth(r: &mut Reader) -> Option<AuthConfig> {
+    let kind = r.get("auth-type", "none".to_string(), |v| match v {
+        "none" | "oidc" | "cognito" => Ok(v.to_string()),
+        _ => Err(format!("unknown auth type {v:?}: must be none, oidc or cognito")),
+    });
+    let on_unauthenticated_request = r.get("auth-on-unauthenticated-request", "authenticate".to_string(), |v| match v {
+        "authenticate" | "allow" | "deny" => Ok(v.to_string()),
+        _ => Err(format!("{v:?} must be authenticate, allow or deny")),
+    });
+    let scope = r.get("auth-scope", "openid".to_string(), |v| Ok(v.to_string()));
+    let session_cookie_name = r.get("auth-session-cookie", "AWSELBAuthSessionCookie".to_string(), |v| Ok(v.to_string()));
+    let session_timeout = r.get("auth-session-timeout", 604800, |v| match v.parse::<i64>() {
+        Ok(n) if (1..=604800).contains(&n) => Ok(n),
+        _ => Err(format!("{v:?} must be a number of seconds between 1 and 604800")),
+    });
+    let mut session = AuthSession { scope, session_cookie_name, session_timeout, on_unauthenticated_request, extra_params: Tags::new() };
+    let idp = match kind.as_str() {
+        "oidc" => {
+            let o = r.get("auth-idp-oidc", None, |v| {
+                serde_json::from_str::<OidcJson>(v).map(Some).map_err(|e| format!("not a valid OIDC configuration: {e}"))
+            });
+            let Some(o) = o else {
+                if r.raw("auth-idp-oidc").is_none() {
+                    r.fail("auth-idp-oidc", "auth-type oidc needs this annotation".into());
+                }
+                return None;
+            };
+            session.extra_params = o.authentication_request_extra_params;
+            AuthIdp::Oidc {
+                issuer: o.issuer,
+                authorization_endpoint: o.authorization_endpoint,
+                token_endpoint: o.token_endpoint,
+                user_info_endpoint: o.user_info_endpoint,
+                secret_name: o.secret_name,
+            }
+        }
+        "cognito" => {
+            let c = r.get("auth-idp-cognito", None, |v| {
+                serde_json::from_str::<CognitoJson>(v).map(Some).map_err(|e| format!("not a valid Cognito configuration: {e}"))
+            });
+            let Some(c) = c else {
+                if r.raw("auth-idp-cognito").is_none() {
+                    r.fail("auth-idp-cognito", "auth-type cognito needs this annotation".into());
+                }
+                return None;
+            };
+            session.extra_params = c.authentication_request_extra_params;
+            AuthIdp::Cognito {
+                user_pool_arn: c.user_pool_arn,
+                user_pool_client_id: c.user_pool_client_id,
+                user_pool_domain: c.user_pool_domain,
+            }
+        }
+        _ => return None,
+    };
+    Some(AuthConfig { idp, session })
 }
 
 /// One bad annotation.
@@ -564,10 +691,12 @@ pub fn parse_backend(
         r.fail("healthcheck-timeout-seconds", format!("timeout {timeout_seconds}s must be shorter than the interval {interval_seconds}s"));
     }
     let attributes = r.get("target-group-attributes", Tags::new(), parse_attributes);
+    let auth = parse_auth(&mut r);
     r.done(BackendConfig {
         target_type,
         node_labels,
         attributes,
+        auth,
         protocol,
         protocol_version,
         health_check: HealthCheck {
@@ -869,6 +998,38 @@ mod tests {
         ] {
             assert!(parse(&ann(&[(k, v)])).is_err(), "{k}={v}");
         }
+    }
+
+    #[test]
+    fn authentication_annotations() {
+        let oidc = r#"{"issuer":"https://i","authorizationEndpoint":"https://i/a","tokenEndpoint":"https://i/t","userInfoEndpoint":"https://i/u","secretName":"s","authenticationRequestExtraParams":{"prompt":"login"}}"#;
+        let b = parse_backend(
+            &ann(&[("auth-type", "oidc"), ("auth-idp-oidc", oidc)]),
+            &ann(&[("auth-session-timeout", "3600")]),
+            TargetType::Ip,
+        )
+        .unwrap();
+        let auth = b.auth.unwrap();
+        assert!(matches!(&auth.idp, AuthIdp::Oidc { secret_name, .. } if secret_name == "s"));
+        assert_eq!((auth.session.session_timeout, auth.session.scope.as_str()), (3600, "openid"));
+        assert_eq!(auth.session.extra_params["prompt"], "login");
+        let cognito = r#"{"userPoolARN":"arn:pool","userPoolClientID":"c","userPoolDomain":"d"}"#;
+        assert!(
+            parse_backend(&ann(&[("auth-type", "cognito"), ("auth-idp-cognito", cognito)]), &BTreeMap::new(), TargetType::Ip)
+                .unwrap()
+                .auth
+                .is_some()
+        );
+        for bad in [
+            vec![("auth-type", "saml")],
+            vec![("auth-type", "oidc")],
+            vec![("auth-type", "oidc"), ("auth-idp-oidc", "{}")],
+            vec![("auth-on-unauthenticated-request", "maybe")],
+            vec![("auth-session-timeout", "0")],
+        ] {
+            assert!(parse_backend(&ann(&bad), &BTreeMap::new(), TargetType::Ip).is_err(), "{bad:?}");
+        }
+        assert_eq!(auth_secrets(&[&ann(&[("auth-idp-oidc", oidc)])]), vec!["s"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend}
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
-use crate::k8s::annotations::{self, ActionSpec, IngressConfig, TargetRef};
+use crate::k8s::annotations::{self, ActionSpec, AuthIdp, IngressConfig, TargetRef};
 use crate::k8s::params::IngressClassParamsSpec;
 
 /// A subnet as discovery found it.
@@ -52,6 +52,8 @@ pub struct Inputs<'a> {
     pub certificates: &'a [Certificate],
     /// The VPC's security groups (only needed when `security-groups` is used).
     pub security_groups: &'a [SecurityGroupInfo],
+    /// Secrets' data by Secret, for OIDC client credentials.
+    pub secrets: &'a BTreeMap<ObjKey, BTreeMap<String, String>>,
     /// Nodes, for `instance` targets.
     pub nodes: &'a [Node],
     /// Target type of backends without a `target-type` annotation (LBC: `instance`).
@@ -87,8 +89,8 @@ struct Member<'a> {
     cfg: IngressConfig,
     ports: Vec<(Protocol, i32)>,
     default_action: Option<Action>,
-    /// (conditions, action) in this Ingress's own order.
-    rules: Vec<(Vec<Condition>, Action)>,
+    /// (conditions, authentication, action) in this Ingress's own order.
+    rules: Vec<(Vec<Condition>, Option<Authenticate>, Action)>,
     target_groups: Vec<TargetGroup>,
     warnings: Vec<Problem>,
 }
@@ -257,9 +259,11 @@ pub fn build(inputs: &Inputs) -> Built {
             rules: rules
                 .into_iter()
                 .enumerate()
-                .map(|(i, (conditions, action))| Rule {
+                .map(|(i, (conditions, auth, action))| Rule {
                     priority: i as i32 + 1,
                     conditions,
+                    // ALBs authenticate on HTTPS listeners only.
+                    auth: auth.filter(|_| protocol == Protocol::Https),
                     action,
                     tags: with(&format!("{port}:{}", i + 1)),
                 })
@@ -425,7 +429,8 @@ fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: Ing
                 ));
             }
             let action = backend_action(inputs, &mut m, &path.backend)?;
-            m.rules.push((conditions, action));
+            let auth = rule_auth(inputs, &m, &path.backend)?;
+            m.rules.push((conditions, auth, action));
         }
     }
     Ok(m)
@@ -478,6 +483,42 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         Some(tg) => Action::forward(&tg),
         None => Action::fixed("503"),
     })
+}
+
+/// The authentication a backend asks for (`auth-*` on the Ingress or its Service), with
+/// the OIDC client credentials read from the named Secret.
+fn rule_auth(inputs: &Inputs, m: &Member, backend: &IngressBackend) -> Result<Option<Authenticate>, String> {
+    let empty = BTreeMap::new();
+    let svc =
+        backend.service.as_ref().and_then(|s| inputs.services.get(&ObjKey { namespace: m.key.namespace.clone(), name: s.name.clone() }));
+    let cfg = annotations::parse_backend_auth(
+        m.ing.metadata.annotations.as_ref().unwrap_or(&empty),
+        svc.and_then(|s| s.metadata.annotations.as_ref()).unwrap_or(&empty),
+    )
+    .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+    let Some(cfg) = cfg else { return Ok(None) };
+    Ok(Some(match cfg.idp {
+        AuthIdp::Oidc { issuer, authorization_endpoint, token_endpoint, user_info_endpoint, secret_name } => {
+            let key = ObjKey { namespace: m.key.namespace.clone(), name: secret_name };
+            let data = inputs
+                .secrets
+                .get(&key)
+                .ok_or_else(|| format!("Secret {key} named by annotation {}auth-idp-oidc (secretName) not found", annotations::PREFIX))?;
+            let get = |k: &str| data.get(k).cloned().ok_or_else(|| format!("Secret {key} has no key {k}"));
+            Authenticate::Oidc {
+                issuer,
+                authorization_endpoint,
+                token_endpoint,
+                user_info_endpoint,
+                client_id: get("clientID")?,
+                client_secret: get("clientSecret")?,
+                session: cfg.session,
+            }
+        }
+        AuthIdp::Cognito { user_pool_arn, user_pool_client_id, user_pool_domain } => {
+            Authenticate::Cognito { user_pool_arn, user_pool_client_id, user_pool_domain, session: cfg.session }
+        }
+    }))
 }
 
 /// The name of the target group of a Service port, made on first use; `None` (with a
@@ -906,6 +947,7 @@ mod tests {
             subnets,
             certificates: &[],
             security_groups: &[],
+            secrets: &BTreeMap::new(),
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1169,6 +1211,7 @@ spec:
             subnets: &subnets(),
             certificates,
             security_groups: &[],
+            secrets: &BTreeMap::new(),
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1319,6 +1362,7 @@ spec:
             subnets: &subnets(),
             certificates: &certs,
             security_groups: &[],
+            secrets: &BTreeMap::new(),
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1349,6 +1393,7 @@ spec:
             subnets: &subnets(),
             certificates: &certs,
             security_groups: &[],
+            secrets: &BTreeMap::new(),
             nodes: &[],
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1603,6 +1648,7 @@ spec:
             subnets: &subnets(),
             certificates: &[],
             security_groups: &[],
+            secrets: &BTreeMap::new(),
             nodes: &nodes,
             default_target_type: TargetType::Ip,
             params: &BTreeMap::new(),
@@ -1654,6 +1700,7 @@ spec:
                 subnets: &subnets(),
                 certificates: &[],
                 security_groups: groups,
+                secrets: &BTreeMap::new(),
                 nodes: &[],
                 default_target_type: TargetType::Ip,
                 params: &BTreeMap::new(),
@@ -1664,5 +1711,55 @@ spec:
         assert_eq!(stack.load_balancer.security_groups, BTreeSet::from(["sg-1".into(), "sg-2".into(), "sg-3".into()]));
         let built = build_with(&groups[..1]);
         assert!(built.problems[0].message.contains("no security group \"web-sg\""), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn oidc_authentication_on_https_rules_only_with_the_secret_credentials() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/listen-ports: '[{"HTTP": 80}, {"HTTPS": 443}]'
+    alb.ingress.kubernetes.io/certificate-arn: arn:cert
+    alb.ingress.kubernetes.io/auth-type: oidc
+    alb.ingress.kubernetes.io/auth-idp-oidc: '{"issuer":"https://idp","authorizationEndpoint":"https://idp/a","tokenEndpoint":"https://idp/t","userInfoEndpoint":"https://idp/u","secretName":"oidc"}'
+    alb.ingress.kubernetes.io/auth-on-unauthenticated-request: deny
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+        );
+        let secrets = BTreeMap::from([(
+            ObjKey { namespace: "shop".into(), name: "oidc".into() },
+            BTreeMap::from([("clientID".to_string(), "id".to_string()), ("clientSecret".to_string(), "s".to_string())]),
+        )]);
+        let inputs = |secrets: &BTreeMap<ObjKey, BTreeMap<String, String>>| {
+            build(&Inputs {
+                cluster: "test",
+                group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
+                members: f.ingresses.iter().collect(),
+                services: &f.services,
+                endpoint_slices: &f.slices,
+                subnets: &subnets(),
+                certificates: &[],
+                security_groups: &[],
+                secrets,
+                nodes: &[],
+                default_target_type: TargetType::Ip,
+                params: &BTreeMap::new(),
+            })
+        };
+        let stack = inputs(&secrets).stack.unwrap();
+        assert!(stack.listeners[0].rules[0].auth.is_none(), "no authentication on HTTP");
+        let Some(Authenticate::Oidc { client_id, client_secret, session, .. }) = &stack.listeners[1].rules[0].auth else { panic!() };
+        assert_eq!((client_id.as_str(), client_secret.as_str(), session.on_unauthenticated_request.as_str()), ("id", "s", "deny"));
+        let built = inputs(&BTreeMap::new());
+        assert!(built.problems[0].message.contains("Secret shop/oidc"), "{:?}", built.problems);
     }
 }

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action as SdkAction, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, HostHeaderConditionConfig,
-    HttpHeaderConditionConfig, HttpRequestMethodConditionConfig, PathPatternConditionConfig, QueryStringConditionConfig,
-    QueryStringKeyValuePair, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule as SdkRule, RuleCondition, RulePriorityPair,
-    SourceIpConditionConfig, TargetGroupStickinessConfig, TargetGroupTuple,
+    Action as SdkAction, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
+    AuthenticateOidcActionConditionalBehaviorEnum, AuthenticateOidcActionConfig, FixedResponseActionConfig, ForwardActionConfig,
+    HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig, PathPatternConditionConfig,
+    QueryStringConditionConfig, QueryStringKeyValuePair, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule as SdkRule,
+    RuleCondition, RulePriorityPair, SourceIpConditionConfig, TargetGroupStickinessConfig, TargetGroupTuple,
 };
 
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, Condition, Rule, WeightedTargetGroup};
+use crate::model::{Action, AuthSession, Authenticate, Condition, Rule, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -24,12 +25,158 @@ pub struct ActualRule {
     /// `None` when the rule holds something we never write (edited by hand): it then
     /// never equals a desired rule and gets rewritten.
     pub conditions: Option<Vec<Condition>>,
+    pub auth: Option<Authenticate>,
     pub action: Option<Action>,
 }
 
 impl ActualRule {
     fn same_content(&self, d: &Rule) -> bool {
-        self.conditions.as_ref() == Some(&normalized(&d.conditions)) && self.action.as_ref() == Some(&d.action)
+        self.conditions.as_ref() == Some(&normalized(&d.conditions))
+            && self.auth == d.auth.as_ref().map(without_secret)
+            && self.action.as_ref() == Some(&d.action)
+    }
+}
+
+/// AWS never describes an OIDC client secret back, so rules are compared without it.
+fn without_secret(a: &Authenticate) -> Authenticate {
+    match a {
+        Authenticate::Oidc { .. } => {
+            let mut a = a.clone();
+            if let Authenticate::Oidc { client_secret, .. } = &mut a {
+                client_secret.clear();
+            }
+            a
+        }
+        other => other.clone(),
+    }
+}
+
+fn on_unauthenticated(v: &str) -> AuthenticateOidcActionConditionalBehaviorEnum {
+    AuthenticateOidcActionConditionalBehaviorEnum::from(v)
+}
+
+fn auth_to_sdk(a: &Authenticate) -> SdkAction {
+    match a {
+        Authenticate::Oidc { issuer, authorization_endpoint, token_endpoint, user_info_endpoint, client_id, client_secret, session } => {
+            SdkAction::builder()
+                .r#type(ActionTypeEnum::AuthenticateOidc)
+                .order(1)
+                .authenticate_oidc_config(
+                    AuthenticateOidcActionConfig::builder()
+                        .issuer(issuer)
+                        .authorization_endpoint(authorization_endpoint)
+                        .token_endpoint(token_endpoint)
+                        .user_info_endpoint(user_info_endpoint)
+                        .client_id(client_id)
+                        .client_secret(client_secret)
+                        .scope(&session.scope)
+                        .session_cookie_name(&session.session_cookie_name)
+                        .session_timeout(session.session_timeout)
+                        .on_unauthenticated_request(on_unauthenticated(&session.on_unauthenticated_request))
+                        .set_authentication_request_extra_params(
+                            (!session.extra_params.is_empty()).then(|| session.extra_params.clone().into_iter().collect()),
+                        )
+                        .build(),
+                )
+                .build()
+        }
+        Authenticate::Cognito { user_pool_arn, user_pool_client_id, user_pool_domain, session } => SdkAction::builder()
+            .r#type(ActionTypeEnum::AuthenticateCognito)
+            .order(1)
+            .authenticate_cognito_config(
+                AuthenticateCognitoActionConfig::builder()
+                    .user_pool_arn(user_pool_arn)
+                    .user_pool_client_id(user_pool_client_id)
+                    .user_pool_domain(user_pool_domain)
+                    .scope(&session.scope)
+                    .session_cookie_name(&session.session_cookie_name)
+                    .session_timeout(session.session_timeout)
+                    .on_unauthenticated_request(AuthenticateCognitoActionConditionalBehaviorEnum::from(
+                        session.on_unauthenticated_request.as_str(),
+                    ))
+                    .set_authentication_request_extra_params(
+                        (!session.extra_params.is_empty()).then(|| session.extra_params.clone().into_iter().collect()),
+                    )
+                    .build(),
+            )
+            .build(),
+    }
+}
+
+fn auth_from_sdk(a: &SdkAction) -> Option<Authenticate> {
+    let session = |scope: Option<&str>,
+                   cookie: Option<&str>,
+                   timeout: Option<i64>,
+                   on: Option<&str>,
+                   extra: Option<&std::collections::HashMap<String, String>>| {
+        AuthSession {
+            scope: scope.unwrap_or("openid").to_string(),
+            session_cookie_name: cookie.unwrap_or("AWSELBAuthSessionCookie").to_string(),
+            session_timeout: timeout.unwrap_or(604800),
+            on_unauthenticated_request: on.unwrap_or("authenticate").to_string(),
+            extra_params: extra.map(|e| e.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+        }
+    };
+    match a.r#type()? {
+        ActionTypeEnum::AuthenticateOidc => {
+            let c = a.authenticate_oidc_config()?;
+            Some(Authenticate::Oidc {
+                issuer: c.issuer()?.to_string(),
+                authorization_endpoint: c.authorization_endpoint()?.to_string(),
+                token_endpoint: c.token_endpoint()?.to_string(),
+                user_info_endpoint: c.user_info_endpoint()?.to_string(),
+                client_id: c.client_id()?.to_string(),
+                client_secret: String::new(),
+                session: session(
+                    c.scope(),
+                    c.session_cookie_name(),
+                    c.session_timeout(),
+                    c.on_unauthenticated_request().map(|o| o.as_str()),
+                    c.authentication_request_extra_params(),
+                ),
+            })
+        }
+        ActionTypeEnum::AuthenticateCognito => {
+            let c = a.authenticate_cognito_config()?;
+            Some(Authenticate::Cognito {
+                user_pool_arn: c.user_pool_arn()?.to_string(),
+                user_pool_client_id: c.user_pool_client_id()?.to_string(),
+                user_pool_domain: c.user_pool_domain()?.to_string(),
+                session: session(
+                    c.scope(),
+                    c.session_cookie_name(),
+                    c.session_timeout(),
+                    c.on_unauthenticated_request().map(|o| o.as_str()),
+                    c.authentication_request_extra_params(),
+                ),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A rule's actions: the authentication (if any) first, then its action.
+fn rule_actions_to_sdk(auth: Option<&Authenticate>, action: &Action) -> Vec<SdkAction> {
+    match auth {
+        Some(a) => {
+            let mut main = action_to_sdk(action);
+            main.order = Some(2);
+            vec![auth_to_sdk(a), main]
+        }
+        None => vec![action_to_sdk(action)],
+    }
+}
+
+/// (authentication, action) of a described rule; `None` action when it is not one we write.
+fn rule_actions_from_sdk(actions: &[SdkAction]) -> (Option<Authenticate>, Option<Action>) {
+    let mut sorted: Vec<&SdkAction> = actions.iter().collect();
+    sorted.sort_by_key(|a| a.order().unwrap_or(0));
+    match sorted.as_slice() {
+        [auth, main] => match auth_from_sdk(auth) {
+            Some(a) => (Some(a), action_from_sdk(std::slice::from_ref(*main))),
+            None => (None, None),
+        },
+        _ => (None, action_from_sdk(actions)),
     }
 }
 
@@ -238,7 +385,8 @@ fn from_sdk(r: &SdkRule) -> Option<ActualRule> {
         arn: r.rule_arn()?.to_string(),
         priority: r.priority()?.parse().ok()?,
         conditions: conditions_from_sdk(r.conditions()),
-        action: action_from_sdk(r.actions()),
+        auth: rule_actions_from_sdk(r.actions()).0,
+        action: rule_actions_from_sdk(r.actions()).1,
     })
 }
 
@@ -348,12 +496,13 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
                 .modify_rule()
                 .rule_arn(arn)
                 .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
-                .actions(action_to_sdk(&d.action))
+                .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
                 .send()
         })
         .await?;
         if let Some(r) = by_arn.get_mut(arn) {
             r.conditions = Some(normalized(&d.conditions));
+            r.auth = d.auth.as_ref().map(without_secret);
             r.action = Some(d.action.clone());
         }
     }
@@ -366,7 +515,7 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
                     .listener_arn(listener_arn)
                     .priority(d.priority)
                     .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
-                    .actions(action_to_sdk(&d.action))
+                    .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
                     .set_tags(Some(elbv2_tags(&d.tags)))
                     .send()
             })
@@ -374,7 +523,13 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
         let arn = out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
         by_arn.insert(
             arn.clone(),
-            ActualRule { arn, priority: d.priority, conditions: Some(normalized(&d.conditions)), action: Some(d.action.clone()) },
+            ActualRule {
+                arn,
+                priority: d.priority,
+                conditions: Some(normalized(&d.conditions)),
+                auth: d.auth.as_ref().map(without_secret),
+                action: Some(d.action.clone()),
+            },
         );
     }
     *actual = by_arn.into_values().collect();
@@ -388,11 +543,23 @@ mod tests {
     use crate::model::Tags;
 
     fn rule(priority: i32, path: &str, tg: &str) -> Rule {
-        Rule { priority, conditions: vec![Condition::PathPattern(vec![path.into()])], action: Action::forward(tg), tags: Tags::new() }
+        Rule {
+            priority,
+            conditions: vec![Condition::PathPattern(vec![path.into()])],
+            auth: None,
+            action: Action::forward(tg),
+            tags: Tags::new(),
+        }
     }
 
     fn actual(arn: &str, r: &Rule) -> ActualRule {
-        ActualRule { arn: arn.into(), priority: r.priority, conditions: Some(normalized(&r.conditions)), action: Some(r.action.clone()) }
+        ActualRule {
+            arn: arn.into(),
+            priority: r.priority,
+            conditions: Some(normalized(&r.conditions)),
+            auth: r.auth.as_ref().map(without_secret),
+            action: Some(r.action.clone()),
+        }
     }
 
     #[test]
@@ -489,5 +656,43 @@ mod tests {
         ];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
+    }
+
+    #[test]
+    fn authentication_round_trips_without_the_secret() {
+        let session = AuthSession {
+            scope: "openid email".into(),
+            session_cookie_name: "c".into(),
+            session_timeout: 3600,
+            on_unauthenticated_request: "deny".into(),
+            extra_params: Tags::from([("prompt".into(), "login".into())]),
+        };
+        let oidc = Authenticate::Oidc {
+            issuer: "https://idp".into(),
+            authorization_endpoint: "https://idp/auth".into(),
+            token_endpoint: "https://idp/token".into(),
+            user_info_endpoint: "https://idp/userinfo".into(),
+            client_id: "id".into(),
+            client_secret: "s3cret".into(),
+            session: session.clone(),
+        };
+        let mut described = rule_actions_to_sdk(Some(&oidc), &Action::forward("arn:tg"));
+        assert_eq!(described.len(), 2);
+        described.reverse(); // order comes from `Order`, not position
+        let (auth, action) = rule_actions_from_sdk(&described);
+        assert_eq!(auth, Some(without_secret(&oidc)));
+        assert_eq!(action, Some(Action::forward("arn:tg")));
+        let mut d = rule(1, "/a", "arn:tg");
+        d.auth = Some(oidc);
+        let a = ActualRule { arn: "r".into(), priority: 1, conditions: Some(normalized(&d.conditions)), auth, action };
+        assert!(plan(&[a], &[d]).is_empty(), "the secret AWS does not describe is no difference");
+        let cognito = Authenticate::Cognito {
+            user_pool_arn: "arn:pool".into(),
+            user_pool_client_id: "c".into(),
+            user_pool_domain: "d".into(),
+            session,
+        };
+        let (auth, _) = rule_actions_from_sdk(&rule_actions_to_sdk(Some(&cognito), &Action::fixed("200")));
+        assert_eq!(auth, Some(cognito));
     }
 }
