@@ -19,9 +19,11 @@ impl ClassFilter {
     pub fn class_of<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass>) -> Option<&'a IngressClass> {
         let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str());
         let mut classes = classes.into_iter();
+        if ing.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(LEGACY_CLASS_ANNOTATION)) {
+            return None;
+        }
         match ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
             Some(name) => classes.find(|c| c.metadata.name.as_deref() == Some(name) && ours(c)),
-            None if ing.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(LEGACY_CLASS_ANNOTATION)) => None,
             None => classes.find(|c| {
                 ours(c) && c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str) == Some("true")
             }),
@@ -33,11 +35,12 @@ impl ClassFilter {
     /// default IngressClass is ours.
     pub fn is_ours<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass> + Clone) -> bool {
         let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str());
-        if let Some(name) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
-            return classes.into_iter().any(|c| c.metadata.name.as_deref() == Some(name) && ours(c));
-        }
+        // The legacy annotation, when present, decides (it takes priority in LBC too).
         if let Some(legacy) = ing.metadata.annotations.as_ref().and_then(|a| a.get(LEGACY_CLASS_ANNOTATION)) {
             return legacy == &self.legacy_class;
+        }
+        if let Some(name) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
+            return classes.into_iter().any(|c| c.metadata.name.as_deref() == Some(name) && ours(c));
         }
         classes.into_iter().any(|c| {
             ours(c) && c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str) == Some("true")

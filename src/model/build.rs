@@ -26,6 +26,7 @@ pub struct Subnet {
 
 /// A security group of the VPC, for `security-groups` given by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecurityGroupInfo {
     pub id: String,
     pub name: String,
@@ -133,6 +134,42 @@ pub fn build(inputs: &Inputs) -> Built {
             Err(message) => out.problems.push(problem(&key, message)),
         }
     }
+    // One default backend per load balancer (LBC refuses a second one).
+    let mut default_owner: Option<ObjKey> = None;
+    built.retain(|m| {
+        if m.default_action.is_none() {
+            return true;
+        }
+        match &default_owner {
+            Some(owner) => {
+                out.problems.push(problem(&m.key, format!("spec.defaultBackend: the group's default backend is already set by {owner}")));
+                false
+            }
+            None => {
+                default_owner = Some(m.key.clone());
+                true
+            }
+        }
+    });
+    // A tag has one value for the whole load balancer (LBC refuses conflicting ones).
+    let mut tag_owner: BTreeMap<String, (String, ObjKey)> = BTreeMap::new();
+    built.retain(|m| {
+        for (k, v) in &m.cfg.tags {
+            if let Some((other, owner)) = tag_owner.get(k)
+                && other != v
+            {
+                out.problems.push(problem(
+                    &m.key,
+                    format!("annotation {}tags: {k}={v} conflicts with {k}={other} set by {owner}", annotations::PREFIX),
+                ));
+                return false;
+            }
+        }
+        for (k, v) in &m.cfg.tags {
+            tag_owner.entry(k.clone()).or_insert_with(|| (v.clone(), m.key.clone()));
+        }
+        true
+    });
     // A port is HTTP or HTTPS for the whole load balancer: later members may not flip it.
     let mut listeners: BTreeMap<i32, Protocol> = BTreeMap::new();
     built.retain(|m| {
@@ -230,6 +267,7 @@ pub fn build(inputs: &Inputs) -> Built {
                 rules.extend(m.rules.iter().cloned());
             }
         }
+        let rules = optimize(rules, protocol, port);
         if rules.len() > MAX_RULES {
             let msg = format!("listener {port} would have {} rules; an ALB allows {MAX_RULES}", rules.len());
             out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
@@ -325,6 +363,37 @@ pub fn build(inputs: &Inputs) -> Built {
 
 type Parsed<'a> = (&'a Ingress, ObjKey, IngressConfig);
 
+type RuleParts = (Vec<Condition>, Option<Authenticate>, Action);
+
+/// As LBC's rule optimizer: on an HTTPS listener, a redirect to HTTPS on the same port
+/// (the `actions.ssl-redirect` pattern) would loop, so it is dropped; after a rule that
+/// matches every request, later rules can never match, so they are dropped too.
+fn optimize(rules: Vec<RuleParts>, protocol: Protocol, port: i32) -> Vec<RuleParts> {
+    let loops = |a: &Action| match a {
+        Action::Redirect { protocol: p, port: to, host: None, path: None, query: None, .. } => {
+            protocol == Protocol::Https
+                && p.as_deref().is_none_or(|p| p == "HTTPS" || p == "#{protocol}")
+                && to.as_deref().is_none_or(|to| to == "#{port}" || to == port.to_string())
+        }
+        _ => false,
+    };
+    let catch_all = |c: &[Condition]| c == [Condition::PathPattern(vec!["/*".into()])];
+    let mut out = Vec::new();
+    for rule in rules.into_iter().filter(|r| !loops(&r.2)) {
+        let last = catch_all(&rule.0) && rule.1.is_none();
+        out.push(rule);
+        if last {
+            break;
+        }
+    }
+    out
+}
+
+/// A setting as a user wrote it (`"internet-facing"`, `["a","b"]`, `443`), for messages.
+fn shown(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// Two members may not claim the same explicit `group.order`.
 fn drop_order_clashes<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) -> Vec<Parsed<'a>> {
     let mut seen: BTreeMap<i64, ObjKey> = BTreeMap::new();
@@ -365,11 +434,11 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
                 if let Some(v) = &cfg.$field {
                     match owners.get($name) {
                         Some(owner) if group.$field.as_ref() != Some(v) => conflicts.push(format!(
-                            "annotation {}{}: {:?} conflicts with {:?} set by {owner}",
+                            "annotation {}{}: {} conflicts with {} set by {owner}",
                             annotations::PREFIX,
                             $name,
-                            v,
-                            group.$field.as_ref().unwrap()
+                            shown(v),
+                            shown(group.$field.as_ref().unwrap())
                         )),
                         Some(_) => {}
                         None => {
@@ -425,7 +494,7 @@ fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: Ing
             if values > MAX_CONDITION_VALUES {
                 return Err(format!(
                     "a rule for path {:?} would have {values} condition values; an ALB rule allows {MAX_CONDITION_VALUES}",
-                    path.path
+                    path.path.as_deref().unwrap_or("")
                 ));
             }
             let action = backend_action(inputs, &mut m, &path.backend)?;
@@ -619,8 +688,13 @@ fn certificates(inputs: &Inputs, members: &[Member], listeners: &BTreeMap<i32, P
     }
     let https_members: Vec<&Member> = members.iter().filter(|m| m.ports.iter().any(|(p, _)| *p == Protocol::Https)).collect();
     let mut problems = Vec::new();
-    if arns.is_empty() {
-        for m in &https_members {
+    // A host some member gave a certificate for explicitly is not discovered again: an
+    // Ingress without certificate-arn must not add a certificate that SNI could pick
+    // over the chosen one (LBC #4850).
+    let explicit: Vec<&Certificate> = inputs.certificates.iter().filter(|c| arns.contains(&c.arn)).collect();
+    let mut discovered: Vec<String> = Vec::new();
+    {
+        for m in https_members.iter().filter(|m| m.cfg.certificate_arns.is_empty()) {
             let spec = m.ing.spec.as_ref();
             let mut hosts: Vec<&str> = spec
                 .and_then(|s| s.tls.as_ref())
@@ -629,18 +703,25 @@ fn certificates(inputs: &Inputs, members: &[Member], listeners: &BTreeMap<i32, P
                 .flat_map(|t| t.hosts.iter().flatten())
                 .map(String::as_str)
                 .collect();
-            if hosts.is_empty() {
-                hosts = spec.and_then(|s| s.rules.as_ref()).into_iter().flatten().filter_map(|r| r.host.as_deref()).collect();
-            }
+            // TLS hosts and rule hosts both, as LBC discovers them.
+            hosts.extend(spec.and_then(|s| s.rules.as_ref()).into_iter().flatten().filter_map(|r| r.host.as_deref()));
+            hosts.sort();
+            hosts.dedup();
             for host in hosts {
+                if explicit.iter().any(|c| covers(c, host)) {
+                    continue;
+                }
                 match certificate_for(inputs.certificates, host) {
-                    Ok(arn) if !arns.contains(&arn) => arns.push(arn),
+                    Ok(arn) if !arns.contains(&arn) && !discovered.contains(&arn) => discovered.push(arn),
                     Ok(_) => {}
                     Err(message) => problems.push(problem(&m.key, message)),
                 }
             }
         }
     }
+    // Discovered ones after the explicit ones, sorted (as LBC orders them).
+    discovered.sort();
+    arns.extend(discovered);
     if problems.is_empty() && arns.is_empty() {
         let msg = format!(
             "no certificate for the HTTPS listener: set annotation {}certificate-arn, or add spec.tls hosts matched by an ISSUED ACM certificate",
@@ -653,6 +734,14 @@ fn certificates(inputs: &Inputs, members: &[Member], listeners: &BTreeMap<i32, P
         problems.extend(https_members.iter().map(|m| problem(&m.key, msg.clone())));
     }
     if problems.is_empty() { Ok(arns) } else { Err(problems) }
+}
+
+/// Whether a certificate's names cover a host (exactly, or by a one-level wildcard).
+fn covers(cert: &Certificate, host: &str) -> bool {
+    cert.domains.iter().any(|d| {
+        d.eq_ignore_ascii_case(host)
+            || d.strip_prefix("*.").is_some_and(|rest| host.split_once('.').is_some_and(|(_, h)| h.eq_ignore_ascii_case(rest)))
+    })
 }
 
 fn certificate_for(certs: &[Certificate], host: &str) -> Result<String, String> {
@@ -1761,5 +1850,55 @@ spec:
         assert_eq!((client_id.as_str(), client_secret.as_str(), session.on_unauthenticated_request.as_str()), ("id", "s", "deny"));
         let built = inputs(&BTreeMap::new());
         assert!(built.problems[0].message.contains("Secret shop/oidc"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn explicit_certificates_win_and_other_members_hosts_are_discovered() {
+        let f = fixture(&format!(
+            r#"{WEB}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: a
+  namespace: shop
+  annotations: {{alb.ingress.kubernetes.io/group.name: g, alb.ingress.kubernetes.io/certificate-arn: "arn:private-wildcard"}}
+spec:
+  tls: [{{hosts: [a.example.com]}}]
+  rules: [{{host: a.example.com, http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}]}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: b
+  namespace: shop
+  annotations: {{alb.ingress.kubernetes.io/group.name: g}}
+spec:
+  tls: [{{hosts: [a.example.com, b.other.org]}}]
+  rules: [{{host: b.other.org, http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}]}}}}]
+"#
+        ));
+        let certs = [
+            cert("arn:private-wildcard", &["*.example.com"]),
+            cert("arn:public-wildcard", &["*.example.com"]),
+            cert("arn:other", &["b.other.org"]),
+        ];
+        let built = build(&Inputs {
+            cluster: "test",
+            group: GroupId::Explicit("g".into()),
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &subnets(),
+            certificates: &certs,
+            security_groups: &[],
+            secrets: &BTreeMap::new(),
+            nodes: &[],
+            default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
+        });
+        assert!(built.problems.is_empty(), "a.example.com is covered by a's explicit certificate: {:?}", built.problems);
+        let stack = built.stack.unwrap();
+        assert_eq!(stack.listeners[0].certificates, vec!["arn:private-wildcard", "arn:other"]);
     }
 }
