@@ -128,7 +128,9 @@ async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error
         ctx.last_good.lock().await.remove(&key_of(&ing));
         return Ok(Action::await_change());
     }
-    Ok(Action::requeue(ctx.cfg.drift_check_interval))
+    // Jittered, so converged groups do not all re-read AWS at the same moment.
+    let jitter = rand::random_range(1.0..1.2);
+    Ok(Action::requeue(ctx.cfg.drift_check_interval.mul_f64(jitter)))
 }
 
 /// A reconcile before the caches hold every Service and EndpointSlice would see

@@ -268,11 +268,6 @@ pub fn build(inputs: &Inputs) -> Built {
             }
         }
         let rules = optimize(rules, protocol, port);
-        if rules.len() > MAX_RULES {
-            let msg = format!("listener {port} would have {} rules; an ALB allows {MAX_RULES}", rules.len());
-            out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
-            return Built { stack: None, ..out };
-        }
         listener_list.push(Listener {
             port,
             protocol,
@@ -310,6 +305,12 @@ pub fn build(inputs: &Inputs) -> Built {
         });
     }
 
+    let total_rules: usize = listener_list.iter().map(|l| l.rules.len()).sum();
+    if total_rules > MAX_RULES {
+        let msg = format!("the load balancer would have {total_rules} rules; an ALB allows {MAX_RULES} (default rules not counted)");
+        out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
+        return Built { stack: None, ..out };
+    }
     let cidrs = group_cfg.inbound_cidrs.clone().unwrap_or_else(|| {
         let mut c = vec!["0.0.0.0/0".to_string()];
         if group_cfg.ip_address_type.as_deref() == Some("dualstack") {
@@ -1900,5 +1901,18 @@ spec:
         assert!(built.problems.is_empty(), "a.example.com is covered by a's explicit certificate: {:?}", built.problems);
         let stack = built.stack.unwrap();
         assert_eq!(stack.listeners[0].certificates, vec!["arn:private-wildcard", "arn:other"]);
+    }
+
+    #[test]
+    fn more_than_100_rules_is_a_problem_before_aws_is_called() {
+        let paths: String = (0..101)
+            .map(|i| format!("      - {{path: /p{i}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}\n"))
+            .collect();
+        let f = with_web(&format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: shop, namespace: shop}}\nspec:\n  rules:\n  - http:\n      paths:\n{paths}"
+        ));
+        let built = run(&f, &subnets());
+        assert!(built.stack.is_none());
+        assert!(built.problems[0].message.contains("101 rules; an ALB allows 100"), "{:?}", built.problems);
     }
 }
