@@ -21,27 +21,56 @@ const TAGS_PER_CALL: usize = 20;
 struct Loaded {
     lbs: HashMap<String, Vec<LoadBalancer>>,
     tgs: HashMap<String, Vec<(TargetGroup, Tags)>>,
+    /// Managed security group IDs.
+    sgs: HashMap<String, Vec<String>>,
+}
+
+/// What the inventory knows of one stack.
+pub struct StackResources {
+    pub load_balancers: Vec<LoadBalancer>,
+    pub target_groups: Vec<(TargetGroup, Tags)>,
+    pub security_groups: Vec<String>,
 }
 
 pub struct Inventory {
     cluster: String,
+    vpc_id: String,
     ttl: Duration,
     state: Mutex<Option<(Instant, Loaded)>>,
 }
 
 impl Inventory {
-    pub fn new(cluster: String, ttl: Duration) -> Self {
-        Inventory { cluster, ttl, state: Mutex::new(None) }
+    pub fn new(cluster: String, vpc_id: String, ttl: Duration) -> Self {
+        Inventory { cluster, vpc_id, ttl, state: Mutex::new(None) }
     }
 
-    /// The load balancers and target groups (with their tags) tagged for `stack`.
-    pub async fn stack(&self, aws: &Aws, stack: &str) -> Result<(Vec<LoadBalancer>, Vec<(TargetGroup, Tags)>), Error> {
+    /// The load balancers, target groups (with their tags) and managed security groups
+    /// tagged for `stack`.
+    pub async fn stack(&self, aws: &Aws, stack: &str) -> Result<StackResources, Error> {
         let mut state = self.state.lock().await;
         if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
             *state = Some((Instant::now(), self.load(aws).await?));
         }
         let loaded = &state.as_ref().expect("just loaded").1;
-        Ok((loaded.lbs.get(stack).cloned().unwrap_or_default(), loaded.tgs.get(stack).cloned().unwrap_or_default()))
+        Ok(StackResources {
+            load_balancers: loaded.lbs.get(stack).cloned().unwrap_or_default(),
+            target_groups: loaded.tgs.get(stack).cloned().unwrap_or_default(),
+            security_groups: loaded.sgs.get(stack).cloned().unwrap_or_default(),
+        })
+    }
+
+    pub async fn put_security_group(&self, stack: &str, id: String) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut() {
+            loaded.sgs.entry(stack.to_string()).or_default().push(id);
+        }
+    }
+
+    pub async fn remove_security_group(&self, stack: &str, id: &str) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut()
+            && let Some(v) = loaded.sgs.get_mut(stack)
+        {
+            v.retain(|s| s != id);
+        }
     }
 
     pub async fn put_load_balancer(&self, stack: &str, lb: LoadBalancer) {
@@ -105,6 +134,28 @@ impl Inventory {
             let arn = tg.target_group_arn().unwrap_or_default().to_string();
             if let Some(stack) = self.stack_of(tags.get(&arn)) {
                 loaded.tgs.entry(stack).or_default().push((tg, tags.get(&arn).cloned().unwrap_or_default()));
+            }
+        }
+        let filter = |name: &str, value: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
+        let filters = vec![
+            filter("vpc-id", &self.vpc_id),
+            filter(&format!("tag:{TAG_CLUSTER}"), &self.cluster),
+            filter(&format!("tag:{}", crate::model::TAG_RESOURCE), "ManagedLBSecurityGroup"),
+        ];
+        let filters = &filters;
+        let groups = paginate(|token| async move {
+            let out = aws
+                .call("ec2", "DescribeSecurityGroups", || {
+                    aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).set_next_token(token.clone()).send()
+                })
+                .await?;
+            Ok((out.security_groups.unwrap_or_default(), out.next_token))
+        })
+        .await?;
+        for g in groups {
+            let stack = g.tags().iter().find(|t| t.key() == Some(TAG_STACK)).and_then(|t| t.value()).map(str::to_string);
+            if let (Some(stack), Some(id)) = (stack, g.group_id) {
+                loaded.sgs.entry(stack).or_default().push(id);
             }
         }
         tracing::info!(stacks = loaded.lbs.len(), "read the load balancer inventory");

@@ -173,7 +173,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         aws,
         filter: ClassFilter { controller: cfg.controller_name.clone(), legacy_class: cfg.ingress_class.clone() },
         discovery: Discovery::new(cfg.aws_vpc_id.clone(), cfg.discovery_ttl),
-        inventory: Inventory::new(cfg.cluster_name.clone(), cfg.drift_check_interval),
+        inventory: Inventory::new(cfg.cluster_name.clone(), cfg.aws_vpc_id.clone(), cfg.drift_check_interval),
         recorder: Recorder::new(client.clone(), reporter),
         ingresses: ingresses.clone(),
         services: services.clone(),

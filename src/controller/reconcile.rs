@@ -312,7 +312,7 @@ fn stack_hash(stack: &Stack) -> u64 {
 /// Makes AWS match `desired` for the group (`None`: nothing of it remains). Returns the
 /// load balancer's DNS name and whether anything new was applied.
 async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> Result<(Option<String>, bool), Error> {
-    let target = sync::Target { aws: &ctx.aws, inventory: &ctx.inventory, cluster: &ctx.cfg.cluster_name, vpc_id: &ctx.cfg.aws_vpc_id };
+    let target = sync::Target { aws: &ctx.aws, inventory: &ctx.inventory, vpc_id: &ctx.cfg.aws_vpc_id };
     let desired_hash = desired.map(stack_hash);
     // The group lock is held, so the entry can be taken out while AWS is called; on an
     // error it stays out and the next reconcile re-reads AWS.

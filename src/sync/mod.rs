@@ -54,17 +54,16 @@ impl Actual {
 pub struct Target<'a> {
     pub aws: &'a Aws,
     pub inventory: &'a Inventory,
-    pub cluster: &'a str,
     pub vpc_id: &'a str,
 }
 
 /// Reads the actual state of a stack from AWS, finding resources by tag.
 pub async fn read(t: &Target<'_>, group: &GroupId) -> Result<Actual, Error> {
     let stack = group.to_string();
-    let (lbs, tgs) = t.inventory.stack(t.aws, &stack).await?;
-    let security_group = security_group::read(t, &stack).await?;
-    let target_groups = target_group::read(t.aws, tgs).await?;
-    let load_balancer = lbs.into_iter().next().map(ActualLoadBalancer::from_sdk);
+    let known = t.inventory.stack(t.aws, &stack).await?;
+    let security_group = security_group::read(t, &known.security_groups).await?;
+    let target_groups = target_group::read(t.aws, known.target_groups).await?;
+    let load_balancer = known.load_balancers.into_iter().next().map(ActualLoadBalancer::from_sdk);
     let listeners = match &load_balancer {
         Some(lb) => listener::read(t.aws, &lb.arn).await?,
         None => Vec::new(),
@@ -94,7 +93,7 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, mut
     target_group::delete_unwanted(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     if desired.security_group.is_none() {
         // The load balancer no longer uses the managed group.
-        security_group::delete(t, &mut actual.security_group).await?;
+        security_group::delete(t, &stack_tag, &mut actual.security_group).await?;
     }
     Ok(actual)
 }
@@ -102,7 +101,7 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, mut
 async fn delete_all(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<(), Error> {
     load_balancer::delete(t, stack, actual).await?;
     target_group::delete_unwanted(t, stack, &[], &mut actual.target_groups).await?;
-    security_group::delete(t, &mut actual.security_group).await?;
+    security_group::delete(t, stack, &mut actual.security_group).await?;
     Ok(())
 }
 

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification};
 
 use super::{Error, Target};
-use crate::model::{Permission, SecurityGroup, TAG_CLUSTER, TAG_RESOURCE, TAG_STACK};
+use crate::model::{Permission, SecurityGroup, TAG_STACK};
 
 const EC2: &str = "ec2";
 
@@ -16,18 +16,21 @@ pub struct ActualSecurityGroup {
     pub ingress: BTreeSet<Permission>,
 }
 
-pub async fn read(t: &Target<'_>, stack: &str) -> Result<Option<ActualSecurityGroup>, Error> {
-    let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
-    let filters = vec![
-        filter("vpc-id", t.vpc_id),
-        filter(&format!("tag:{TAG_CLUSTER}"), t.cluster),
-        filter(&format!("tag:{TAG_STACK}"), stack),
-        filter(&format!("tag:{TAG_RESOURCE}"), "ManagedLBSecurityGroup"),
-    ];
-    let out = t
+/// The managed security group the inventory found for the stack, with its current rules
+/// (read fresh: no call at all for a stack that has none yet).
+pub async fn read(t: &Target<'_>, ids: &[String]) -> Result<Option<ActualSecurityGroup>, Error> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let out = match t
         .aws
-        .call(EC2, "DescribeSecurityGroups", || t.aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).send())
-        .await?;
+        .call(EC2, "DescribeSecurityGroups", || t.aws.ec2.describe_security_groups().set_group_ids(Some(ids.to_vec())).send())
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if e.is_code(&["InvalidGroup.NotFound"]) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     Ok(out.security_groups.unwrap_or_default().into_iter().next().map(|sg| ActualSecurityGroup {
         id: sg.group_id.unwrap_or_default(),
         ingress: sg.ip_permissions.unwrap_or_default().iter().flat_map(permissions_from_sdk).collect(),
@@ -77,35 +80,53 @@ pub async fn sync(t: &Target<'_>, desired: &SecurityGroup, actual: &mut Option<A
             .await?;
         let id = out.group_id.ok_or(crate::aws::Error::Response { operation: "CreateSecurityGroup", what: "no GroupId".into() })?;
         tracing::info!(%id, name = %desired.name, "created security group");
+        if let Some(stack) = desired.tags.get(TAG_STACK) {
+            t.inventory.put_security_group(stack, id.clone()).await;
+        }
         *actual = Some(ActualSecurityGroup { id, ingress: BTreeSet::new() });
     }
     let sg = actual.as_mut().expect("set above");
     let (add, remove) = diff(&sg.ingress, &desired.ingress);
     if !add.is_empty() {
         let perms: Vec<IpPermission> = add.iter().map(permission_to_sdk).collect();
-        aws.call(EC2, "AuthorizeSecurityGroupIngress", || {
-            aws.ec2.authorize_security_group_ingress().group_id(&sg.id).set_ip_permissions(Some(perms.clone())).send()
-        })
-        .await?;
+        match aws
+            .call(EC2, "AuthorizeSecurityGroupIngress", || {
+                aws.ec2.authorize_security_group_ingress().group_id(&sg.id).set_ip_permissions(Some(perms.clone())).send()
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_code(&["InvalidPermission.Duplicate"]) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     if !remove.is_empty() {
         let perms: Vec<IpPermission> = remove.iter().map(permission_to_sdk).collect();
-        aws.call(EC2, "RevokeSecurityGroupIngress", || {
-            aws.ec2.revoke_security_group_ingress().group_id(&sg.id).set_ip_permissions(Some(perms.clone())).send()
-        })
-        .await?;
+        match aws
+            .call(EC2, "RevokeSecurityGroupIngress", || {
+                aws.ec2.revoke_security_group_ingress().group_id(&sg.id).set_ip_permissions(Some(perms.clone())).send()
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_code(&["InvalidPermission.NotFound"]) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     sg.ingress = desired.ingress.clone();
     Ok(sg.id.clone())
 }
 
-pub async fn delete(t: &Target<'_>, actual: &mut Option<ActualSecurityGroup>) -> Result<(), Error> {
+pub async fn delete(t: &Target<'_>, stack: &str, actual: &mut Option<ActualSecurityGroup>) -> Result<(), Error> {
     let Some(sg) = actual.as_ref() else {
         return Ok(());
     };
     let aws = t.aws;
     match aws.call(EC2, "DeleteSecurityGroup", || aws.ec2.delete_security_group().group_id(&sg.id).send()).await {
-        Ok(_) => tracing::info!(id = %sg.id, "deleted security group"),
+        Ok(_) => {
+            tracing::info!(id = %sg.id, "deleted security group");
+            t.inventory.remove_security_group(stack, &sg.id).await;
+        }
         Err(e) if e.is_code(&["InvalidGroup.NotFound"]) => {}
         // DependencyViolation while the deleted load balancer's interfaces drain: retried later.
         Err(e) => return Err(e.into()),
