@@ -1012,6 +1012,36 @@ mod tests {
 
     use serde::Deserialize;
 
+    /// What a test varies besides the manifests; the rest are the usual defaults.
+    #[derive(Default)]
+    struct Env<'a> {
+        group: Option<GroupId>,
+        subnets: Option<&'a [Subnet]>,
+        certificates: &'a [Certificate],
+        security_groups: &'a [SecurityGroupInfo],
+        secrets: Option<&'a BTreeMap<ObjKey, BTreeMap<String, String>>>,
+        nodes: &'a [Node],
+    }
+
+    fn build_env(f: &Fixture, env: Env) -> Built {
+        let default_subnets = subnets();
+        let no_secrets = BTreeMap::new();
+        build(&Inputs {
+            cluster: "test",
+            group: env.group.unwrap_or_else(|| GroupId::Implicit { namespace: "shop".into(), name: "shop".into() }),
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: env.subnets.unwrap_or(&default_subnets),
+            certificates: env.certificates,
+            security_groups: env.security_groups,
+            secrets: env.secrets.unwrap_or(&no_secrets),
+            nodes: env.nodes,
+            default_target_type: TargetType::Ip,
+            params: &BTreeMap::new(),
+        })
+    }
+
     fn subnet(id: &str, az: &str, tags: &[(&str, &str)]) -> Subnet {
         Subnet { id: id.into(), availability_zone: az.into(), tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
@@ -1028,20 +1058,17 @@ mod tests {
 
     fn run(f: &Fixture, subnets: &[Subnet]) -> Built {
         let ing = &f.ingresses[0];
-        build(&Inputs {
-            cluster: "test",
-            group: GroupId::Implicit { namespace: ing.metadata.namespace.clone().unwrap(), name: ing.metadata.name.clone().unwrap() },
-            members: f.ingresses.iter().collect(),
-            services: &f.services,
-            endpoint_slices: &f.slices,
-            subnets,
-            certificates: &[],
-            security_groups: &[],
-            secrets: &BTreeMap::new(),
-            nodes: &[],
-            default_target_type: TargetType::Ip,
-            params: &BTreeMap::new(),
-        })
+        build_env(
+            f,
+            Env {
+                group: Some(GroupId::Implicit {
+                    namespace: ing.metadata.namespace.clone().unwrap(),
+                    name: ing.metadata.name.clone().unwrap(),
+                }),
+                subnets: Some(subnets),
+                ..Env::default()
+            },
+        )
     }
 
     const WEB: &str = r#"
@@ -1292,20 +1319,7 @@ spec:
     }
 
     fn run_group(f: &Fixture, certificates: &[Certificate]) -> Built {
-        build(&Inputs {
-            cluster: "test",
-            group: GroupId::Explicit("shop".into()),
-            members: f.ingresses.iter().collect(),
-            services: &f.services,
-            endpoint_slices: &f.slices,
-            subnets: &subnets(),
-            certificates,
-            security_groups: &[],
-            secrets: &BTreeMap::new(),
-            nodes: &[],
-            default_target_type: TargetType::Ip,
-            params: &BTreeMap::new(),
-        })
+        build_env(&f, Env { group: Some(GroupId::Explicit("shop".into())), certificates, ..Env::default() })
     }
 
     fn member(name: &str, annotations: &str, path: &str) -> String {
@@ -1443,20 +1457,7 @@ spec:
         let built = run(&f, &subnets());
         assert!(built.stack.is_none(), "no certificates offered: {:?}", built.problems);
         assert!(built.problems[0].message.contains("no ISSUED ACM certificate matches host shop.example.com"));
-        let built = build(&Inputs {
-            cluster: "test",
-            group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
-            members: f.ingresses.iter().collect(),
-            services: &f.services,
-            endpoint_slices: &f.slices,
-            subnets: &subnets(),
-            certificates: &certs,
-            security_groups: &[],
-            secrets: &BTreeMap::new(),
-            nodes: &[],
-            default_target_type: TargetType::Ip,
-            params: &BTreeMap::new(),
-        });
+        let built = build_env(&f, Env { certificates: &certs, ..Env::default() });
         let stack = built.stack.unwrap();
         let http = &stack.listeners[0];
         let https = &stack.listeners[1];
@@ -1474,20 +1475,7 @@ spec:
     fn two_certificates_for_one_host_is_a_problem() {
         let f = fixture(&format!("{WEB}{TLS}"));
         let certs = [cert("arn:1", &["*.example.com"]), cert("arn:2", &["*.example.com", "example.com"])];
-        let built = build(&Inputs {
-            cluster: "test",
-            group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
-            members: f.ingresses.iter().collect(),
-            services: &f.services,
-            endpoint_slices: &f.slices,
-            subnets: &subnets(),
-            certificates: &certs,
-            security_groups: &[],
-            secrets: &BTreeMap::new(),
-            nodes: &[],
-            default_target_type: TargetType::Ip,
-            params: &BTreeMap::new(),
-        });
+        let built = build_env(&f, Env { certificates: &certs, ..Env::default() });
         assert!(built.stack.is_none());
         assert!(built.problems[0].message.contains("2 ACM certificates match host shop.example.com"), "{}", built.problems[0].message);
     }
@@ -1729,20 +1717,7 @@ spec:
             node("n3", "batch", "aws:///us-east-1a/i-ccc", serde_json::json!({})),
             node("n4", "web", "kind://docker/x", serde_json::json!({})),
         ];
-        let built = build(&Inputs {
-            cluster: "test",
-            group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
-            members: f.ingresses.iter().collect(),
-            services: &f.services,
-            endpoint_slices: &f.slices,
-            subnets: &subnets(),
-            certificates: &[],
-            security_groups: &[],
-            secrets: &BTreeMap::new(),
-            nodes: &nodes,
-            default_target_type: TargetType::Ip,
-            params: &BTreeMap::new(),
-        });
+        let built = build_env(&f, Env { nodes: &nodes, ..Env::default() });
         let stack = built.stack.unwrap();
         let tg = &stack.target_groups[0];
         assert_eq!((tg.target_type, tg.port), (TargetType::Instance, 30080));
@@ -1780,22 +1755,7 @@ spec:
             SecurityGroupInfo { id: "sg-2".into(), name: "web-sg".into(), name_tag: None },
             SecurityGroupInfo { id: "sg-3".into(), name: "x".into(), name_tag: Some("Tagged".into()) },
         ];
-        let build_with = |groups: &[SecurityGroupInfo]| {
-            build(&Inputs {
-                cluster: "test",
-                group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
-                members: f.ingresses.iter().collect(),
-                services: &f.services,
-                endpoint_slices: &f.slices,
-                subnets: &subnets(),
-                certificates: &[],
-                security_groups: groups,
-                secrets: &BTreeMap::new(),
-                nodes: &[],
-                default_target_type: TargetType::Ip,
-                params: &BTreeMap::new(),
-            })
-        };
+        let build_with = |groups: &[SecurityGroupInfo]| build_env(&f, Env { security_groups: groups, ..Env::default() });
         let stack = build_with(&groups).stack.unwrap();
         assert!(stack.security_group.is_none());
         assert_eq!(stack.load_balancer.security_groups, BTreeSet::from(["sg-1".into(), "sg-2".into(), "sg-3".into()]));
@@ -1829,22 +1789,7 @@ spec:
             ObjKey { namespace: "shop".into(), name: "oidc".into() },
             BTreeMap::from([("clientID".to_string(), "id".to_string()), ("clientSecret".to_string(), "s".to_string())]),
         )]);
-        let inputs = |secrets: &BTreeMap<ObjKey, BTreeMap<String, String>>| {
-            build(&Inputs {
-                cluster: "test",
-                group: GroupId::Implicit { namespace: "shop".into(), name: "shop".into() },
-                members: f.ingresses.iter().collect(),
-                services: &f.services,
-                endpoint_slices: &f.slices,
-                subnets: &subnets(),
-                certificates: &[],
-                security_groups: &[],
-                secrets,
-                nodes: &[],
-                default_target_type: TargetType::Ip,
-                params: &BTreeMap::new(),
-            })
-        };
+        let inputs = |secrets: &BTreeMap<ObjKey, BTreeMap<String, String>>| build_env(&f, Env { secrets: Some(secrets), ..Env::default() });
         let stack = inputs(&secrets).stack.unwrap();
         assert!(stack.listeners[0].rules[0].auth.is_none(), "no authentication on HTTP");
         let Some(Authenticate::Oidc { client_id, client_secret, session, .. }) = &stack.listeners[1].rules[0].auth else { panic!() };
@@ -1884,20 +1829,7 @@ spec:
             cert("arn:public-wildcard", &["*.example.com"]),
             cert("arn:other", &["b.other.org"]),
         ];
-        let built = build(&Inputs {
-            cluster: "test",
-            group: GroupId::Explicit("g".into()),
-            members: f.ingresses.iter().collect(),
-            services: &f.services,
-            endpoint_slices: &f.slices,
-            subnets: &subnets(),
-            certificates: &certs,
-            security_groups: &[],
-            secrets: &BTreeMap::new(),
-            nodes: &[],
-            default_target_type: TargetType::Ip,
-            params: &BTreeMap::new(),
-        });
+        let built = build_env(&f, Env { group: Some(GroupId::Explicit("g".into())), certificates: &certs, ..Env::default() });
         assert!(built.problems.is_empty(), "a.example.com is covered by a's explicit certificate: {:?}", built.problems);
         let stack = built.stack.unwrap();
         assert_eq!(stack.listeners[0].certificates, vec!["arn:private-wildcard", "arn:other"]);

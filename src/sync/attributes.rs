@@ -9,54 +9,88 @@ use crate::model::Tags;
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
+/// Whose attributes, by ARN.
+#[derive(Clone, Copy)]
+pub enum Owner<'a> {
+    LoadBalancer(&'a str),
+    TargetGroup(&'a str),
+    Listener(&'a str),
+}
+
 /// The desired attributes whose value differs from `actual` (`None`: not known, so all).
 pub fn changes(actual: Option<&Tags>, desired: &Tags) -> Tags {
     desired.iter().filter(|(k, v)| actual.is_none_or(|a| a.get(*k) != Some(*v))).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-pub async fn read_load_balancer(aws: &Aws, arn: &str) -> Result<Tags, Error> {
-    let out = aws
-        .call(ELBV2, "DescribeLoadBalancerAttributes", || aws.elbv2.describe_load_balancer_attributes().load_balancer_arn(arn).send())
-        .await?;
-    Ok(out.attributes().iter().filter_map(|a| Some((a.key()?.to_string(), a.value().unwrap_or_default().to_string()))).collect())
+fn pairs<'a>(list: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
+    list.filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string()))).collect()
 }
 
-pub async fn modify_load_balancer(aws: &Aws, arn: &str, changes: &Tags) -> Result<(), Error> {
-    let attrs: Vec<LoadBalancerAttribute> = changes.iter().map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build()).collect();
-    aws.call(ELBV2, "ModifyLoadBalancerAttributes", || {
-        aws.elbv2.modify_load_balancer_attributes().load_balancer_arn(arn).set_attributes(Some(attrs.clone())).send()
+pub async fn read(aws: &Aws, owner: Owner<'_>) -> Result<Tags, Error> {
+    Ok(match owner {
+        Owner::LoadBalancer(arn) => {
+            let out = aws
+                .call(ELBV2, "DescribeLoadBalancerAttributes", || {
+                    aws.elbv2.describe_load_balancer_attributes().load_balancer_arn(arn).send()
+                })
+                .await?;
+            pairs(out.attributes().iter().map(|a| (a.key(), a.value())))
+        }
+        Owner::TargetGroup(arn) => {
+            let out = aws
+                .call(ELBV2, "DescribeTargetGroupAttributes", || aws.elbv2.describe_target_group_attributes().target_group_arn(arn).send())
+                .await?;
+            pairs(out.attributes().iter().map(|a| (a.key(), a.value())))
+        }
+        Owner::Listener(arn) => {
+            let out =
+                aws.call(ELBV2, "DescribeListenerAttributes", || aws.elbv2.describe_listener_attributes().listener_arn(arn).send()).await?;
+            pairs(out.attributes().iter().map(|a| (a.key(), a.value())))
+        }
     })
-    .await?;
+}
+
+async fn modify(aws: &Aws, owner: Owner<'_>, changes: &Tags) -> Result<(), Error> {
+    match owner {
+        Owner::LoadBalancer(arn) => {
+            let attrs: Vec<_> = changes.iter().map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build()).collect();
+            aws.call(ELBV2, "ModifyLoadBalancerAttributes", || {
+                aws.elbv2.modify_load_balancer_attributes().load_balancer_arn(arn).set_attributes(Some(attrs.clone())).send()
+            })
+            .await?;
+        }
+        Owner::TargetGroup(arn) => {
+            let attrs: Vec<_> = changes.iter().map(|(k, v)| TargetGroupAttribute::builder().key(k).value(v).build()).collect();
+            aws.call(ELBV2, "ModifyTargetGroupAttributes", || {
+                aws.elbv2.modify_target_group_attributes().target_group_arn(arn).set_attributes(Some(attrs.clone())).send()
+            })
+            .await?;
+        }
+        Owner::Listener(arn) => {
+            let attrs: Vec<_> = changes.iter().map(|(k, v)| ListenerAttribute::builder().key(k).value(v).build()).collect();
+            aws.call(ELBV2, "ModifyListenerAttributes", || {
+                aws.elbv2.modify_listener_attributes().listener_arn(arn).set_attributes(Some(attrs.clone())).send()
+            })
+            .await?;
+        }
+    }
     Ok(())
 }
 
-pub async fn read_target_group(aws: &Aws, arn: &str) -> Result<Tags, Error> {
-    let out = aws
-        .call(ELBV2, "DescribeTargetGroupAttributes", || aws.elbv2.describe_target_group_attributes().target_group_arn(arn).send())
-        .await?;
-    Ok(out.attributes().iter().filter_map(|a| Some((a.key()?.to_string(), a.value().unwrap_or_default().to_string()))).collect())
-}
-
-pub async fn modify_target_group(aws: &Aws, arn: &str, changes: &Tags) -> Result<(), Error> {
-    let attrs: Vec<TargetGroupAttribute> = changes.iter().map(|(k, v)| TargetGroupAttribute::builder().key(k).value(v).build()).collect();
-    aws.call(ELBV2, "ModifyTargetGroupAttributes", || {
-        aws.elbv2.modify_target_group_attributes().target_group_arn(arn).set_attributes(Some(attrs.clone())).send()
-    })
-    .await?;
-    Ok(())
-}
-
-pub async fn read_listener(aws: &Aws, arn: &str) -> Result<Tags, Error> {
-    let out = aws.call(ELBV2, "DescribeListenerAttributes", || aws.elbv2.describe_listener_attributes().listener_arn(arn).send()).await?;
-    Ok(out.attributes().iter().filter_map(|a| Some((a.key()?.to_string(), a.value().unwrap_or_default().to_string()))).collect())
-}
-
-pub async fn modify_listener(aws: &Aws, arn: &str, changes: &Tags) -> Result<(), Error> {
-    let attrs: Vec<ListenerAttribute> = changes.iter().map(|(k, v)| ListenerAttribute::builder().key(k).value(v).build()).collect();
-    aws.call(ELBV2, "ModifyListenerAttributes", || {
-        aws.elbv2.modify_listener_attributes().listener_arn(arn).set_attributes(Some(attrs.clone())).send()
-    })
-    .await?;
+/// Makes the listed attributes match. `actual` is what is known (`None`: unknown; it is
+/// read first unless `fresh`, a resource just created, whose attributes are all set).
+pub async fn sync(aws: &Aws, owner: Owner<'_>, desired: &Tags, actual: &mut Option<Tags>, fresh: bool) -> Result<(), Error> {
+    if desired.is_empty() {
+        return Ok(());
+    }
+    if actual.is_none() && !fresh {
+        *actual = Some(read(aws, owner).await?);
+    }
+    let changes = changes(actual.as_ref(), desired);
+    if !changes.is_empty() {
+        modify(aws, owner, &changes).await?;
+        actual.get_or_insert_default().extend(changes);
+    }
     Ok(())
 }
 

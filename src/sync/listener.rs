@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, Listener as SdkListener, ProtocolEnum};
 
+use super::attributes::{self, Owner};
 use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk};
-use super::{Error, attributes, elbv2_tags};
+use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
 use crate::model::{Action, Listener, Rule, Tags, WeightedTargetGroup};
 
@@ -161,16 +162,7 @@ pub async fn sync(
         };
         let listener = &mut actual[idx];
         sync_sni_certificates(aws, d, listener).await?;
-        if !d.attributes.is_empty() {
-            if listener.attributes.is_none() {
-                listener.attributes = Some(attributes::read_listener(aws, &listener.arn).await?);
-            }
-            let changes = attributes::changes(listener.attributes.as_ref(), &d.attributes);
-            if !changes.is_empty() {
-                attributes::modify_listener(aws, &listener.arn, &changes).await?;
-                listener.attributes.get_or_insert_default().extend(changes);
-            }
-        }
+        attributes::sync(aws, Owner::Listener(&listener.arn), &d.attributes, &mut listener.attributes, false).await?;
         let rules: Vec<Rule> = d.rules.iter().map(|r| Rule { action: resolve(&r.action, tg_arns), ..r.clone() }).collect();
         rule::sync(aws, &listener.arn, &rules, &mut listener.rules).await?;
     }

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{IpAddressType, LoadBalancer as SdkLoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{Actual, Error, Target, attributes, elbv2_tags};
+use super::attributes::{self, Owner};
+use super::{Actual, Error, Target, elbv2_tags};
 use crate::model::{LoadBalancer, Tags};
 
 const ELBV2: &str = "elasticloadbalancingv2";
@@ -69,24 +70,12 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTr
         // Some emulators omit these in the create response; we just set them.
         lb.subnets = desired.subnets.clone();
         lb.security_groups = sgs.clone();
-        if !desired.attributes.is_empty() {
-            attributes::modify_load_balancer(aws, &lb.arn, &desired.attributes).await?;
-            lb.attributes = Some(desired.attributes.clone());
-        }
+        attributes::sync(aws, Owner::LoadBalancer(&lb.arn), &desired.attributes, &mut lb.attributes, true).await?;
         actual.load_balancer = Some(lb);
         actual.listeners.clear();
         return Ok(());
     };
-    if !desired.attributes.is_empty() {
-        if lb.attributes.is_none() {
-            lb.attributes = Some(attributes::read_load_balancer(aws, &lb.arn).await?);
-        }
-        let changes = attributes::changes(lb.attributes.as_ref(), &desired.attributes);
-        if !changes.is_empty() {
-            attributes::modify_load_balancer(aws, &lb.arn, &changes).await?;
-            lb.attributes.get_or_insert_default().extend(changes);
-        }
-    }
+    attributes::sync(aws, Owner::LoadBalancer(&lb.arn), &desired.attributes, &mut lb.attributes, false).await?;
     if lb.subnets != desired.subnets {
         aws.call(ELBV2, "SetSubnets", || {
             aws.elbv2.set_subnets().load_balancer_arn(&lb.arn).set_subnets(Some(desired.subnets.iter().cloned().collect())).send()
@@ -111,7 +100,7 @@ pub async fn delete(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<
     };
     let aws = t.aws;
     // Checked here rather than left to AWS, so the Event can say what to do.
-    let protected = match attributes::read_load_balancer(aws, &lb.arn).await {
+    let protected = match attributes::read(aws, Owner::LoadBalancer(&lb.arn)).await {
         Ok(attrs) => attrs.get("deletion_protection.enabled").is_some_and(|v| v == "true"),
         Err(Error::Aws(e)) if e.is_code(&["LoadBalancerNotFound"]) => false,
         Err(e) => return Err(e),

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup as SdkTargetGroup, TargetHealthStateEnum, TargetTypeEnum};
 
-use super::{Error, Target, attributes, elbv2_tags};
+use super::attributes::{self, Owner};
+use super::{Error, Target, elbv2_tags};
 use crate::aws::Aws;
 use crate::model::{self, HealthCheck, Protocol, Tags, TargetGroup, TargetType};
 
@@ -103,16 +104,7 @@ pub async fn create_missing(
                 .await?;
                 a.health_check = hc.clone();
             }
-            if !d.attributes.is_empty() {
-                if a.attributes.is_none() {
-                    a.attributes = Some(attributes::read_target_group(aws, &a.arn).await?);
-                }
-                let changes = attributes::changes(a.attributes.as_ref(), &d.attributes);
-                if !changes.is_empty() {
-                    attributes::modify_target_group(aws, &a.arn, &changes).await?;
-                    a.attributes.get_or_insert_default().extend(changes);
-                }
-            }
+            attributes::sync(aws, Owner::TargetGroup(&a.arn), &d.attributes, &mut a.attributes, false).await?;
             arns.insert(d.name.clone(), a.arn.clone());
             continue;
         }
@@ -152,14 +144,13 @@ pub async fn create_missing(
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         tracing::info!(%arn, name = %d.name, "created target group");
         t.inventory.put_target_group(stack, tg, d.tags.clone()).await;
-        if !d.attributes.is_empty() {
-            attributes::modify_target_group(aws, &arn, &d.attributes).await?;
-        }
+        let mut attributes = None;
+        attributes::sync(aws, Owner::TargetGroup(&arn), &d.attributes, &mut attributes, true).await?;
         actual.push(ActualTargetGroup {
             arn: arn.clone(),
             name: d.name.clone(),
             health_check: hc.clone(),
-            attributes: (!d.attributes.is_empty()).then(|| d.attributes.clone()),
+            attributes,
             targets: BTreeSet::new(),
         });
         arns.insert(d.name.clone(), arn);
