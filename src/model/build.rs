@@ -1319,7 +1319,7 @@ spec:
     }
 
     fn run_group(f: &Fixture, certificates: &[Certificate]) -> Built {
-        build_env(&f, Env { group: Some(GroupId::Explicit("shop".into())), certificates, ..Env::default() })
+        build_env(f, Env { group: Some(GroupId::Explicit("shop".into())), certificates, ..Env::default() })
     }
 
     fn member(name: &str, annotations: &str, path: &str) -> String {
