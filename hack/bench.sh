@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: start a private bed (own state dir, free LocalStack port), build the release
-# controller, create BENCH_INGRESSES Ingresses (default 200) and print the report
-# (benches/alb.rs); stop the bed on exit. Non-zero if convergence times out.
+# `make bench`: build the release controller and the bench (benches/alb.rs) once, start a
+# private bed (own state dir, free LocalStack port), create BENCH_INGRESSES Ingresses
+# (default 200) and print the report; stop the bed on exit. Non-zero if convergence times out.
 #
 #   BENCH_INGRESSES            number of Ingresses (default 200)
 #   BENCH_TIMEOUT_SECS         convergence deadline (default 1200)
@@ -17,12 +17,23 @@ fi
 export LOCALSTACK_PORT
 export BENCH_INGRESSES="${BENCH_INGRESSES:-200}"
 
-# Build first (slow when cold), so the bed is not idling meanwhile.
-echo "== building the release controller and the bench" >&2
-cargo build --release --bin alb-controller
-cargo bench --bench alb --no-run
-target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-export ALB_CONTROLLER_BIN="$target_dir/release/alb-controller"
+# One build, before the bed starts: `cargo bench` builds the controller binary with the
+# bench profile (= release) next to the bench. Running the built executable afterwards
+# (with --bench, as `cargo bench` does) means the binary measured is the one built here,
+# even if sources change meanwhile.
+echo "== building the release controller and the bench (cargo bench --no-run)" >&2
+bench_exe="$(cargo bench --bench alb --no-run --message-format=json-render-diagnostics |
+    python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "alb" and m.get("executable"):
+        print(m["executable"])')"
+ctl_exe="$(dirname "$(dirname "$bench_exe")")/alb-controller"
+[[ -x "$bench_exe" && -x "$ctl_exe" ]] || { echo "bench.sh: build produced no executables ($bench_exe, $ctl_exe)" >&2; exit 1; }
+# A private copy: another build may replace target/release/alb-controller while we run.
+mkdir -p "$BED_DIR"
+cp "$ctl_exe" "$BED_DIR/alb-controller"
+export ALB_CONTROLLER_BIN="$BED_DIR/alb-controller"
 
 trap '"$REPO/hack/bed.sh" down' EXIT
 start=$(date +%s)
@@ -30,4 +41,4 @@ start=$(date +%s)
 # shellcheck disable=SC1091
 source "$BED_DIR/env"
 echo "bed ready in $(( $(date +%s) - start ))s; $BENCH_INGRESSES Ingresses" >&2
-cargo bench --bench alb
+"$bench_exe" --bench
