@@ -36,6 +36,10 @@ pub struct Config {
     /// How long discovered subnets are cached.
     #[arg(long, env = "DISCOVERY_TTL", default_value = "5m", value_parser = parse_duration)]
     pub discovery_ttl: Duration,
+    /// Changes to one Ingress (or its Services and EndpointSlices) within this window are
+    /// coalesced into one reconcile, so an endpoint burst becomes one Register call.
+    #[arg(long, env = "RECONCILE_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    pub reconcile_debounce: Duration,
     /// Groups reconciled at the same time.
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 4)]
     pub max_concurrent_reconciles: u16,
@@ -44,9 +48,12 @@ pub struct Config {
     pub log_json: bool,
 }
 
-/// `90s`, `10m`, `1h`, or plain seconds.
+/// `250ms`, `90s`, `10m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms.parse::<u64>().map(Duration::from_millis).map_err(|_| format!("{s:?} is not a duration like 250ms, 30s, 10m or 1h"));
+    }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 1h"))?;
     let secs = match unit {
@@ -67,6 +74,7 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").is_err());
     }

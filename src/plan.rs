@@ -388,11 +388,19 @@ fn table(p: &Planned) -> String {
                 hc.success_codes,
                 hc.interval_seconds
             );
-            if tg.targets.is_empty() {
-                let _ = writeln!(out, "    (no targets)");
-            }
-            for t in &tg.targets {
-                let _ = writeln!(out, "    target {}:{}", t.id, t.port);
+            match &tg.targets {
+                None => {
+                    let _ =
+                        writeln!(out, "    (targets unknown: no EndpointSlice for the Service; registered targets are left as they are)");
+                }
+                Some(t) if t.is_empty() => {
+                    let _ = writeln!(out, "    (no targets)");
+                }
+                Some(targets) => {
+                    for t in targets {
+                        let _ = writeln!(out, "    target {}:{}", t.id, t.port);
+                    }
+                }
             }
         }
         out.push('\n');

@@ -257,3 +257,74 @@ spec:
     assert_eq!(bed.hostname("bad-annotation").await, None);
     assert!(bed.stack_arns(&format!("{}/bad-annotation", bed.ns)).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_rolling_replacement_never_empties_the_target_group() {
+    let bed = Bed::start("rolling").await;
+    bed.apply(APP).await;
+    let p = provisioned(&bed).await;
+    eventually("the first two targets", Duration::from_secs(30), || async {
+        (bed.targets(&p.tg).await == ips(&["10.0.128.10", "10.0.128.11"])).then_some(())
+    })
+    .await;
+    // Every endpoint replaced in one write (a Deployment's pods all swapped).
+    let endpoints = serde_json::json!({"endpoints": [
+        {"addresses": ["10.0.128.20"], "conditions": {"ready": true}},
+        {"addresses": ["10.0.128.21"], "conditions": {"ready": true}}]});
+    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
+    let want = ips(&["10.0.128.20", "10.0.128.21"]);
+    eventually("the new endpoints replace the old, never through an empty group", Duration::from_secs(30), || async {
+        let now = bed.targets(&p.tg).await;
+        assert!(!now.is_empty(), "the target group was empty during the replacement");
+        (now == want).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn not_ready_and_terminating_endpoints_are_not_targets() {
+    let bed = Bed::start("terminating").await;
+    bed.apply(APP).await;
+    let p = provisioned(&bed).await;
+    let endpoints = serde_json::json!({"endpoints": [
+        {"addresses": ["10.0.128.10"], "conditions": {"ready": true}},
+        {"addresses": ["10.0.128.11"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+        {"addresses": ["10.0.128.12"], "conditions": {"ready": false}}]});
+    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
+    // The terminating endpoint is deregistered while it still exists in the slice.
+    let want = ips(&["10.0.128.10"]);
+    eventually("only the ready endpoint stays", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == want).then_some(()) })
+        .await;
+    let slice = bed.api::<EndpointSlice>().get("web-1").await.unwrap();
+    assert_eq!(slice.endpoints.len(), 3, "the terminating endpoint is still in the slice");
+}
+
+#[tokio::test]
+async fn a_missing_endpoint_slice_is_not_zero_endpoints() {
+    let bed = Bed::start("relist").await;
+    bed.apply(APP).await;
+    let p = provisioned(&bed).await;
+    let both = ips(&["10.0.128.10", "10.0.128.11"]);
+    eventually("two targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == both).then_some(()) }).await;
+    // The slice disappears from the cache (as in a relist): the targets stay.
+    bed.api::<EndpointSlice>().delete("web-1", &DeleteParams::default()).await.unwrap();
+    let reconciles = bed.reconciles().await;
+    eventually("the deletion is reconciled", Duration::from_secs(30), || async { (bed.reconciles().await > reconciles).then_some(()) })
+        .await;
+    bed.wait_quiet().await;
+    assert_eq!(bed.targets(&p.tg).await, both, "no slice is not zero endpoints");
+    // A slice that exists and is empty does empty the target group.
+    bed.apply(
+        r#"
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-2, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: []
+"#,
+    )
+    .await;
+    eventually("an empty slice empties the group", Duration::from_secs(30), || async { bed.targets(&p.tg).await.is_empty().then_some(()) })
+        .await;
+}

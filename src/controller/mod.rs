@@ -163,8 +163,9 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         }
     };
 
-    let controller = Controller::new(api::<Ingress>(&client, ns), watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles));
+    let controller = Controller::new(api::<Ingress>(&client, ns), watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles).debounce(cfg.reconcile_debounce),
+    );
     let ingresses = controller.store();
 
     let reporter = Reporter { controller: "alb-controller".into(), instance: std::env::var("POD_NAME").ok() };

@@ -653,8 +653,14 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         return Ok(Some(name));
     }
     let targets = match backend_cfg.target_type {
-        TargetType::Ip => ip_targets(inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or(&[]), svc_port),
-        TargetType::Instance => instance_targets(inputs.nodes, &backend_cfg.node_labels, tg_port),
+        TargetType::Ip => {
+            let publish_not_ready = svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false);
+            match inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice) {
+                Some(slices) if !slices.is_empty() => Some(ip_targets(slices, svc_port, publish_not_ready)),
+                _ => None,
+            }
+        }
+        TargetType::Instance => Some(instance_targets(inputs.nodes, &backend_cfg.node_labels, tg_port)),
     };
     m.target_groups.push(TargetGroup {
         resource_id,
@@ -769,8 +775,9 @@ fn certificate_for(certs: &[Certificate], host: &str) -> Result<String, String> 
     }
 }
 
-/// Ready endpoint addresses of a Service port, from its EndpointSlices.
-fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort) -> BTreeSet<Target> {
+/// Ready endpoint addresses of a Service port, from its EndpointSlices (not-ready ones
+/// too when the Service publishes them; terminating ones never).
+fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort, publish_not_ready: bool) -> BTreeSet<Target> {
     let mut targets = BTreeSet::new();
     for slice in slices.iter().filter(|s| s.address_type == "IPv4") {
         let port = slice
@@ -785,7 +792,7 @@ fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort) -> BTreeSet<Targ
             // A nil `ready` means ready (EndpointConditions API contract).
             let ready = cond.and_then(|c| c.ready).unwrap_or(true);
             let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
-            if ready && !terminating {
+            if (ready || publish_not_ready) && !terminating {
                 targets.extend(ep.addresses.iter().map(|ip| Target { id: ip.clone(), port }));
             }
         }
@@ -1135,7 +1142,10 @@ spec:
         let tg = &stack.target_groups[0];
         assert_eq!(tg.resource_id, "shop/shop-web:80");
         assert_eq!(tg.port, 8080);
-        assert_eq!(tg.targets.iter().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(), vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]);
+        assert_eq!(
+            tg.targets.iter().flatten().map(|t| (t.id.as_str(), t.port)).collect::<Vec<_>>(),
+            vec![("10.0.1.1", 8080), ("10.0.1.2", 8080)]
+        );
         assert_eq!(l.rules[0].action, Action::forward(&tg.name));
     }
 
@@ -1301,7 +1311,7 @@ spec:
         assert_eq!(stack.listeners[0].port, 8080);
         let tg = &stack.target_groups[0];
         assert_eq!(tg.port, 1);
-        assert_eq!(tg.targets, BTreeSet::from([Target { id: "10.0.2.1".into(), port: 50051 }]));
+        assert_eq!(tg.targets, Some(BTreeSet::from([Target { id: "10.0.2.1".into(), port: 50051 }])));
     }
 
     #[test]
@@ -1721,7 +1731,7 @@ spec:
         let stack = built.stack.unwrap();
         let tg = &stack.target_groups[0];
         assert_eq!((tg.target_type, tg.port), (TargetType::Instance, 30080));
-        assert_eq!(tg.targets, BTreeSet::from([Target { id: "i-aaa".into(), port: 30080 }]));
+        assert_eq!(tg.targets, Some(BTreeSet::from([Target { id: "i-aaa".into(), port: 30080 }])));
     }
 
     #[test]
@@ -1846,5 +1856,56 @@ spec:
         let built = run(&f, &subnets());
         assert!(built.stack.is_none());
         assert!(built.problems[0].message.contains("101 rules; an ALB allows 100"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn a_service_without_endpoint_slices_keeps_its_targets_unknown_not_empty() {
+        let f = fixture(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+        );
+        assert_eq!(run(&f, &subnets()).stack.unwrap().target_groups[0].targets, None, "no slice: unknown, not zero");
+        let empty = fixture(&format!(
+            "{}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nendpoints: []\n",
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#
+        ));
+        assert_eq!(run(&empty, &subnets()).stack.unwrap().target_groups[0].targets, Some(BTreeSet::new()), "an empty slice: zero");
+    }
+
+    #[test]
+    fn publish_not_ready_addresses_registers_not_ready_but_never_terminating_endpoints() {
+        let f = fixture(&format!(
+            "{}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: shop, namespace: shop}}\nspec:\n  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}\n",
+            WEB.replace(
+                "  ports: [{name: http, port: 80, targetPort: 8080}]",
+                "  publishNotReadyAddresses: true\n  ports: [{name: http, port: 80, targetPort: 8080}]"
+            )
+        ));
+        let stack = run(&f, &subnets()).stack.unwrap();
+        let ips: Vec<String> = stack.target_groups[0].targets.iter().flatten().map(|t| t.id.clone()).collect();
+        assert_eq!(ips, vec!["10.0.1.1", "10.0.1.2", "10.0.1.3"], "10.0.1.4 is terminating");
     }
 }

@@ -299,7 +299,9 @@ pub struct TargetGroup {
     pub health_check: HealthCheck,
     /// Only these keys are reconciled.
     pub attributes: Tags,
-    pub targets: BTreeSet<Target>,
+    /// `None`: not known (no EndpointSlice of the Service is in the cache, e.g. during a
+    /// relist), so the registered targets are left as they are — never "zero targets".
+    pub targets: Option<BTreeSet<Target>>,
     pub tags: Tags,
 }
 

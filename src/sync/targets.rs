@@ -27,7 +27,8 @@ pub async fn sync(aws: &Aws, desired: &[TargetGroup], actual: &mut [ActualTarget
         let Some(a) = actual.iter_mut().find(|a| a.name == d.name) else {
             continue;
         };
-        let (register, deregister) = diff(&a.targets, &d.targets);
+        let Some(wanted) = &d.targets else { continue };
+        let (register, deregister) = diff(&a.targets, wanted);
         for chunk in register.chunks(TARGETS_PER_CALL) {
             let targets = to_sdk(chunk);
             aws.call(ELBV2, "RegisterTargets", || {
