@@ -43,6 +43,18 @@ pub struct Config {
     /// Groups reconciled at the same time.
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 4)]
     pub max_concurrent_reconciles: u16,
+    /// Run only while holding a coordination.k8s.io Lease (for several replicas).
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader election Lease (default: POD_NAMESPACE, else kube-system).
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader election Lease.
+    #[arg(long, env = "LEADER_ELECTION_ID", default_value = "alb-controller-leader")]
+    pub leader_election_id: String,
+    /// How long a leader's lease lasts without renewal.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,

@@ -560,3 +560,49 @@ spec:
     assert_eq!((oidc.client_id(), oidc.issuer(), oidc.scope()), (Some("my-client"), Some("https://idp.example.com"), Some("openid email")));
     assert!(actions[1].target_group_arn().is_some() || actions[1].forward_config().is_some(), "then forward");
 }
+
+#[tokio::test]
+async fn only_the_leader_writes_and_another_replica_takes_over() {
+    let id = format!("leader-{}", rand::random_range(100_000..999_999));
+    let mut bed =
+        Bed::start_with_args("leader", &["--leader-elect", "--leader-election-id", &id, "--leader-election-lease-duration", "6s"]).await;
+    let mut replica = bed.spawn_replica("b");
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: one}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    let dns = bed.wait_hostname("one").await;
+    let (a_calls, b_calls) = (support::aws_call_count(bed.metrics_port()).await, support::aws_call_count(replica.metrics_port).await);
+    assert!((a_calls > 0) != (b_calls > 0), "exactly one replica called AWS: {a_calls} and {b_calls}");
+    // Kill the leader outright (no lease release): the other takes over once the lease expires.
+    let survivor_port = if a_calls > 0 {
+        bed.kill_controller();
+        replica.metrics_port
+    } else {
+        replica.kill();
+        bed.metrics_port()
+    };
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: two}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    eventually("the surviving replica takes over and serves the new Ingress", Duration::from_secs(45), || bed.hostname("two")).await;
+    assert!(support::aws_call_count(survivor_port).await > 0);
+    assert_eq!(bed.load_balancers().await.len(), 2, "no duplicate load balancer");
+    assert_eq!(bed.hostname("one").await.as_deref(), Some(dns.as_str()), "the first load balancer is kept");
+}

@@ -2,6 +2,7 @@
 //! IngressClass changes to Ingresses, and the run loop.
 
 mod k8s_writes;
+mod leader;
 mod reconcile;
 
 use std::collections::HashMap;
@@ -106,6 +107,49 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready.clone() }));
+
+    // With several replicas only the Lease holder goes on; the others wait here.
+    let election = cfg.leader_elect.then(|| {
+        let namespace =
+            cfg.leader_election_namespace.clone().or_else(|| std::env::var("POD_NAMESPACE").ok()).unwrap_or_else(|| "kube-system".into());
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("alb-controller-{}", rand::random::<u32>()));
+        Arc::new(leader::LeaderElection::new(
+            client.clone(),
+            &namespace,
+            &cfg.leader_election_id,
+            identity,
+            cfg.leader_election_lease_duration,
+        ))
+    });
+    if let Some(e) = &election {
+        tracing::info!(identity = e.identity(), "waiting to become the leader");
+        tokio::select! {
+            _ = e.acquire() => tracing::info!(identity = e.identity(), "became the leader"),
+            _ = shutdown_signal() => return Ok(()),
+        }
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    // The stop condition runs as its own task: the controller wants a Sync future.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    {
+        let (election, lost) = (election.clone(), lost.clone());
+        tokio::spawn(async move {
+            match election {
+                Some(e) => tokio::select! {
+                    _ = e.keep() => {
+                        tracing::error!("lost the leader lease: stopping");
+                        lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ = shutdown_signal() => {}
+                },
+                None => shutdown_signal().await,
+            }
+            let _ = stop_tx.send(());
+        });
+    }
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
 
     let aws = Aws::from_env(cfg.aws_region.clone(), metrics.clone()).await;
     let ns = cfg.watch_namespace.as_deref();
@@ -255,12 +299,32 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             params_events.map(futures::StreamExt::boxed).unwrap_or_else(|| futures::stream::empty().boxed()),
             move |_p: IngressClassParams| params_ingresses.state().iter().map(|i| ObjectRef::from_obj(i.as_ref())).collect::<Vec<_>>(),
         )
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+    if lost.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err("lost the leader lease".into());
+    }
+    // In-flight reconciles have finished: hand the lease over at once.
+    if let Some(e) = &election {
+        e.release().await;
+    }
     tracing::info!("controller shut down");
     Ok(())
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 /// What of a Node can change its targets: provider ID, labels, readiness.

@@ -22,7 +22,54 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
 
+/// A controller process of a bed.
+pub struct Replica {
+    child: Child,
+    pub metrics_port: u16,
+    pub log: PathBuf,
+}
+
+impl Replica {
+    fn spawn(bin: &std::path::Path, ns: &str, cluster: &str, vpc_id: &str, account: &str, extra: &[String], name: &str) -> Replica {
+        let metrics_port = free_port();
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            // Tests use pod IPs unless they say otherwise (LBC's default is instance).
+            .args(["run", "--cluster-name", cluster, "--aws-vpc-id", vpc_id, "--watch-namespace", ns, "--default-target-type", "ip"])
+            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", account)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUST_LOG", "info,alb_controller=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start alb-controller");
+        Replica { child, metrics_port, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process at once (no clean shutdown, no lease release).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 pub struct Bed {
+    bin: PathBuf,
+    extra: Vec<String>,
     pub client: Client,
     pub elbv2: elbv2::Client,
     pub ec2: aws_sdk_ec2::Client,
@@ -33,7 +80,7 @@ pub struct Bed {
     /// What localstack/seed.py made: vpc_id, public_subnets, private_subnets, certificate_arn.
     pub seed: serde_json::Value,
     metrics_port: u16,
-    controller: Child,
+    controller: Replica,
     pub log: PathBuf,
 }
 
@@ -62,6 +109,15 @@ impl Bed {
 
     /// As [`Bed::start`], running the controller binary at `bin`.
     pub async fn start_with_bin(test: &str, bin: &std::path::Path) -> Bed {
+        Self::start_full(test, bin, &[]).await
+    }
+
+    /// As [`Bed::start`], with more controller flags.
+    pub async fn start_with_args(test: &str, extra: &[&str]) -> Bed {
+        Self::start_full(test, std::path::Path::new(env!("CARGO_BIN_EXE_alb-controller")), extra).await
+    }
+
+    async fn start_full(test: &str, bin: &std::path::Path, extra: &[&str]) -> Bed {
         require_env("KUBECONFIG");
         require_env("AWS_ENDPOINT_URL");
         let suffix: u32 = rand::random_range(100_000..999_999);
@@ -92,23 +148,14 @@ impl Bed {
             .load()
             .await;
 
-        let metrics_port = free_port();
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let controller = Command::new(bin)
-            // Tests use pod IPs unless they say otherwise (LBC's default is instance).
-            .args(["run", "--cluster-name", &cluster, "--aws-vpc-id", &vpc_id, "--watch-namespace", &ns, "--default-target-type", "ip"])
-            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
-            .env("AWS_ACCESS_KEY_ID", &account)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("RUST_LOG", "info,alb_controller=debug")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start alb-controller");
-        eprintln!("[{ns}] controller log: {}", log.display());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let replica = Replica::spawn(bin, &ns, &cluster, &vpc_id, &account, &extra, &ns);
+        eprintln!("[{ns}] controller log: {}", replica.log.display());
+        let (metrics_port, log) = (replica.metrics_port, replica.log.clone());
+        let controller = replica;
         Bed {
+            bin: bin.to_path_buf(),
+            extra,
             client,
             elbv2: elbv2::Client::new(&sdk),
             ec2: aws_sdk_ec2::Client::new(&sdk),
@@ -121,6 +168,16 @@ impl Bed {
             controller,
             log,
         }
+    }
+
+    /// Another controller process, same flags, on the same namespace and AWS account.
+    pub fn spawn_replica(&self, name: &str) -> Replica {
+        Replica::spawn(&self.bin, &self.ns, &self.cluster, &self.vpc_id, &self.account, &self.extra, &format!("{}-{name}", self.ns))
+    }
+
+    /// Kills the bed's own controller at once.
+    pub fn kill_controller(&mut self) {
+        self.controller.kill();
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -270,12 +327,12 @@ impl Bed {
 
     /// The controller's process id (for /proc/<pid>/status).
     pub fn controller_pid(&self) -> u32 {
-        self.controller.id()
+        self.controller.pid()
     }
 
     /// `Some(status)` once the controller process has exited.
     pub fn controller_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.controller.try_wait().ok().flatten()
+        self.controller.child.try_wait().ok().flatten()
     }
 
     pub fn metrics_port(&self) -> u16 {
@@ -285,11 +342,7 @@ impl Bed {
     // ---- the controller's own metrics ----
 
     pub async fn metrics(&self) -> String {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await.expect("metrics endpoint");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.unwrap();
-        body
+        scrape(self.metrics_port).await
     }
 
     /// `alb_controller_aws_api_calls_total` by operation, summed over outcomes.
@@ -326,8 +379,7 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        let _ = self.controller.kill();
-        let _ = self.controller.wait();
+        self.controller.kill();
     }
 }
 
@@ -361,6 +413,20 @@ async fn ensure_crds(client: &Client) {
         crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
     })
     .await;
+}
+
+/// The /metrics text of the controller serving on `port`.
+pub async fn scrape(port: u16) -> String {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+/// AWS calls a controller made, summed over every operation and outcome.
+pub async fn aws_call_count(port: u16) -> u64 {
+    samples(&scrape(port).await, "alb_controller_aws_api_calls_total").iter().map(|(_, v)| *v as u64).sum()
 }
 
 /// Prometheus text samples of one metric: (labels, value).
