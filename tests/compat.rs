@@ -606,3 +606,22 @@ spec:
     assert_eq!(bed.load_balancers().await.len(), 2, "no duplicate load balancer");
     assert_eq!(bed.hostname("one").await.as_deref(), Some(dns.as_str()), "the first load balancer is kept");
 }
+
+#[tokio::test]
+async fn the_deploy_manifests_are_accepted_by_the_api_server() {
+    // A bed, so that the CRD is established and kubectl is on the PATH.
+    let _bed = Bed::start("deploy").await;
+    let out = std::process::Command::new("kubectl")
+        .args(["apply", "--dry-run=server", "-f"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crds/ingressclassparams.yaml"))
+        .arg("-f")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/manifests.yaml"))
+        .output()
+        .expect("kubectl from the bed's PATH");
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for kind in ["serviceaccount/alb-controller", "clusterrole.rbac.authorization.k8s.io/alb-controller", "deployment.apps/alb-controller"]
+    {
+        assert!(text.contains(kind), "{kind} not applied: {text}");
+    }
+}

@@ -30,7 +30,17 @@ pub struct Replica {
 }
 
 impl Replica {
-    fn spawn(bin: &std::path::Path, ns: &str, cluster: &str, vpc_id: &str, account: &str, extra: &[String], name: &str) -> Replica {
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        bin: &std::path::Path,
+        ns: &str,
+        cluster: &str,
+        vpc_id: &str,
+        account: &str,
+        extra: &[String],
+        name: &str,
+        kubeconfig: &std::path::Path,
+    ) -> Replica {
         let metrics_port = free_port();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
@@ -39,6 +49,7 @@ impl Replica {
             .args(["run", "--cluster-name", cluster, "--aws-vpc-id", vpc_id, "--watch-namespace", ns, "--default-target-type", "ip"])
             .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
             .args(extra)
+            .env("KUBECONFIG", kubeconfig)
             .env("AWS_ACCESS_KEY_ID", account)
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
@@ -69,6 +80,9 @@ impl Drop for Replica {
 
 pub struct Bed {
     bin: PathBuf,
+    /// The controller authenticates as deploy/manifests.yaml's ServiceAccount, bound only
+    /// to its ClusterRole: every test proves that RBAC is enough.
+    kubeconfig: PathBuf,
     extra: Vec<String>,
     pub client: Client,
     pub elbv2: elbv2::Client,
@@ -140,6 +154,7 @@ impl Bed {
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
         ensure_ingress_class(&client).await;
         ensure_crds(&client).await;
+        let kubeconfig = service_account_kubeconfig(&client, &ns).await;
 
         let creds = elbv2::config::Credentials::new(&account, "test", None, None, "test");
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -149,12 +164,13 @@ impl Bed {
             .await;
 
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let replica = Replica::spawn(bin, &ns, &cluster, &vpc_id, &account, &extra, &ns);
+        let replica = Replica::spawn(bin, &ns, &cluster, &vpc_id, &account, &extra, &ns, &kubeconfig);
         eprintln!("[{ns}] controller log: {}", replica.log.display());
         let (metrics_port, log) = (replica.metrics_port, replica.log.clone());
         let controller = replica;
         Bed {
             bin: bin.to_path_buf(),
+            kubeconfig,
             extra,
             client,
             elbv2: elbv2::Client::new(&sdk),
@@ -172,7 +188,16 @@ impl Bed {
 
     /// Another controller process, same flags, on the same namespace and AWS account.
     pub fn spawn_replica(&self, name: &str) -> Replica {
-        Replica::spawn(&self.bin, &self.ns, &self.cluster, &self.vpc_id, &self.account, &self.extra, &format!("{}-{name}", self.ns))
+        Replica::spawn(
+            &self.bin,
+            &self.ns,
+            &self.cluster,
+            &self.vpc_id,
+            &self.account,
+            &self.extra,
+            &format!("{}-{name}", self.ns),
+            &self.kubeconfig,
+        )
     }
 
     /// Kills the bed's own controller at once.
@@ -394,6 +419,57 @@ async fn ensure_ingress_class(client: &Client) {
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("creating IngressClass alb: {e}"),
     }
+}
+
+/// A kubeconfig for the ServiceAccount, ClusterRole and ClusterRoleBinding of
+/// deploy/manifests.yaml (created once per bed), with a token from the TokenRequest API.
+async fn service_account_kubeconfig(client: &Client, ns: &str) -> PathBuf {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let manifests = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/manifests.yaml"));
+    let pp = PostParams::default();
+    let ok = |r: Result<(), kube::Error>| match r {
+        Ok(()) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("applying deploy/manifests.yaml: {e}"),
+    };
+    let (mut sa_ns, mut sa_name) = (String::new(), String::new());
+    for doc in serde_yaml::Deserializer::from_str(manifests) {
+        let v: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+        match v["kind"].as_str().unwrap_or_default() {
+            "ServiceAccount" => {
+                let sa: ServiceAccount = serde_json::from_value(v).unwrap();
+                sa_ns = sa.metadata.namespace.clone().unwrap();
+                sa_name = sa.metadata.name.clone().unwrap();
+                ok(Api::<ServiceAccount>::namespaced(client.clone(), &sa_ns).create(&pp, &sa).await.map(drop));
+            }
+            "ClusterRole" => {
+                let r: ClusterRole = serde_json::from_value(v).unwrap();
+                ok(Api::<ClusterRole>::all(client.clone()).create(&pp, &r).await.map(drop));
+            }
+            "ClusterRoleBinding" => {
+                let b: ClusterRoleBinding = serde_json::from_value(v).unwrap();
+                ok(Api::<ClusterRoleBinding>::all(client.clone()).create(&pp, &b).await.map(drop));
+            }
+            _ => {}
+        }
+    }
+    let request =
+        serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}});
+    let token: serde_json::Value =
+        Api::<ServiceAccount>::namespaced(client.clone(), &sa_ns).create_subresource("token", &sa_name, &pp, &request).await.unwrap();
+    let token = token["status"]["token"].as_str().unwrap().to_string();
+    let admin = kube::config::Kubeconfig::read().unwrap();
+    let cluster = admin.clusters[0].cluster.clone().unwrap();
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "bed", "cluster": {"server": cluster.server, "certificate-authority-data": cluster.certificate_authority_data}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "bed", "user": "sa"}}]
+    });
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{ns}.kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).unwrap()).unwrap();
+    path
 }
 
 /// The CRDs of deploy/crds, created once per bed and waited on until established.
