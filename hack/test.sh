@@ -16,4 +16,5 @@ start=$(date +%s)
 # shellcheck disable=SC1091
 source "$BED_DIR/env"
 echo "bed ready in $(( $(date +%s) - start ))s" >&2
+export HELM="$("$REPO/hack/helm/install.sh" | tail -1)"
 cargo test --all-targets -- --test-threads="${TEST_THREADS:-6}"

@@ -1,0 +1,76 @@
+//! The Helm chart (deploy/chart): `helm lint` passes, and deploy/manifests.yaml is exactly
+//! the chart's rendering (`make manifests`), so the two cannot drift apart.
+//!
+//! Helm is `$HELM` if set (hack/test.sh sets it), else built and cached by hack/helm/install.sh.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The arguments of `make manifests` after `helm` (keep in sync with the Makefile).
+const TEMPLATE_ARGS: &[&str] = &[
+    "template",
+    "alb-controller",
+    "deploy/chart",
+    "--namespace",
+    "kube-system",
+    "--set",
+    "clusterName=my-cluster",
+    "--set",
+    "vpcId=vpc-0123456789abcdef0",
+    "--set-string",
+    r"serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::111122223333:role/AlbControllerRole",
+];
+
+fn helm() -> PathBuf {
+    if let Some(h) = std::env::var_os("HELM").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let out = Command::new(Path::new(REPO).join("hack/helm/install.sh")).current_dir(REPO).output().expect("running hack/helm/install.sh");
+    assert!(out.status.success(), "hack/helm/install.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(stdout.lines().last().expect("hack/helm/install.sh printed no path").trim())
+}
+
+fn run_helm(args: &[&str]) -> String {
+    let out = Command::new(helm()).args(args).current_dir(REPO).output().expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm {}:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_chart_passes_helm_lint() {
+    run_helm(&["lint", "deploy/chart", "--set", "clusterName=x", "--set", "vpcId=vpc-1"]);
+}
+
+#[test]
+fn deploy_manifests_are_the_charts_rendering() {
+    let rendered = run_helm(TEMPLATE_ARGS);
+    let committed = std::fs::read_to_string(Path::new(REPO).join("deploy/manifests.yaml")).unwrap();
+    // The header is the leading comment lines; helm's output starts with `---`.
+    let body: String = committed.split_inclusive('\n').skip_while(|l| l.starts_with('#')).collect();
+    assert!(body == rendered, "deploy/manifests.yaml is not the chart's rendering: run `make manifests`\n--- rendered ---\n{rendered}");
+}
+
+#[test]
+fn cluster_name_and_vpc_id_are_required() {
+    let out = Command::new(helm()).args(["template", "x", "deploy/chart"]).current_dir(REPO).output().expect("running helm");
+    assert!(!out.status.success(), "helm template without clusterName/vpcId must fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is required"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_charts_crd_is_deploy_crds() {
+    let read = |p: &str| std::fs::read_to_string(Path::new(REPO).join(p)).unwrap();
+    assert!(
+        read("deploy/chart/crds/ingressclassparams.yaml") == read("deploy/crds/ingressclassparams.yaml"),
+        "deploy/chart/crds/ingressclassparams.yaml differs from deploy/crds/: copy it"
+    );
+}
