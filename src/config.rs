@@ -55,6 +55,15 @@ pub struct Config {
     /// How long a leader's lease lasts without renewal.
     #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub leader_election_lease_duration: Duration,
+    /// Address of the readiness-gate admission webhook (HTTPS).
+    #[arg(long, env = "WEBHOOK_BIND_ADDRESS", default_value = "0.0.0.0:9443")]
+    pub webhook_bind_address: SocketAddr,
+    /// Certificate (PEM) of the webhook; with the key, turns the webhook on.
+    #[arg(long, env = "WEBHOOK_CERT_FILE")]
+    pub webhook_cert_file: Option<std::path::PathBuf>,
+    /// Private key (PEM) of the webhook.
+    #[arg(long, env = "WEBHOOK_KEY_FILE")]
+    pub webhook_key_file: Option<std::path::PathBuf>,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,

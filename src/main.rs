@@ -10,6 +10,7 @@ mod model;
 mod plan;
 mod sync;
 mod telemetry;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 

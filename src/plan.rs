@@ -279,6 +279,7 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             secrets: &objects.secrets,
             nodes: &objects.nodes,
             default_target_type: args.default_target_type,
+            gated_pods: &Default::default(),
             params: &params,
         });
         let bad: Vec<ObjKey> = built.problems.iter().map(|p| p.ingress.clone()).collect();

@@ -625,3 +625,120 @@ async fn the_deploy_manifests_are_accepted_by_the_api_server() {
         assert!(text.contains(kind), "{kind} not applied: {text}");
     }
 }
+
+#[tokio::test]
+async fn the_readiness_gate_is_injected_and_turns_true_when_the_target_is_healthy() {
+    // A serving certificate for 127.0.0.1, signed by the bed's CA (the API server calls us).
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_cert, ca_key) = (std::env::var("BED_K8S_CA_CERT").unwrap(), std::env::var("BED_K8S_CA_KEY").unwrap());
+    let (cert, key, csr, ext) =
+        (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("tls.csr"), dir.path().join("ext.cnf"));
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    let openssl =
+        |args: &[&str]| assert!(std::process::Command::new("openssl").args(args).output().unwrap().status.success(), "openssl {args:?}");
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key.to_str().unwrap()]);
+    openssl(&["req", "-new", "-key", key.to_str().unwrap(), "-subj", "/CN=alb-controller-webhook", "-out", csr.to_str().unwrap()]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        &ca_cert,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let bed = Bed::start_with_args(
+        "gates",
+        &["--webhook-cert-file", cert.to_str().unwrap(), "--webhook-key-file", key.to_str().unwrap(), "--webhook-bind-address", &addr],
+    )
+    .await;
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(bed.client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}}});
+    namespaces.patch(&bed.ns, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+    let ca_bundle = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, std::fs::read(&ca_cert).unwrap());
+    let webhook = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": format!("alb-gates-{}", bed.ns)},
+        "webhooks": [{
+            "name": "mpod.elbv2.k8s.aws",
+            "clientConfig": {"url": format!("https://{addr}/mutate-v1-pod"), "caBundle": ca_bundle},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": bed.ns, "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}},
+            "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 5
+        }]
+    });
+    let hooks: kube::Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> = kube::Api::all(bed.client.clone());
+    hooks.create(&Default::default(), &serde_json::from_value(webhook).unwrap()).await.unwrap();
+
+    bed.apply(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: []
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    let listener = bed.listeners(lb.load_balancer_arn().unwrap()).await.remove(0);
+    let tg_arn = listener.default_actions()[0].target_group_arn().unwrap().to_string();
+    let tg_name = bed.target_group(&tg_arn).await.target_group_name().unwrap().to_string();
+    let gate = format!("target-health.elbv2.k8s.aws/{tg_name}");
+
+    // The webhook gives a new pod of the Service the gate (it fails open, so retry until it serves).
+    let pods = bed.api::<k8s_openapi::api::core::v1::Pod>();
+    eventually("the webhook injects the readiness gate", Duration::from_secs(30), || async {
+        let _ = pods.delete("web-a", &Default::default()).await;
+        let p = serde_json::json!({"metadata": {"name": "web-a", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}});
+        let created = pods.create(&Default::default(), &serde_json::from_value(p).unwrap()).await.ok()?;
+        let gates: Vec<String> = created.spec?.readiness_gates?.into_iter().map(|g| g.condition_type).collect();
+        gates.contains(&gate).then_some(())
+    })
+    .await;
+    // The pod runs (set by hand: no kubelet here); its endpoint is not ready (the gate waits).
+    let status = serde_json::json!({"status": {"podIP": "10.0.128.50", "conditions": [{"type": "ContainersReady", "status": "True"}]}});
+    pods.patch_status("web-a", &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+    let endpoints = serde_json::json!({"endpoints": [{"addresses": ["10.0.128.50"], "conditions": {"ready": false},
+        "targetRef": {"kind": "Pod", "name": "web-a", "namespace": bed.ns}}]});
+    bed.api::<k8s_openapi::api::discovery::v1::EndpointSlice>()
+        .patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints))
+        .await
+        .unwrap();
+    eventually("the gated pod's endpoint is registered", Duration::from_secs(30), || async {
+        bed.targets(&tg_arn).await.iter().any(|(ip, _)| ip == "10.0.128.50").then_some(())
+    })
+    .await;
+    eventually("the readiness gate turns True", Duration::from_secs(30), || async {
+        let p = pods.get("web-a").await.ok()?;
+        p.status?.conditions?.iter().any(|c| c.type_ == gate && c.status == "True").then_some(())
+    })
+    .await;
+    hooks.delete(&format!("alb-gates-{}", bed.ns), &Default::default()).await.unwrap();
+}

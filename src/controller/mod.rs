@@ -1,6 +1,7 @@
 //! kube-runtime wiring: the caches, the watches that map Service/EndpointSlice/
 //! IngressClass changes to Ingresses, and the run loop.
 
+mod gates;
 mod k8s_writes;
 mod leader;
 mod reconcile;
@@ -11,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::Api;
@@ -79,6 +80,8 @@ pub struct Context {
     classes: Store<IngressClass>,
     nodes: Store<Node>,
     namespaces: Store<Namespace>,
+    /// Pods the readiness-gate webhook gave a gate (labelled so).
+    gated_pods: Store<Pod>,
     /// `None` when the IngressClassParams CRD is not installed.
     params: Option<Store<IngressClassParams>>,
     converged: Mutex<HashMap<GroupId, Converged>>,
@@ -108,6 +111,21 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let ready = Arc::new(AtomicBool::new(false));
     tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready.clone() }));
 
+    // Every replica serves the webhook: it reads what it needs when asked.
+    if let (Some(cert), Some(key)) = (cfg.webhook_cert_file.clone(), cfg.webhook_key_file.clone()) {
+        let hook = Arc::new(crate::webhook::Webhook {
+            client: client.clone(),
+            filter: ClassFilter { controller: cfg.controller_name.clone(), legacy_class: cfg.ingress_class.clone() },
+            cluster: cfg.cluster_name.clone(),
+            default_target_type: cfg.default_target_type,
+        });
+        let addr = cfg.webhook_bind_address;
+        tokio::spawn(async move {
+            if let Err(e) = crate::webhook::serve(addr, &cert, &key, hook).await {
+                tracing::error!(error = %e, "the readiness-gate webhook stopped");
+            }
+        });
+    }
     // With several replicas only the Lease holder goes on; the others wait here.
     let election = cfg.leader_elect.then(|| {
         let namespace =
@@ -189,6 +207,9 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         })
         .touched_objects();
 
+    let (gated_pods, pod_writer) = reflector::store::<Pod>();
+    let pod_cfg = watcher::Config::default().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
+    let pod_events = reflector::reflector(pod_writer, watcher(api::<Pod>(&client, ns), pod_cfg)).default_backoff().touched_objects();
     let (namespaces, ns_writer) = reflector::store::<Namespace>();
     let ns_events = reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
         .default_backoff()
@@ -226,6 +247,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         classes: classes.clone(),
         nodes: nodes.clone(),
         namespaces: namespaces.clone(),
+        gated_pods: gated_pods.clone(),
         params: params.clone(),
         converged: Mutex::new(HashMap::new()),
         group_locks: Mutex::new(HashMap::new()),
@@ -239,14 +261,15 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         // The only waiter on each of these stores: a store wakes one waiter, not many.
         // (The Ingress store is waited on by the controller itself.)
         let ready = ready.clone();
-        let (services, slices, classes, nodes, namespaces, params) =
-            (services.clone(), slices.clone(), classes.clone(), nodes.clone(), namespaces.clone(), params.clone());
+        let (services, slices, classes, nodes, namespaces, params, gated_pods) =
+            (services.clone(), slices.clone(), classes.clone(), nodes.clone(), namespaces.clone(), params.clone(), gated_pods.clone());
         tokio::spawn(async move {
             let synced = async {
                 services.wait_until_ready().await?;
                 slices.wait_until_ready().await?;
                 nodes.wait_until_ready().await?;
                 namespaces.wait_until_ready().await?;
+                gated_pods.wait_until_ready().await?;
                 if let Some(params) = params {
                     params.wait_until_ready().await?;
                 }
@@ -268,6 +291,8 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let all_ingresses = ingresses.clone();
     let instance_ingresses = ingresses.clone();
     let ns_ingresses = ingresses.clone();
+    let pod_ingresses = ingresses.clone();
+    tokio::spawn(gates::flip(ctx.clone()));
     let params_ingresses = ingresses.clone();
     controller
         .watches_stream(svc_events, move |svc: Service| {
@@ -284,6 +309,11 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             // Any Ingress may use instance targets (by flag, annotation or Service
             // annotation); reconciles of unaffected groups make no AWS call.
             instance_ingresses.state().iter().map(|ing| ObjectRef::from_obj(ing.as_ref())).collect::<Vec<_>>()
+        })
+        .watches_stream(pod_events, move |pod: Pod| {
+            // A gated pod's readiness decides whether its endpoint is registered.
+            let ns = pod.namespace();
+            pod_ingresses.state().iter().filter(|i| i.namespace() == ns).map(|i| ObjectRef::from_obj(i.as_ref())).collect::<Vec<_>>()
         })
         .watches_stream(ns_events, move |ns: Namespace| {
             // Labels decide IngressClassParams namespaceSelector.
@@ -345,6 +375,34 @@ fn references_service(ing: &Ingress, svc: &ObjKey) -> bool {
         return false;
     }
     backend_services(ing).any(|name| name == svc.name)
+}
+
+/// A Service port an Ingress routes to directly (its default backend or a path).
+pub struct BackendPort {
+    pub service: String,
+    /// The port number or name, as the backend gives it.
+    pub port: String,
+}
+
+pub fn service_backends(ing: &Ingress) -> Vec<BackendPort> {
+    let spec = ing.spec.as_ref();
+    let default = spec.and_then(|s| s.default_backend.as_ref());
+    let paths = spec
+        .and_then(|s| s.rules.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| h.paths.iter().map(|p| &p.backend));
+    default
+        .into_iter()
+        .chain(paths)
+        .filter_map(|b| {
+            let svc = b.service.as_ref()?;
+            let port = svc.port.as_ref()?;
+            let port = port.number.map(|n| n.to_string()).or_else(|| port.name.clone())?;
+            Some(BackendPort { service: svc.name.clone(), port })
+        })
+        .collect()
 }
 
 /// Every Service an Ingress routes to: its backends and the Services its forward

@@ -161,6 +161,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
 
     let (services, endpoint_slices) = load_backends(ctx, &members);
     let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| n.as_ref().clone()).collect();
+    let gated_pods = super::gates::waiting_pods(ctx);
     let params: BTreeMap<ObjKey, Result<IngressClassParamsSpec, String>> =
         members.iter().filter_map(|m| Some((key_of(m), class_params(ctx, m)?))).collect();
     let subnets = ctx.discovery.subnets(&ctx.aws).await?;
@@ -185,6 +186,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             secrets: &secrets,
             nodes: &nodes,
             default_target_type: ctx.cfg.default_target_type,
+            gated_pods: &gated_pods,
             params: &params,
         })
     };

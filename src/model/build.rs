@@ -59,6 +59,9 @@ pub struct Inputs<'a> {
     pub nodes: &'a [Node],
     /// Target type of backends without a `target-type` annotation (LBC: `instance`).
     pub default_target_type: TargetType,
+    /// Pods whose containers are ready and whose only wait is one of our readiness gates:
+    /// their (not yet ready) endpoints are registered, so the gate can turn True.
+    pub gated_pods: &'a BTreeSet<ObjKey>,
     /// Each member's IngressClassParams, if its class has some (an error if they are
     /// referenced but cannot be used).
     pub params: &'a BTreeMap<ObjKey, Result<IngressClassParamsSpec, String>>,
@@ -611,44 +614,14 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         return Ok(None);
     };
     let resource_id = format!("{}/{}-{}:{}", m.key.namespace, m.key.name, svc_key.name, port_str);
-    let empty = BTreeMap::new();
-    let mut backend_cfg = annotations::parse_backend(
-        m.ing.metadata.annotations.as_ref().unwrap_or(&empty),
-        svc.metadata.annotations.as_ref().unwrap_or(&empty),
-        inputs.default_target_type,
-    )
-    .map_err(|errors| format!("backend Service {svc_key}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
-    if let Some(t) = m.cfg.target_type {
-        backend_cfg.target_type = t;
-    }
-    let tg_port = match (backend_cfg.target_type, &svc_port.target_port) {
-        (TargetType::Instance, _) => {
-            let svc_type = svc.spec.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
-            match svc_port.node_port {
-                Some(p) if svc_type == "NodePort" || svc_type == "LoadBalancer" => p,
-                _ => {
-                    return Err(format!(
-                        "backend Service {svc_key} is of type {svc_type}: target-type instance needs a NodePort or LoadBalancer Service (or use annotation {}target-type: ip)",
-                        annotations::PREFIX
-                    ));
-                }
-            }
-        }
-        (TargetType::Ip, Some(IntOrString::Int(n))) => *n,
-        (TargetType::Ip, Some(IntOrString::String(_))) => 1,
-        (TargetType::Ip, None) => svc_port.port,
+    let backend = BackendRef {
+        cluster: inputs.cluster,
+        group: &inputs.group,
+        ing: m.ing,
+        target_type: m.cfg.target_type,
+        default_target_type: inputs.default_target_type,
     };
-    let name = names::target_group(
-        inputs.cluster,
-        &inputs.group,
-        &svc_key.namespace,
-        &svc_key.name,
-        port_str,
-        tg_port,
-        backend_cfg.target_type.as_str(),
-        backend_cfg.protocol.as_str(),
-        &backend_cfg.protocol_version,
-    );
+    let (name, backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
     if m.target_groups.iter().any(|tg| tg.name == name) {
         return Ok(Some(name));
     }
@@ -656,7 +629,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         TargetType::Ip => {
             let publish_not_ready = svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false);
             match inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice) {
-                Some(slices) if !slices.is_empty() => Some(ip_targets(slices, svc_port, publish_not_ready)),
+                Some(slices) if !slices.is_empty() => Some(ip_targets(slices, svc_port, publish_not_ready, inputs.gated_pods)),
                 _ => None,
             }
         }
@@ -675,6 +648,74 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         tags: Tags::new(),
     });
     Ok(Some(name))
+}
+
+/// What names a backend's target group: the group, the Ingress and its settings.
+pub struct BackendRef<'a> {
+    pub cluster: &'a str,
+    pub group: &'a GroupId,
+    pub ing: &'a Ingress,
+    /// From IngressClassParams: wins over annotations.
+    pub target_type: Option<TargetType>,
+    pub default_target_type: TargetType,
+}
+
+impl BackendRef<'_> {
+    /// The target group of a Service port: its name, settings and port.
+    pub fn target_group(
+        &self,
+        svc: &Service,
+        svc_port: &ServicePort,
+        port_str: &str,
+    ) -> Result<(String, annotations::BackendConfig, i32), String> {
+        let svc_key =
+            ObjKey { namespace: svc.metadata.namespace.clone().unwrap_or_default(), name: svc.metadata.name.clone().unwrap_or_default() };
+        let empty = BTreeMap::new();
+        let mut backend_cfg = annotations::parse_backend(
+            self.ing.metadata.annotations.as_ref().unwrap_or(&empty),
+            svc.metadata.annotations.as_ref().unwrap_or(&empty),
+            self.default_target_type,
+        )
+        .map_err(|errors| {
+            format!("backend Service {svc_key}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        if let Some(t) = self.target_type {
+            backend_cfg.target_type = t;
+        }
+        let tg_port = tg_port(&svc_key, svc, svc_port, backend_cfg.target_type)?;
+        let name = names::target_group(
+            self.cluster,
+            self.group,
+            &svc_key.namespace,
+            &svc_key.name,
+            port_str,
+            tg_port,
+            backend_cfg.target_type.as_str(),
+            backend_cfg.protocol.as_str(),
+            &backend_cfg.protocol_version,
+        );
+        Ok((name, backend_cfg, tg_port))
+    }
+}
+
+fn tg_port(svc_key: &ObjKey, svc: &Service, svc_port: &ServicePort, target_type: TargetType) -> Result<i32, String> {
+    Ok(match (target_type, &svc_port.target_port) {
+        (TargetType::Instance, _) => {
+            let svc_type = svc.spec.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
+            match svc_port.node_port {
+                Some(p) if svc_type == "NodePort" || svc_type == "LoadBalancer" => p,
+                _ => {
+                    return Err(format!(
+                        "backend Service {svc_key} is of type {svc_type}: target-type instance needs a NodePort or LoadBalancer Service (or use annotation {}target-type: ip)",
+                        annotations::PREFIX
+                    ));
+                }
+            }
+        }
+        (TargetType::Ip, Some(IntOrString::Int(n))) => *n,
+        (TargetType::Ip, Some(IntOrString::String(_))) => 1,
+        (TargetType::Ip, None) => svc_port.port,
+    })
 }
 
 /// Certificates of the HTTPS listeners: every `certificate-arn` of the group (first is the
@@ -777,7 +818,12 @@ fn certificate_for(certs: &[Certificate], host: &str) -> Result<String, String> 
 
 /// Ready endpoint addresses of a Service port, from its EndpointSlices (not-ready ones
 /// too when the Service publishes them; terminating ones never).
-fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort, publish_not_ready: bool) -> BTreeSet<Target> {
+fn ip_targets(
+    slices: &[EndpointSlice],
+    svc_port: &ServicePort,
+    publish_not_ready: bool,
+    gated_pods: &BTreeSet<ObjKey>,
+) -> BTreeSet<Target> {
     let mut targets = BTreeSet::new();
     for slice in slices.iter().filter(|s| s.address_type == "IPv4") {
         let port = slice
@@ -792,7 +838,14 @@ fn ip_targets(slices: &[EndpointSlice], svc_port: &ServicePort, publish_not_read
             // A nil `ready` means ready (EndpointConditions API contract).
             let ready = cond.and_then(|c| c.ready).unwrap_or(true);
             let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
-            if (ready || publish_not_ready) && !terminating {
+            let gated = ep.target_ref.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Pod")
+                    && gated_pods.contains(&ObjKey {
+                        namespace: r.namespace.clone().or_else(|| slice.metadata.namespace.clone()).unwrap_or_default(),
+                        name: r.name.clone().unwrap_or_default(),
+                    })
+            });
+            if (ready || publish_not_ready || gated) && !terminating {
                 targets.extend(ep.addresses.iter().map(|ip| Target { id: ip.clone(), port }));
             }
         }
@@ -1045,6 +1098,7 @@ mod tests {
             secrets: env.secrets.unwrap_or(&no_secrets),
             nodes: env.nodes,
             default_target_type: TargetType::Ip,
+            gated_pods: &BTreeSet::new(),
             params: &BTreeMap::new(),
         })
     }

@@ -444,8 +444,11 @@ async fn service_account_kubeconfig(client: &Client, ns: &str) -> PathBuf {
                 ok(Api::<ServiceAccount>::namespaced(client.clone(), &sa_ns).create(&pp, &sa).await.map(drop));
             }
             "ClusterRole" => {
+                // Applied (not just created), so a bed kept across runs gets rule changes.
                 let r: ClusterRole = serde_json::from_value(v).unwrap();
-                ok(Api::<ClusterRole>::all(client.clone()).create(&pp, &r).await.map(drop));
+                let name = r.metadata.name.clone().unwrap();
+                let apply = kube::api::PatchParams::apply("alb-controller-tests").force();
+                ok(Api::<ClusterRole>::all(client.clone()).patch(&name, &apply, &kube::api::Patch::Apply(&r)).await.map(drop));
             }
             "ClusterRoleBinding" => {
                 let b: ClusterRoleBinding = serde_json::from_value(v).unwrap();
