@@ -48,6 +48,13 @@ fn run_helm(args: &[&str]) -> String {
 #[test]
 fn the_chart_passes_helm_lint() {
     run_helm(&["lint", "deploy/chart", "--set", "clusterName=x", "--set", "vpcId=vpc-1"]);
+    // With the readiness-gate webhook: its Secret, Service and MutatingWebhookConfiguration.
+    run_helm(&["lint", "deploy/chart", "--set", "clusterName=x", "--set", "vpcId=vpc-1", "--set", "webhook.enabled=true"]);
+    let rendered =
+        run_helm(&["template", "t", "deploy/chart", "--set", "clusterName=x", "--set", "vpcId=vpc-1", "--set", "webhook.enabled=true"]);
+    for part in ["kind: MutatingWebhookConfiguration", "failurePolicy: Ignore", "--webhook-cert-file=/tls/tls.crt", "kind: Secret"] {
+        assert!(rendered.contains(part), "{part} missing from the webhook rendering");
+    }
 }
 
 #[test]
