@@ -37,6 +37,7 @@ pub async fn sync(aws: &Aws, desired: &[TargetGroup], actual: &mut [ActualTarget
             .await?;
             a.targets.extend(chunk.iter().cloned());
             aws.metrics().targets_changed("registered", chunk.len());
+            tracing::debug!(target_group = %a.name, ips = %chunk.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(","), "registered targets");
         }
         for chunk in deregister.chunks(TARGETS_PER_CALL) {
             let targets = to_sdk(chunk);
@@ -48,6 +49,7 @@ pub async fn sync(aws: &Aws, desired: &[TargetGroup], actual: &mut [ActualTarget
                 a.targets.remove(t);
             }
             aws.metrics().targets_changed("deregistered", chunk.len());
+            tracing::debug!(target_group = %a.name, ips = %chunk.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(","), "deregistered targets");
         }
     }
     Ok(())
