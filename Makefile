@@ -6,6 +6,8 @@
 #   make manifests  regenerates deploy/manifests.yaml from the Helm chart (deploy/chart)
 #   make bench  N Ingresses (BENCH_INGRESSES, default 200) on a private bed: wall time, AWS calls,
 #               resync calls, peak RSS, LocalStack's raw rate
+#   make bench-churn  50 Ingresses / 2 000 endpoints under endpoint churn (CHURN_RATE/s for
+#               CHURN_SECONDS): write-to-AWS-call latency, AWS calls per change, peak RSS
 #
 # Heavy tools (kube-apiserver, etcd, kubectl, the LocalStack venv) are built once and
 # cached under $(ALB_CACHE), keyed by version.
@@ -13,12 +15,16 @@
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
 
-.PHONY: all build deps demo down test bench lint unit clean manifests
+.PHONY: all build release deps demo down test bench bench-churn lint unit clean manifests
 
 all: build
 
 build:
 	cargo build
+
+# The release binary; deploy/Dockerfile runs exactly this command.
+release:
+	cargo build --release --locked --bin alb-controller
 
 # Installs what is missing: Rust comes with the machine (rustup); Go builds the control
 # plane; Python builds the LocalStack venv. Each step is a no-op once cached.
@@ -38,6 +44,9 @@ test: deps
 
 bench: deps
 	hack/bench.sh
+
+bench-churn: deps
+	hack/bench-churn.sh
 
 unit:
 	cargo test --bins

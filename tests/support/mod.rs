@@ -121,6 +121,14 @@ impl Bed {
         Self::start_with_bin(test, &bin).await
     }
 
+    /// As [`Bed::start_from_env`], with more controller flags.
+    pub async fn start_from_env_with_args(test: &str, extra: &[&str]) -> Bed {
+        let bin = std::env::var_os("ALB_CONTROLLER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alb-controller")));
+        Self::start_full(test, &bin, extra).await
+    }
+
     /// As [`Bed::start`], running the controller binary at `bin`.
     pub async fn start_with_bin(test: &str, bin: &std::path::Path) -> Bed {
         Self::start_full(test, bin, &[]).await
@@ -404,7 +412,30 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
+        record_aws_operations(self.metrics_port, &self.ns);
         self.controller.kill();
+    }
+}
+
+/// Writes the AWS operations a controller called (from its metrics) to
+/// target/tmp/aws-operations/<name>, for tests/iam.rs to check against the IAM policy.
+fn record_aws_operations(port: u16, name: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let ops: BTreeSet<String> = samples(&text, "alb_controller_aws_api_calls_total")
+        .into_iter()
+        .filter_map(|(labels, _)| Some(format!("{}:{}", labels.get("service")?, labels.get("operation")?)))
+        .collect();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("aws-operations");
+    if std::fs::create_dir_all(&dir).is_ok()
+        && let Ok(mut f) = std::fs::File::create(dir.join(name))
+    {
+        for op in ops {
+            let _ = writeln!(f, "{op}");
+        }
     }
 }
 
