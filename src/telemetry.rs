@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -93,7 +92,8 @@ impl Metrics {
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
-    pub ready: Arc<AtomicBool>,
+    /// True once every cache has listed its objects.
+    pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
@@ -101,7 +101,7 @@ async fn metrics(State(h): State<Health>) -> impl IntoResponse {
 }
 
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "caches not synced") }
+    if *h.ready.borrow() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "caches not synced") }
 }
 
 pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {

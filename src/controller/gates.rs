@@ -52,8 +52,11 @@ pub fn waiting_pods(ctx: &Context) -> BTreeSet<ObjKey> {
 
 /// Sets gate conditions True as their targets turn healthy, for as long as we lead.
 pub async fn flip(ctx: Arc<Context>) {
+    // At most one round a second: that is the rate limit of the target health polls.
+    let mut rounds = tokio::time::interval(Duration::from_secs(1));
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        rounds.tick().await;
         if let Err(e) = flip_once(&ctx).await {
             tracing::warn!(error = %e, "readiness gates: will retry");
         }

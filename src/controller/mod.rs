@@ -92,7 +92,7 @@ pub struct Context {
     last_good: Mutex<HashMap<ObjKey, Arc<Ingress>>>,
     metrics: Arc<Metrics>,
     /// Set once every cache has listed its objects.
-    synced: Arc<AtomicBool>,
+    synced: tokio::sync::watch::Receiver<bool>,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -108,8 +108,8 @@ where
 pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready.clone() }));
+    let (ready, ready_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready_rx.clone() }));
 
     // Every replica serves the webhook: it reads what it needs when asked.
     if let (Some(cert), Some(key)) = (cfg.webhook_cert_file.clone(), cfg.webhook_key_file.clone()) {
@@ -253,14 +253,13 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         group_locks: Mutex::new(HashMap::new()),
         last_good: Mutex::new(HashMap::new()),
         metrics,
-        synced: ready.clone(),
+        synced: ready_rx,
         cfg: cfg.clone(),
     });
 
     {
         // The only waiter on each of these stores: a store wakes one waiter, not many.
         // (The Ingress store is waited on by the controller itself.)
-        let ready = ready.clone();
         let (services, slices, classes, nodes, namespaces, params, gated_pods) =
             (services.clone(), slices.clone(), classes.clone(), nodes.clone(), namespaces.clone(), params.clone(), gated_pods.clone());
         tokio::spawn(async move {
@@ -277,7 +276,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             };
             if synced.await.is_ok() {
                 tracing::info!("caches synced");
-                ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = ready.send(true);
             }
         });
     }

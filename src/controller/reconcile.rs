@@ -136,14 +136,11 @@ async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error
 /// A reconcile before the caches hold every Service and EndpointSlice would see
 /// missing backends that exist; wait for them.
 async fn wait_synced(ctx: &Context) -> Result<(), Error> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ctx.synced.load(std::sync::atomic::Ordering::Relaxed) {
-        if Instant::now() > deadline {
-            return Err(Error::NotReady("caches not synced yet"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut synced = ctx.synced.clone();
+    match tokio::time::timeout(Duration::from_secs(60), synced.wait_for(|ready| *ready)).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(Error::NotReady("caches not synced yet")),
     }
-    Ok(())
 }
 
 /// Brings one group's ALB to what its current members ask for.
