@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::k8s::class::ClassFilter;
 use crate::k8s::grouping::{self, ClusterObjects};
 use crate::k8s::params::IngressClassParams;
-use crate::model::{BackendRef, TargetType};
+use crate::model::{BackendRef, TargetType, service_port};
 
 pub const GATE_PREFIX: &str = "target-health.elbv2.k8s.aws/";
 /// Added to gated pods so the controller can watch just them.
@@ -115,14 +115,7 @@ impl Webhook {
             };
             for b in crate::controller::service_backends(ing) {
                 let Some(svc) = services.iter().find(|s| s.name_any() == b.service) else { continue };
-                let svc_port = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.ports.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .find(|p| p.port.to_string() == b.port || p.name.as_deref() == Some(b.port.as_str()));
-                let Some(svc_port) = svc_port else { continue };
+                let Some(svc_port) = service_port(svc, &b.port) else { continue };
                 if let Ok((name, cfg, _)) = backend.target_group(svc, svc_port, &b.port)
                     && cfg.target_type == TargetType::Ip
                 {

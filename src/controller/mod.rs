@@ -407,17 +407,8 @@ pub fn service_backends(ing: &Ingress) -> Vec<BackendPort> {
 /// Every Service an Ingress routes to: its backends and the Services its forward
 /// actions name.
 fn backend_services(ing: &Ingress) -> impl Iterator<Item = String> {
-    let spec = ing.spec.as_ref();
-    let default = spec.and_then(|s| s.default_backend.as_ref()).and_then(|b| b.service.as_ref()).map(|s| s.name.clone());
-    let paths = spec
-        .and_then(|s| s.rules.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.http.as_ref())
-        .flat_map(|h| h.paths.iter())
-        .filter_map(|p| p.backend.service.as_ref().map(|s| s.name.clone()));
     let actions = crate::k8s::annotations::action_services(ing.annotations());
-    default.into_iter().chain(paths).chain(actions)
+    service_backends(ing).into_iter().map(|b| b.service).chain(actions)
 }
 
 fn error_policy(ing: Arc<Ingress>, err: &Error, _ctx: Arc<Context>) -> Action {

@@ -602,14 +602,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         m.warnings.push(problem(&m.key, format!("backend Service {svc_key} not found; its rules answer 503 until it exists")));
         return Ok(None);
     };
-    let svc_port = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|p| p.port.to_string() == port_str || p.name.as_deref() == Some(port_str));
-    let Some(svc_port) = svc_port else {
+    let Some(svc_port) = service_port(svc, port_str) else {
         m.warnings.push(problem(&m.key, format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does")));
         return Ok(None);
     };
@@ -648,6 +641,11 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         tags: Tags::new(),
     });
     Ok(Some(name))
+}
+
+/// The Service port an Ingress backend names, by number or by name.
+pub fn service_port<'s>(svc: &'s Service, port: &str) -> Option<&'s ServicePort> {
+    svc.spec.as_ref()?.ports.as_ref()?.iter().find(|p| p.port.to_string() == port || p.name.as_deref() == Some(port))
 }
 
 /// What names a backend's target group: the group, the Ingress and its settings.

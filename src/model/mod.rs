@@ -4,7 +4,7 @@
 mod build;
 pub mod names;
 
-pub use build::{BackendRef, Certificate, Inputs, SecurityGroupInfo, Subnet, build};
+pub use build::{BackendRef, Certificate, Inputs, SecurityGroupInfo, Subnet, build, service_port};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
