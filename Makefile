@@ -46,7 +46,7 @@ bench: deps
 	hack/bench.sh
 
 bench-churn: deps
-	hack/bench-churn.sh
+	hack/bench.sh churn
 
 unit:
 	cargo test --bins

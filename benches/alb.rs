@@ -87,40 +87,6 @@ async fn reconciles_by_result(bed: &Bed) -> BTreeMap<String, u64> {
     out
 }
 
-async fn wait_metrics_up(bed: &mut Bed) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", bed.metrics_port())).await.is_ok() {
-            return Ok(());
-        }
-        if let Some(status) = bed.controller_exited() {
-            return Err(format!("the controller exited at startup ({status}); log: {}", bed.log.display()));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the controller's metrics endpoint never came up; log: {}", bed.log.display()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `reconciles_total` has not moved for `quiet`; returns the count then, or
-/// `None` at the deadline.
-async fn wait_quiet(bed: &Bed, quiet: Duration, timeout: Duration) -> Option<u64> {
-    let deadline = Instant::now() + timeout;
-    let mut last = bed.reconciles().await;
-    let mut since = Instant::now();
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = bed.reconciles().await;
-        if now != last {
-            (last, since) = (now, Instant::now());
-        } else if since.elapsed() >= quiet {
-            return Some(now);
-        }
-    }
-    None
-}
-
 fn service_name(i: usize) -> String {
     format!("svc-{i:04}")
 }
@@ -356,7 +322,7 @@ async fn run() -> i32 {
     let mut bed = Bed::start_from_env("bench").await;
     let pid = bed.controller_pid();
     log(t_bench, format_args!("namespace {} account {} controller pid {pid} log {}", bed.ns, bed.account, bed.log.display()));
-    if let Err(e) = wait_metrics_up(&mut bed).await {
+    if let Err(e) = bed.wait_metrics_up().await {
         eprintln!("[bench] {e}");
         return 2;
     }
@@ -443,7 +409,7 @@ async fn run() -> i32 {
 
     // ---- settle: anything the controller does after the last hostname ----
     let quiet = Duration::from_secs(3);
-    let Some(reconciles_converged) = wait_quiet(&bed, quiet, Duration::from_secs(180)).await else {
+    let Some(reconciles_converged) = bed.wait_quiet_for(quiet, Duration::from_secs(180)).await else {
         eprintln!("[bench] the controller never went quiet after convergence (log: {})", bed.log.display());
         return 1;
     };
@@ -471,7 +437,7 @@ async fn run() -> i32 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let resync_time = t_resync.elapsed();
-    let reconciles_after = wait_quiet(&bed, quiet, Duration::from_secs(180)).await.unwrap_or(bed.reconciles().await);
+    let reconciles_after = bed.wait_quiet_for(quiet, Duration::from_secs(180)).await.unwrap_or(bed.reconciles().await);
     let calls_resync = delta(&aws_calls(&bed).await, &calls_at_quiet);
     let reconciles_resync = reconciles_after - reconciles_converged;
     log(

@@ -15,7 +15,7 @@
 //! They are logged once the call has returned, so the latency includes the AWS call itself.
 //!
 //! Runs only under `cargo bench` (which passes `--bench`); `cargo test --all-targets` builds
-//! it and returns at once. Needs the bed (`hack/bench-churn.sh` starts one).
+//! it and returns at once. Needs the bed (`hack/bench.sh churn` starts one).
 //!
 //! Knobs (env): CHURN_INGRESSES (50), CHURN_ENDPOINTS (40 per slice), CHURN_RATE (100 changes/s),
 //! CHURN_SECONDS (60), CHURN_IN_FLIGHT (4 writes), CHURN_SETUP_TIMEOUT_SECS (600),
@@ -129,39 +129,6 @@ async fn targets_changed(bed: &Bed, change: &str) -> u64 {
         .filter(|(l, _)| l.get("change").map(String::as_str) == Some(change))
         .map(|(_, v)| *v as u64)
         .sum()
-}
-
-async fn wait_metrics_up(bed: &mut Bed) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", bed.metrics_port())).await.is_ok() {
-            return Ok(());
-        }
-        if let Some(status) = bed.controller_exited() {
-            return Err(format!("the controller exited at startup ({status}); log: {}", bed.log.display()));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the controller's metrics endpoint never came up; log: {}", bed.log.display()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `reconciles_total` has not moved for `quiet`; `None` at the deadline.
-async fn wait_quiet(bed: &Bed, quiet: Duration, timeout: Duration) -> Option<u64> {
-    let deadline = Instant::now() + timeout;
-    let mut last = bed.reconciles().await;
-    let mut since = Instant::now();
-    while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = bed.reconciles().await;
-        if now != last {
-            (last, since) = (now, Instant::now());
-        } else if since.elapsed() >= quiet {
-            return Some(now);
-        }
-    }
-    None
 }
 
 fn service_name(i: usize) -> String {
@@ -331,7 +298,7 @@ async fn run() -> i32 {
     let mut bed = Bed::start_from_env_with_args("churn", &["--log-json"]).await;
     let pid = bed.controller_pid();
     log(t_bench, format_args!("namespace {} account {} controller pid {pid} log {}", bed.ns, bed.account, bed.log.display()));
-    if let Err(e) = wait_metrics_up(&mut bed).await {
+    if let Err(e) = bed.wait_metrics_up().await {
         eprintln!("[churn] {e}");
         return 2;
     }
@@ -367,7 +334,7 @@ async fn run() -> i32 {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let setup_time = t_setup.elapsed();
-    if wait_quiet(&bed, Duration::from_secs(3), Duration::from_secs(180)).await.is_none() {
+    if bed.wait_quiet_for(Duration::from_secs(3), Duration::from_secs(180)).await.is_none() {
         eprintln!("[churn] the controller never went quiet after setup (log: {})", bed.log.display());
         return 1;
     }
@@ -415,7 +382,7 @@ async fn run() -> i32 {
     let churn_wall = t_churn.elapsed().as_secs_f64();
     log(t_bench, format_args!("{} changes in {churn_wall:.1}s; waiting for the controller to go quiet", changes.len()));
     let t_drain = Instant::now();
-    let quiet = wait_quiet(&bed, Duration::from_secs(3), Duration::from_secs(300)).await;
+    let quiet = bed.wait_quiet_for(Duration::from_secs(3), Duration::from_secs(300)).await;
     let drain = t_drain.elapsed().as_secs_f64() - 3.0;
     let calls_after = calls_by_operation(&bed).await;
     let reconciles_churn = bed.reconciles().await - reconciles_before;

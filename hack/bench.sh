@@ -1,32 +1,32 @@
 #!/usr/bin/env bash
-# `make bench`: build the release controller and the bench (benches/alb.rs) once, start a
-# private bed (own state dir, free LocalStack port), create BENCH_INGRESSES Ingresses
-# (default 200) and print the report; stop the bed on exit. Non-zero if convergence times out.
+# `make bench` / `make bench-churn`: hack/bench.sh [alb|churn] (default alb). Builds the
+# release controller and the bench (benches/<name>.rs) once, starts a private bed (own
+# state dir, free LocalStack port), runs the bench and stops the bed on exit.
 #
-#   BENCH_INGRESSES            number of Ingresses (default 200)
-#   BENCH_TIMEOUT_SECS         convergence deadline (default 1200)
-#   BENCH_CREATE_CONCURRENCY   object creations in flight (default 16)
-#   BENCH_RAW_CALLS / BENCH_RAW_CONCURRENCY   LocalStack raw-rate probe (default 300 / 8)
+#   alb    BENCH_INGRESSES (200), BENCH_TIMEOUT_SECS (1200), BENCH_CREATE_CONCURRENCY (16),
+#          BENCH_RAW_CALLS / BENCH_RAW_CONCURRENCY (300 / 8): convergence and AWS calls.
+#   churn  CHURN_INGRESSES / CHURN_ENDPOINTS (50 / 40), CHURN_RATE / CHURN_SECONDS (100 / 60),
+#          CHURN_IN_FLIGHT (4), CHURN_SETUP_TIMEOUT_SECS (600): targets under endpoint churn.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-export BED_DIR="${BED_DIR:-$REPO/.bed/bench}"
+BENCH="${1:-alb}"
+export BED_DIR="${BED_DIR:-$REPO/.bed/bench-$BENCH}"
 if [[ -z "${LOCALSTACK_PORT:-}" ]]; then
     LOCALSTACK_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 fi
 export LOCALSTACK_PORT
-export BENCH_INGRESSES="${BENCH_INGRESSES:-200}"
 
 # One build, before the bed starts: `cargo bench` builds the controller binary with the
 # bench profile (= release) next to the bench. Running the built executable afterwards
 # (with --bench, as `cargo bench` does) means the binary measured is the one built here,
 # even if sources change meanwhile.
-echo "== building the release controller and the bench (cargo bench --no-run)" >&2
-bench_exe="$(cargo bench --bench alb --no-run --message-format=json-render-diagnostics |
-    python3 -c 'import json,sys
+echo "== building the release controller and the $BENCH bench (cargo bench --no-run)" >&2
+bench_exe="$(cargo bench --bench "$BENCH" --no-run --message-format=json-render-diagnostics |
+    BENCH="$BENCH" python3 -c 'import json,os,sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "alb" and m.get("executable"):
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == os.environ["BENCH"] and m.get("executable"):
         print(m["executable"])')"
 ctl_exe="$(dirname "$(dirname "$bench_exe")")/alb-controller"
 [[ -x "$bench_exe" && -x "$ctl_exe" ]] || { echo "bench.sh: build produced no executables ($bench_exe, $ctl_exe)" >&2; exit 1; }
@@ -40,5 +40,5 @@ start=$(date +%s)
 "$REPO/hack/bed.sh" up
 # shellcheck disable=SC1091
 source "$BED_DIR/env"
-echo "bed ready in $(( $(date +%s) - start ))s; $BENCH_INGRESSES Ingresses" >&2
+echo "bed ready in $(( $(date +%s) - start ))s" >&2
 "$bench_exe" --bench

@@ -394,18 +394,44 @@ impl Bed {
     /// Waits until the controller has not reconciled anything for 1.5 s; returns the
     /// reconcile count then.
     pub async fn wait_quiet(&self) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        match self.wait_quiet_for(Duration::from_millis(1500), Duration::from_secs(60)).await {
+            Some(n) => n,
+            None => panic!("the controller never went quiet (log: {})", self.log.display()),
+        }
+    }
+
+    /// Waits until `reconciles_total` has not moved for `quiet`; returns the count then, or
+    /// `None` at the deadline.
+    pub async fn wait_quiet_for(&self, quiet: Duration, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
         let mut last = self.reconciles().await;
         let mut since = Instant::now();
-        loop {
+        while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let now = self.reconciles().await;
             if now != last {
                 (last, since) = (now, Instant::now());
-            } else if since.elapsed() > Duration::from_millis(1500) {
-                return now;
+            } else if since.elapsed() >= quiet {
+                return Some(now);
             }
-            assert!(Instant::now() < deadline, "the controller never went quiet (log: {})", self.log.display());
+        }
+        None
+    }
+
+    /// Waits until the controller serves /metrics, or says why it never will.
+    pub async fn wait_metrics_up(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.controller_exited() {
+                return Err(format!("the controller exited at startup ({status}); log: {}", self.log.display()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the controller's metrics endpoint never came up; log: {}", self.log.display()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
