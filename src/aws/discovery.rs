@@ -9,12 +9,20 @@ use tokio::sync::Mutex;
 use super::{Aws, Error, paginate};
 use crate::model::{Certificate, SecurityGroupInfo, Subnet};
 
+/// A list read from AWS, with when it was read.
+type Cached<T> = Mutex<Option<(Instant, Vec<T>)>>;
+
+/// The cached list, if younger than `ttl`.
+fn fresh<T: Clone>(cached: &Option<(Instant, Vec<T>)>, ttl: Duration) -> Option<Vec<T>> {
+    cached.as_ref().filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
+}
+
 pub struct Discovery {
     vpc_id: String,
     ttl: Duration,
-    subnets: Mutex<Option<(Instant, Vec<Subnet>)>>,
-    certificates: Mutex<Option<(Instant, Vec<Certificate>)>>,
-    security_groups: Mutex<Option<(Instant, Vec<SecurityGroupInfo>)>>,
+    subnets: Cached<Subnet>,
+    certificates: Cached<Certificate>,
+    security_groups: Cached<SecurityGroupInfo>,
 }
 
 impl Discovery {
@@ -25,10 +33,8 @@ impl Discovery {
     /// Every subnet of the VPC with its tags; the model picks by role and cluster tags.
     pub async fn subnets(&self, aws: &Aws) -> Result<Vec<Subnet>, Error> {
         let mut cached = self.subnets.lock().await;
-        if let Some((at, subnets)) = cached.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(subnets.clone());
+        if let Some(fresh) = fresh(&cached, self.ttl) {
+            return Ok(fresh);
         }
         let filter = Filter::builder().name("vpc-id").values(&self.vpc_id).build();
         let filter = &filter;
@@ -56,10 +62,8 @@ impl Discovery {
     /// how ECDSA certificates went unseen in LBC.
     pub async fn certificates(&self, aws: &Aws) -> Result<Vec<Certificate>, Error> {
         let mut cached = self.certificates.lock().await;
-        if let Some((at, certs)) = cached.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(certs.clone());
+        if let Some(fresh) = fresh(&cached, self.ttl) {
+            return Ok(fresh);
         }
         let filters =
             Filters::builder().set_key_types(Some(KeyAlgorithm::values().iter().map(|k| KeyAlgorithm::from(*k)).collect())).build();
@@ -97,10 +101,8 @@ impl Discovery {
     /// The VPC's security groups, to resolve `security-groups` names.
     pub async fn security_groups(&self, aws: &Aws) -> Result<Vec<SecurityGroupInfo>, Error> {
         let mut cached = self.security_groups.lock().await;
-        if let Some((at, groups)) = cached.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(groups.clone());
+        if let Some(fresh) = fresh(&cached, self.ttl) {
+            return Ok(fresh);
         }
         let filter = Filter::builder().name("vpc-id").values(&self.vpc_id).build();
         let filter = &filter;

@@ -33,18 +33,12 @@ impl ClassFilter {
     /// An Ingress is ours when its IngressClass names our controller, when it carries the
     /// legacy class annotation with our class, or when it names no class and the cluster's
     /// default IngressClass is ours.
-    pub fn is_ours<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass> + Clone) -> bool {
-        let ours = |c: &IngressClass| c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(self.controller.as_str());
+    pub fn is_ours<'a>(&self, ing: &Ingress, classes: impl IntoIterator<Item = &'a IngressClass>) -> bool {
         // The legacy annotation, when present, decides (it takes priority in LBC too).
-        if let Some(legacy) = ing.metadata.annotations.as_ref().and_then(|a| a.get(LEGACY_CLASS_ANNOTATION)) {
-            return legacy == &self.legacy_class;
+        match ing.metadata.annotations.as_ref().and_then(|a| a.get(LEGACY_CLASS_ANNOTATION)) {
+            Some(legacy) => legacy == &self.legacy_class,
+            None => self.class_of(ing, classes).is_some(),
         }
-        if let Some(name) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()) {
-            return classes.into_iter().any(|c| c.metadata.name.as_deref() == Some(name) && ours(c));
-        }
-        classes.into_iter().any(|c| {
-            ours(c) && c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str) == Some("true")
-        })
     }
 }
 
