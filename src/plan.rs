@@ -72,10 +72,10 @@ struct EnvSubnet {
 struct Objects {
     ingresses: Vec<Ingress>,
     services: BTreeMap<ObjKey, Service>,
-    slices: BTreeMap<ObjKey, Vec<EndpointSlice>>,
+    slices: BTreeMap<ObjKey, Vec<Arc<EndpointSlice>>>,
     classes: Vec<Arc<IngressClass>>,
     params: Vec<Arc<IngressClassParams>>,
-    nodes: Vec<Node>,
+    nodes: Vec<Arc<Node>>,
     namespaces: Vec<Namespace>,
     secrets: BTreeMap<ObjKey, BTreeMap<String, String>>,
 }
@@ -155,12 +155,15 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                 "EndpointSlice" => {
                     let s: EndpointSlice = serde_yaml::from_value(value).map_err(bad)?;
                     if let Some(svc) = s.labels().get("kubernetes.io/service-name") {
-                        o.slices.entry(ObjKey { namespace: s.namespace().unwrap_or_default(), name: svc.clone() }).or_default().push(s);
+                        o.slices
+                            .entry(ObjKey { namespace: s.namespace().unwrap_or_default(), name: svc.clone() })
+                            .or_default()
+                            .push(Arc::new(s));
                     }
                 }
                 "IngressClass" => o.classes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "IngressClassParams" => o.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
-                "Node" => o.nodes.push(serde_yaml::from_value(value).map_err(bad)?),
+                "Node" => o.nodes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "Namespace" => o.namespaces.push(serde_yaml::from_value(value).map_err(bad)?),
                 "Secret" => {
                     let s: k8s_openapi::api::core::v1::Secret = serde_yaml::from_value(value).map_err(bad)?;

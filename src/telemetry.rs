@@ -11,13 +11,16 @@ use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: logs collected from a file or a pipe stay plain text.
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {
@@ -38,6 +41,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
     change: &'static str,
 }
@@ -49,6 +57,8 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     targets: Family<DirectionLabels, Counter>,
+    queue_depth: Family<QueueLabels, Gauge>,
+    target_updates: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -62,7 +72,19 @@ impl Default for Metrics {
         registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
         let targets = Family::<DirectionLabels, Counter>::default();
         registry.register("targets_changed", "Targets registered or deregistered", targets.clone());
-        Metrics { registry, aws_calls, reconciles, reconcile_duration, targets }
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "workqueue_depth",
+            "Work waiting: Ingresses triggered and not yet reconciled (queue=ingresses), groups with endpoint changes not yet applied (queue=target_groups)",
+            queue_depth.clone(),
+        );
+        let target_updates = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "target_updates",
+            "Groups whose targets the endpoint fast path brought up to date, by result",
+            target_updates.clone(),
+        );
+        Metrics { registry, aws_calls, reconciles, reconcile_duration, targets, queue_depth, target_updates }
     }
 }
 
@@ -74,6 +96,14 @@ impl Metrics {
     pub fn reconciled(&self, result: &'static str, seconds: f64) {
         self.reconciles.get_or_create(&ResultLabels { result }).inc();
         self.reconcile_duration.observe(seconds);
+    }
+
+    pub fn target_update(&self, result: &'static str) {
+        self.target_updates.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn queue_depth(&self, queue: &'static str, depth: usize) {
+        self.queue_depth.get_or_create(&QueueLabels { queue }).set(depth as i64);
     }
 
     pub fn targets_changed(&self, change: &'static str, count: usize) {

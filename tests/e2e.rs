@@ -155,6 +155,9 @@ async fn registered_targets_follow_the_endpoint_slice() {
     let bed = Bed::start("targets").await;
     bed.apply(APP).await;
     let p = provisioned(&bed).await;
+    eventually("targets registered", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    let reconciles = bed.wait_quiet().await;
+    let calls_before = bed.aws_calls().await;
     let slices = bed.api::<EndpointSlice>();
     for want in [vec!["10.0.128.10", "10.0.128.11"], vec!["10.0.128.10", "10.0.128.11", "10.0.128.12", "10.0.128.13"], vec!["10.0.128.13"]]
     {
@@ -166,6 +169,10 @@ async fn registered_targets_follow_the_endpoint_slice() {
         })
         .await;
     }
+    // The fast path: no reconcile of the Ingress, no AWS call but the target changes.
+    assert_eq!(bed.wait_quiet().await, reconciles, "endpoint changes never reconcile the whole group");
+    let calls: Vec<_> = bed.aws_calls().await.into_iter().filter(|(op, n)| calls_before.get(op) != Some(n)).map(|(op, _)| op).collect();
+    assert_eq!(calls, ["DeregisterTargets", "RegisterTargets"], "only target calls");
 }
 
 #[tokio::test]
@@ -308,9 +315,11 @@ async fn a_missing_endpoint_slice_is_not_zero_endpoints() {
     eventually("two targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == both).then_some(()) }).await;
     // The slice disappears from the cache (as in a relist): the targets stay.
     bed.api::<EndpointSlice>().delete("web-1", &DeleteParams::default()).await.unwrap();
-    let reconciles = bed.reconciles().await;
-    eventually("the deletion is reconciled", Duration::from_secs(30), || async { (bed.reconciles().await > reconciles).then_some(()) })
-        .await;
+    let updates = bed.target_updates().await;
+    eventually("the deletion is taken by the endpoint fast path", Duration::from_secs(30), || async {
+        (bed.target_updates().await > updates).then_some(())
+    })
+    .await;
     bed.wait_quiet().await;
     assert_eq!(bed.targets(&p.tg).await, both, "no slice is not zero endpoints");
     // A slice that exists and is empty does empty the target group.
@@ -327,4 +336,33 @@ endpoints: []
     .await;
     eventually("an empty slice empties the group", Duration::from_secs(30), || async { bed.targets(&p.tg).await.is_empty().then_some(()) })
         .await;
+}
+
+#[tokio::test]
+async fn after_a_restart_targets_are_registered_before_listeners_and_rules_are_read() {
+    let mut bed = Bed::start("restart").await;
+    bed.apply(APP).await;
+    let p = provisioned(&bed).await;
+    eventually("two targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    bed.kill_controller();
+    // The pods move while no controller runs (a leader change, an upgrade).
+    let endpoints = serde_json::json!({"endpoints": [
+        {"addresses": ["10.0.128.11"], "conditions": {"ready": true}},
+        {"addresses": ["10.0.128.12"], "conditions": {"ready": true}}]});
+    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
+    bed.restart_controller("restarted").await;
+    let want = ips(&["10.0.128.11", "10.0.128.12"]);
+    eventually("the new endpoints are targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == want).then_some(()) })
+        .await;
+    bed.wait_quiet().await;
+    // Kubernetes first: the group's target groups are read and the pods registered before
+    // its listeners and rules are read.
+    let log = std::fs::read_to_string(&bed.log).unwrap();
+    let calls: Vec<&str> =
+        log.lines().filter(|l| l.contains("AWS call")).filter_map(|l| l.split("operation=").nth(1)?.split_whitespace().next()).collect();
+    let position = |op: &str| calls.iter().position(|c| *c == op);
+    let (register, listeners) = (position("RegisterTargets"), position("DescribeListeners"));
+    assert!(register.is_some() && listeners.is_some(), "both called: {calls:?}");
+    assert!(register < listeners, "RegisterTargets before DescribeListeners: {calls:?}");
+    assert_eq!(calls.iter().filter(|c| **c == "DescribeTargetHealth").count(), 1, "one target group read: {calls:?}");
 }

@@ -159,6 +159,7 @@ impl Aws {
                 match fut.await {
                     Ok(v) => {
                         metrics.aws_call(service, operation, Outcome::Success.as_str());
+                        tracing::debug!(%operation, "AWS call");
                         Ok(v)
                     }
                     Err(e) => {

@@ -5,13 +5,14 @@ mod gates;
 mod k8s_writes;
 mod leader;
 mod reconcile;
+mod targets;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -29,7 +30,7 @@ use crate::aws::{self, Aws};
 use crate::config::Config;
 use crate::k8s::class::ClassFilter;
 use crate::k8s::params::IngressClassParams;
-use crate::model::{GroupId, ObjKey};
+use crate::model::{Dependency, GroupId, ObjKey, TargetSource};
 use crate::sync::{self, Actual};
 use crate::telemetry::{self, Health, Metrics};
 
@@ -64,6 +65,8 @@ struct Converged {
     actual: Actual,
     /// When AWS was last read for this group (drift check).
     verified_at: std::time::Instant,
+    /// Where each target group's targets come from (by target group name).
+    sources: Vec<(String, TargetSource)>,
 }
 
 pub struct Context {
@@ -93,6 +96,47 @@ pub struct Context {
     metrics: Arc<Metrics>,
     /// Set once every cache has listed its objects.
     synced: tokio::sync::watch::Receiver<bool>,
+    /// The targets fast path's queue.
+    targets: targets::TargetQueue,
+    /// Ingresses to reconcile in full (the fast path hands a group back here).
+    resync: tokio::sync::mpsc::UnboundedSender<ObjectRef<Ingress>>,
+    /// Ingresses triggered and not yet reconciled (the work-queue depth).
+    queued: std::sync::Mutex<HashSet<ObjectRef<Ingress>>>,
+}
+
+impl Context {
+    /// The lock that makes reconciles of one group take turns.
+    async fn group_lock(&self, group: &GroupId) -> Arc<Mutex<()>> {
+        self.group_locks.lock().await.entry(group.clone()).or_default().clone()
+    }
+
+    fn queued(&self, refs: Vec<ObjectRef<Ingress>>) -> Vec<ObjectRef<Ingress>> {
+        let mut queued = self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        queued.extend(refs.iter().cloned());
+        self.metrics.queue_depth("ingresses", queued.len());
+        refs
+    }
+
+    fn started(&self, ing: &ObjectRef<Ingress>) {
+        let mut queued = self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        queued.remove(ing);
+        self.metrics.queue_depth("ingresses", queued.len());
+    }
+}
+
+/// The EndpointSlices of a Service, from the cache.
+fn slices_of(ctx: &Context, service: &ObjKey) -> Vec<Arc<EndpointSlice>> {
+    ctx.slices
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(service.namespace.as_str()))
+        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&service.name))
+        .collect()
+}
+
+/// Caches keep what the controller reads; managed fields are most of an object's bytes.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -148,7 +192,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     }
     let lost = Arc::new(AtomicBool::new(false));
     // The stop condition runs as its own task: the controller wants a Sync future.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     {
         let (election, lost) = (election.clone(), lost.clone());
         tokio::spawn(async move {
@@ -162,34 +206,39 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
                 },
                 None => shutdown_signal().await,
             }
-            let _ = stop_tx.send(());
+            let _ = stop_tx.send(true);
         });
     }
-    let stop = async move {
-        let _ = stop_rx.await;
+    let stop = {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        }
     };
 
     let aws = Aws::from_env(cfg.aws_region.clone(), metrics.clone()).await;
     let ns = cfg.watch_namespace.as_deref();
 
     let (services, svc_writer) = reflector::store::<Service>();
-    let svc_events = reflector::reflector(svc_writer, watcher(api::<Service>(&client, ns), watcher::Config::default()))
+    let svc_events = reflector::reflector(svc_writer, watcher(api::<Service>(&client, ns), watcher::Config::default()).modify(slim))
         .default_backoff()
         .touched_objects();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let slice_cfg = watcher::Config::default().labels(SERVICE_NAME_LABEL);
-    let slice_events =
-        reflector::reflector(slice_writer, watcher(api::<EndpointSlice>(&client, ns), slice_cfg)).default_backoff().touched_objects();
-    let (classes, class_writer) = reflector::store::<IngressClass>();
-    let class_events = reflector::reflector(class_writer, watcher(Api::<IngressClass>::all(client.clone()), watcher::Config::default()))
+    let slice_events = reflector::reflector(slice_writer, watcher(api::<EndpointSlice>(&client, ns), slice_cfg).modify(slim))
         .default_backoff()
         .touched_objects();
+    let (classes, class_writer) = reflector::store::<IngressClass>();
+    let class_events =
+        reflector::reflector(class_writer, watcher(Api::<IngressClass>::all(client.clone()), watcher::Config::default()).modify(slim))
+            .default_backoff()
+            .touched_objects();
 
     // Nodes matter only for `instance` targets: their provider ID, labels and readiness.
     let (nodes, node_writer) = reflector::store::<Node>();
     // Status heartbeats are dropped here; deletions always pass.
     let mut node_seen: HashMap<String, u64> = HashMap::new();
-    let node_events = reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
+    let node_events = reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim))
         .default_backoff()
         .filter(move |event| {
             let pass = match event {
@@ -209,17 +258,21 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
 
     let (gated_pods, pod_writer) = reflector::store::<Pod>();
     let pod_cfg = watcher::Config::default().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
-    let pod_events = reflector::reflector(pod_writer, watcher(api::<Pod>(&client, ns), pod_cfg)).default_backoff().touched_objects();
+    let pod_events =
+        reflector::reflector(pod_writer, watcher(api::<Pod>(&client, ns), pod_cfg).modify(slim)).default_backoff().touched_objects();
     let (namespaces, ns_writer) = reflector::store::<Namespace>();
-    let ns_events = reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let ns_events =
+        reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).modify(slim))
+            .default_backoff()
+            .touched_objects();
     // IngressClassParams are optional: without the CRD, classes simply have none.
     let params_api = Api::<IngressClassParams>::all(client.clone());
     let (params, params_events) = match params_api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => {
             let (store, writer) = reflector::store::<IngressClassParams>();
-            let events = reflector::reflector(writer, watcher(params_api, watcher::Config::default())).default_backoff().touched_objects();
+            let events = reflector::reflector(writer, watcher(params_api, watcher::Config::default()).modify(slim))
+                .default_backoff()
+                .touched_objects();
             (Some(store), Some(events))
         }
         Err(e) => {
@@ -228,10 +281,11 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         }
     };
 
-    let controller = Controller::new(api::<Ingress>(&client, ns), watcher::Config::default()).with_config(
-        kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles).debounce(cfg.reconcile_debounce),
-    );
-    let ingresses = controller.store();
+    let (ingresses, ing_writer) = reflector::store::<Ingress>();
+    let ing_events = reflector::reflector(ing_writer, watcher(api::<Ingress>(&client, ns), watcher::Config::default()).modify(slim))
+        .default_backoff()
+        .touched_objects();
+    let (resync, resync_rx) = tokio::sync::mpsc::unbounded_channel();
 
     let reporter = Reporter { controller: "alb-controller".into(), instance: std::env::var("POD_NAME").ok() };
     let ctx = Arc::new(Context {
@@ -255,6 +309,9 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         metrics,
         synced: ready_rx,
         cfg: cfg.clone(),
+        targets: targets::TargetQueue::default(),
+        resync,
+        queued: std::sync::Mutex::new(HashSet::new()),
     });
 
     {
@@ -280,58 +337,101 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             }
         });
     }
+    // Endpoints, gated pods and nodes change targets only: the fast path takes them.
+    {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let slices = slice_events.filter_map(|e| futures::future::ready(e.ok())).filter_map(|slice: EndpointSlice| {
+                let service = slice
+                    .labels()
+                    .get(SERVICE_NAME_LABEL)
+                    .map(|svc| ObjKey { namespace: slice.namespace().unwrap_or_default(), name: svc.clone() });
+                futures::future::ready(service.map(Dependency::Service))
+            });
+            let pods =
+                pod_events.filter_map(|e| futures::future::ready(e.ok().map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()))));
+            let nodes = node_events.filter_map(|e| futures::future::ready(e.ok().map(|_: Node| Dependency::Nodes)));
+            let mut changes = std::pin::pin!(futures::stream::select(slices, futures::stream::select(pods, nodes)));
+            while let Some(dependency) = changes.next().await {
+                ctx.targets.changed(dependency);
+            }
+        });
+    }
+    let fast_path = tokio::spawn(targets::run(ctx.clone(), stop_rx));
+    tokio::spawn(gates::flip(ctx.clone()));
+
     let by_service = {
-        let ingresses = ingresses.clone();
+        let ctx = ctx.clone();
         move |svc: ObjKey| -> Vec<ObjectRef<Ingress>> {
-            ingresses.state().iter().filter(|ing| references_service(ing, &svc)).map(|ing| ObjectRef::from_obj(ing.as_ref())).collect()
+            let refs = ctx
+                .ingresses
+                .state()
+                .iter()
+                .filter(|ing| references_service(ing, &svc))
+                .map(|ing| ObjectRef::from_obj(ing.as_ref()))
+                .collect();
+            ctx.queued(refs)
         }
     };
-    let by_service_for_slices = by_service.clone();
-    let all_ingresses = ingresses.clone();
-    let instance_ingresses = ingresses.clone();
-    let ns_ingresses = ingresses.clone();
-    let pod_ingresses = ingresses.clone();
-    tokio::spawn(gates::flip(ctx.clone()));
-    let params_ingresses = ingresses.clone();
-    controller
+    // Every Ingress, or those of one namespace.
+    let ingresses_in = {
+        let ctx = ctx.clone();
+        move |namespace: Option<String>| -> Vec<ObjectRef<Ingress>> {
+            let refs = ctx
+                .ingresses
+                .state()
+                .iter()
+                .filter(|i| namespace.is_none() || i.namespace() == namespace)
+                .map(|i| ObjectRef::from_obj(i.as_ref()))
+                .collect();
+            ctx.queued(refs)
+        }
+    };
+    let (all_for_classes, all_for_params, by_namespace) = (ingresses_in.clone(), ingresses_in.clone(), ingresses_in);
+    let ingress_events = {
+        let ctx = ctx.clone();
+        ing_events.inspect_ok(move |ing: &Ingress| {
+            ctx.queued(vec![ObjectRef::from_obj(ing)]);
+        })
+    };
+    let resyncs = {
+        let ctx = ctx.clone();
+        futures::stream::unfold(resync_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+            .map(move |r| ctx.queued(vec![r]).remove(0))
+    };
+    let reconcile = |ing: Arc<Ingress>, ctx: Arc<Context>| {
+        ctx.started(&ObjectRef::from_obj(ing.as_ref()));
+        reconcile::reconcile(ing, ctx)
+    };
+    Controller::for_stream(ingress_events, ingresses)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles).debounce(cfg.reconcile_debounce),
+        )
         .watches_stream(svc_events, move |svc: Service| {
             by_service(ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() })
         })
-        .watches_stream(slice_events, move |slice: EndpointSlice| match slice.labels().get(SERVICE_NAME_LABEL) {
-            Some(svc) => by_service_for_slices(ObjKey { namespace: slice.namespace().unwrap_or_default(), name: svc.clone() }),
-            None => Vec::new(),
-        })
-        .watches_stream(class_events, move |_class: IngressClass| {
-            all_ingresses.state().iter().map(|ing| ObjectRef::from_obj(ing.as_ref())).collect::<Vec<_>>()
-        })
-        .watches_stream(node_events, move |_node: Node| {
-            // Any Ingress may use instance targets (by flag, annotation or Service
-            // annotation); reconciles of unaffected groups make no AWS call.
-            instance_ingresses.state().iter().map(|ing| ObjectRef::from_obj(ing.as_ref())).collect::<Vec<_>>()
-        })
-        .watches_stream(pod_events, move |pod: Pod| {
-            // A gated pod's readiness decides whether its endpoint is registered.
-            let ns = pod.namespace();
-            pod_ingresses.state().iter().filter(|i| i.namespace() == ns).map(|i| ObjectRef::from_obj(i.as_ref())).collect::<Vec<_>>()
-        })
-        .watches_stream(ns_events, move |ns: Namespace| {
-            // Labels decide IngressClassParams namespaceSelector.
-            let name = ns.name_any();
-            ns_ingresses
-                .state()
-                .iter()
-                .filter(|i| i.namespace().as_deref() == Some(name.as_str()))
-                .map(|i| ObjectRef::from_obj(i.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_stream(class_events, move |_class: IngressClass| all_for_classes(None))
+        // Labels decide IngressClassParams namespaceSelector.
+        .watches_stream(ns_events, move |ns: Namespace| by_namespace(Some(ns.name_any())))
         .watches_stream(
             params_events.map(futures::StreamExt::boxed).unwrap_or_else(|| futures::stream::empty().boxed()),
-            move |_p: IngressClassParams| params_ingresses.state().iter().map(|i| ObjectRef::from_obj(i.as_ref())).collect::<Vec<_>>(),
+            move |_p: IngressClassParams| all_for_params(None),
         )
+        .reconcile_on(resyncs)
         .graceful_shutdown_on(stop)
-        .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            // A trigger for an Ingress deleted meanwhile never starts a reconcile.
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = result {
+                let mut gone_ref = ObjectRef::<Ingress>::new(&gone.name);
+                gone_ref.namespace = gone.namespace;
+                ctx.started(&gone_ref);
+            }
+            futures::future::ready(())
+        })
         .await;
+    // In-flight target updates finish too.
+    let _ = fast_path.await;
     if lost.load(std::sync::atomic::Ordering::Relaxed) {
         return Err("lost the leader lease".into());
     }

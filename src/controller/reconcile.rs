@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::ResourceExt;
@@ -15,7 +15,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 
 use super::k8s_writes::{patch_status, publish, set_finalizer};
-use super::{Context, Converged, Error, SERVICE_NAME_LABEL, backend_services};
+use super::{Context, Converged, Error, backend_services};
 use crate::k8s::annotations::PREFIX;
 use crate::k8s::grouping::{self, ClusterObjects};
 use crate::k8s::params::{IngressClassParams, IngressClassParamsSpec};
@@ -135,7 +135,7 @@ async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error
 
 /// A reconcile before the caches hold every Service and EndpointSlice would see
 /// missing backends that exist; wait for them.
-async fn wait_synced(ctx: &Context) -> Result<(), Error> {
+pub(super) async fn wait_synced(ctx: &Context) -> Result<(), Error> {
     let mut synced = ctx.synced.clone();
     match tokio::time::timeout(Duration::from_secs(60), synced.wait_for(|ready| *ready)).await {
         Ok(Ok(_)) => Ok(()),
@@ -143,21 +143,28 @@ async fn wait_synced(ctx: &Context) -> Result<(), Error> {
     }
 }
 
-/// Brings one group's ALB to what its current members ask for.
-async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
-    let lock = ctx.group_locks.lock().await.entry(group.clone()).or_default().clone();
-    let _guard = lock.lock().await;
-
+/// The active Ingresses of a group, in name order.
+pub(super) fn members_of(ctx: &Context, group: &GroupId) -> Vec<Arc<Ingress>> {
     let mut members: Vec<Arc<Ingress>> =
         ctx.ingresses.state().into_iter().filter(|i| is_active(ctx, i) && group_of(ctx, i).as_ref() == Ok(group)).collect();
     members.sort_by_key(|i| key_of(i));
+    members
+}
+
+/// Brings one group's ALB to what its current members ask for.
+async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
+    let lock = ctx.group_lock(group).await;
+    let _guard = lock.lock().await;
+
+    let members = members_of(ctx, group);
     if members.is_empty() {
+        ctx.targets.forget(group);
         sync_group(ctx, group, None).await?;
         return Ok(());
     }
 
     let (services, endpoint_slices) = load_backends(ctx, &members);
-    let nodes: Vec<Node> = ctx.nodes.state().iter().map(|n| n.as_ref().clone()).collect();
+    let nodes = ctx.nodes.state();
     let gated_pods = super::gates::waiting_pods(ctx);
     let params: BTreeMap<ObjKey, Result<IngressClassParamsSpec, String>> =
         members.iter().filter_map(|m| Some((key_of(m), class_params(ctx, m)?))).collect();
@@ -224,6 +231,9 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         // Left as it is in AWS until fixed; a fix changes an Ingress and triggers us.
         return Ok(());
     };
+    // Before AWS is called: an endpoint change from now on marks the group, and is
+    // applied once this sync ends.
+    ctx.targets.follow(group, stack.target_groups.iter().flat_map(|tg| tg.source.dependencies()).collect());
     let (dns, changed) = sync_group(ctx, group, Some(&stack)).await?;
     let in_alb: BTreeSet<ObjKey> = contributing.iter().map(|m| key_of(m)).collect();
     for m in members.iter().filter(|m| in_alb.contains(&key_of(m))) {
@@ -276,8 +286,11 @@ fn may_need_certificates(ing: &Ingress) -> bool {
         || ing.annotations().get(&format!("{PREFIX}listen-ports")).is_some_and(|p| p.contains("HTTPS"))
 }
 
+/// EndpointSlices by the Service they belong to.
+type SlicesByService = BTreeMap<ObjKey, Vec<Arc<EndpointSlice>>>;
+
 /// The Services the members name, and their EndpointSlices, from the caches.
-fn load_backends(ctx: &Context, members: &[Arc<Ingress>]) -> (BTreeMap<ObjKey, Service>, BTreeMap<ObjKey, Vec<EndpointSlice>>) {
+fn load_backends(ctx: &Context, members: &[Arc<Ingress>]) -> (BTreeMap<ObjKey, Service>, SlicesByService) {
     let wanted: BTreeSet<ObjKey> = members
         .iter()
         .flat_map(|m| {
@@ -286,25 +299,23 @@ fn load_backends(ctx: &Context, members: &[Arc<Ingress>]) -> (BTreeMap<ObjKey, S
         })
         .collect();
     let mut services = BTreeMap::new();
-    let mut slices: BTreeMap<ObjKey, Vec<EndpointSlice>> = wanted.iter().map(|k| (k.clone(), Vec::new())).collect();
     for key in &wanted {
         if let Some(svc) = ctx.services.get(&ObjectRef::new(&key.name).within(&key.namespace)) {
             services.insert(key.clone(), svc.as_ref().clone());
         }
     }
-    for s in ctx.slices.state() {
-        let Some(svc) = s.labels().get(SERVICE_NAME_LABEL) else { continue };
-        let key = ObjKey { namespace: s.namespace().unwrap_or_default(), name: svc.clone() };
-        if let Some(list) = slices.get_mut(&key) {
-            list.push(s.as_ref().clone());
-        }
-    }
+    let slices = wanted.iter().map(|k| (k.clone(), super::slices_of(ctx, k))).collect();
     (services, slices)
 }
 
+/// Everything of a stack but its targets: those follow endpoints on their own path.
 fn stack_hash(stack: &Stack) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    stack.hash(&mut h);
+    let mut shape = stack.clone();
+    for tg in &mut shape.target_groups {
+        tg.targets = None;
+    }
+    shape.hash(&mut h);
     h.finish()
 }
 
@@ -315,24 +326,23 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
     let desired_hash = desired.map(stack_hash);
     // The group lock is held, so the entry can be taken out while AWS is called; on an
     // error it stays out and the next reconcile re-reads AWS.
-    let cached = ctx.converged.lock().await.remove(group);
-    let fresh = |c: &Converged| c.verified_at.elapsed() < ctx.cfg.drift_check_interval;
-    if let Some(c) = cached.as_ref()
-        && Some(c.desired_hash) == desired_hash
-        && fresh(c)
-    {
-        let dns = c.actual.dns_name().map(str::to_string);
-        ctx.converged.lock().await.insert(group.clone(), cached.expect("checked"));
-        return Ok((dns, false));
-    }
-    let (actual, verified_at) = match cached {
-        Some(c) if fresh(&c) => (c.actual, c.verified_at),
-        _ => (sync::read(&target, group).await?, Instant::now()),
+    let cached = ctx.converged.lock().await.remove(group).filter(|c| c.verified_at.elapsed() < ctx.cfg.drift_check_interval);
+    let cached = match (cached, desired) {
+        (Some(mut c), Some(desired)) if Some(c.desired_hash) == desired_hash => {
+            // Nothing but targets can differ: a pure diff, calls only for what moved.
+            sync::targets::sync(&ctx.aws, &desired.target_groups, &mut c.actual.target_groups).await?;
+            let dns = c.actual.dns_name().map(str::to_string);
+            ctx.converged.lock().await.insert(group.clone(), c);
+            return Ok((dns, false));
+        }
+        (cached, _) => cached,
     };
-    let actual = sync::apply(&target, group, desired, actual).await?;
+    let verified_at = cached.as_ref().map_or_else(Instant::now, |c| c.verified_at);
+    let actual = sync::apply(&target, group, desired, cached.map(|c| c.actual)).await?;
     let dns = actual.dns_name().map(str::to_string);
-    if let Some(desired_hash) = desired_hash {
-        ctx.converged.lock().await.insert(group.clone(), Converged { desired_hash, actual, verified_at });
+    if let (Some(desired), Some(desired_hash)) = (desired, desired_hash) {
+        let sources = desired.target_groups.iter().map(|tg| (tg.name.clone(), tg.source.clone())).collect();
+        ctx.converged.lock().await.insert(group.clone(), Converged { desired_hash, actual, verified_at, sources });
     }
     Ok((dns, true))
 }

@@ -5,6 +5,7 @@
 //! certificate, …) is left out and reported; the others still make the stack.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -48,7 +49,7 @@ pub struct Inputs<'a> {
     pub members: Vec<&'a Ingress>,
     pub services: &'a BTreeMap<ObjKey, Service>,
     /// EndpointSlices by the Service they belong to.
-    pub endpoint_slices: &'a BTreeMap<ObjKey, Vec<EndpointSlice>>,
+    pub endpoint_slices: &'a BTreeMap<ObjKey, Vec<Arc<EndpointSlice>>>,
     pub subnets: &'a [Subnet],
     pub certificates: &'a [Certificate],
     /// The VPC's security groups (only needed when `security-groups` is used).
@@ -56,7 +57,7 @@ pub struct Inputs<'a> {
     /// Secrets' data by Secret, for OIDC client credentials.
     pub secrets: &'a BTreeMap<ObjKey, BTreeMap<String, String>>,
     /// Nodes, for `instance` targets.
-    pub nodes: &'a [Node],
+    pub nodes: &'a [Arc<Node>],
     /// Target type of backends without a `target-type` annotation (LBC: `instance`).
     pub default_target_type: TargetType,
     /// Pods whose containers are ready and whose only wait is one of our readiness gates:
@@ -618,16 +619,16 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
     if m.target_groups.iter().any(|tg| tg.name == name) {
         return Ok(Some(name));
     }
-    let targets = match backend_cfg.target_type {
-        TargetType::Ip => {
-            let publish_not_ready = svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false);
-            match inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice) {
-                Some(slices) if !slices.is_empty() => Some(ip_targets(slices, svc_port, publish_not_ready, inputs.gated_pods)),
-                _ => None,
-            }
-        }
-        TargetType::Instance => Some(instance_targets(inputs.nodes, &backend_cfg.node_labels, tg_port)),
+    let source = match backend_cfg.target_type {
+        TargetType::Ip => TargetSource::Endpoints {
+            service: svc_key.clone(),
+            port_name: svc_port.name.clone(),
+            publish_not_ready: svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false),
+        },
+        TargetType::Instance => TargetSource::Nodes { labels: backend_cfg.node_labels.clone(), node_port: tg_port },
     };
+    let slices = inputs.endpoint_slices.get(&svc_key).map(Vec::as_slice).unwrap_or_default();
+    let targets = source.targets(slices.iter().map(Arc::as_ref), inputs.nodes, inputs.gated_pods);
     m.target_groups.push(TargetGroup {
         resource_id,
         name: name.clone(),
@@ -638,6 +639,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         health_check: backend_cfg.health_check,
         attributes: backend_cfg.attributes,
         targets,
+        source,
         tags: Tags::new(),
     });
     Ok(Some(name))
@@ -814,71 +816,6 @@ fn certificate_for(certs: &[Certificate], host: &str) -> Result<String, String> 
     }
 }
 
-/// Ready endpoint addresses of a Service port, from its EndpointSlices (not-ready ones
-/// too when the Service publishes them; terminating ones never).
-fn ip_targets(
-    slices: &[EndpointSlice],
-    svc_port: &ServicePort,
-    publish_not_ready: bool,
-    gated_pods: &BTreeSet<ObjKey>,
-) -> BTreeSet<Target> {
-    let mut targets = BTreeSet::new();
-    for slice in slices.iter().filter(|s| s.address_type == "IPv4") {
-        let port = slice
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref().unwrap_or("") == svc_port.name.as_deref().unwrap_or(""))
-            .and_then(|p| p.port);
-        let Some(port) = port else { continue };
-        for ep in &slice.endpoints {
-            let cond = ep.conditions.as_ref();
-            // A nil `ready` means ready (EndpointConditions API contract).
-            let ready = cond.and_then(|c| c.ready).unwrap_or(true);
-            let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
-            let gated = ep.target_ref.as_ref().is_some_and(|r| {
-                r.kind.as_deref() == Some("Pod")
-                    && gated_pods.contains(&ObjKey {
-                        namespace: r.namespace.clone().or_else(|| slice.metadata.namespace.clone()).unwrap_or_default(),
-                        name: r.name.clone().unwrap_or_default(),
-                    })
-            });
-            if (ready || publish_not_ready || gated) && !terminating {
-                targets.extend(ep.addresses.iter().map(|ip| Target { id: ip.clone(), port }));
-            }
-        }
-    }
-    targets
-}
-
-const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
-/// The EC2 instances of the nodes that can carry traffic, on the NodePort: nodes with
-/// every `target-node-labels` label, not labelled to be excluded from load balancers,
-/// not reported NotReady, with an `aws:///<zone>/<instance-id>` provider ID.
-fn instance_targets(nodes: &[Node], labels: &Tags, node_port: i32) -> BTreeSet<Target> {
-    nodes
-        .iter()
-        .filter(|n| {
-            let node_labels = n.metadata.labels.as_ref();
-            let has = |k: &str, v: &str| node_labels.and_then(|l| l.get(k)).is_some_and(|x| x == v);
-            labels.iter().all(|(k, v)| has(k, v)) && !node_labels.is_some_and(|l| l.contains_key(EXCLUDE_FROM_LB_LABEL))
-        })
-        .filter(|n| {
-            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
-            !conditions.into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "False")
-        })
-        .filter_map(|n| instance_id(n.spec.as_ref()?.provider_id.as_deref()?))
-        .map(|id| Target { id, port: node_port })
-        .collect()
-}
-
-/// `aws:///us-east-1a/i-0123456789abcdef0` → `i-0123456789abcdef0`.
-fn instance_id(provider_id: &str) -> Option<String> {
-    let id = provider_id.strip_prefix("aws://")?.rsplit('/').next()?;
-    id.starts_with("i-").then(|| id.to_string())
-}
-
 /// LBC's order: Exact paths first, then Prefix paths longest first, then
 /// ImplementationSpecific (or unset) in their written order.
 fn sort_paths(paths: &[HTTPIngressPath]) -> Vec<&HTTPIngressPath> {
@@ -1041,7 +978,7 @@ mod tests {
     struct Fixture {
         ingresses: Vec<Ingress>,
         services: BTreeMap<ObjKey, Service>,
-        slices: BTreeMap<ObjKey, Vec<EndpointSlice>>,
+        slices: BTreeMap<ObjKey, Vec<Arc<EndpointSlice>>>,
     }
 
     fn fixture(yaml: &str) -> Fixture {
@@ -1060,7 +997,7 @@ mod tests {
                     let s: EndpointSlice = serde_yaml::from_value(v).unwrap();
                     let svc = s.metadata.labels.as_ref().unwrap()["kubernetes.io/service-name"].clone();
                     let key = ObjKey { namespace: s.metadata.namespace.clone().unwrap(), name: svc };
-                    f.slices.entry(key).or_default().push(s);
+                    f.slices.entry(key).or_default().push(Arc::new(s));
                 }
                 other => panic!("unexpected kind {other}"),
             }
@@ -1078,7 +1015,7 @@ mod tests {
         certificates: &'a [Certificate],
         security_groups: &'a [SecurityGroupInfo],
         secrets: Option<&'a BTreeMap<ObjKey, BTreeMap<String, String>>>,
-        nodes: &'a [Node],
+        nodes: &'a [Arc<Node>],
     }
 
     fn build_env(f: &Fixture, env: Env) -> Built {
@@ -1778,7 +1715,10 @@ spec:
             ),
             node("n3", "batch", "aws:///us-east-1a/i-ccc", serde_json::json!({})),
             node("n4", "web", "kind://docker/x", serde_json::json!({})),
-        ];
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect::<Vec<_>>();
         let built = build_env(&f, Env { nodes: &nodes, ..Env::default() });
         let stack = built.stack.unwrap();
         let tg = &stack.target_groups[0];

@@ -3,8 +3,10 @@
 
 mod build;
 pub mod names;
+mod targets;
 
 pub use build::{BackendRef, Certificate, Inputs, SecurityGroupInfo, Subnet, build, service_port};
+pub use targets::{Dependency, TargetSource};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -302,6 +304,10 @@ pub struct TargetGroup {
     /// `None`: not known (no EndpointSlice of the Service is in the cache, e.g. during a
     /// relist), so the registered targets are left as they are — never "zero targets".
     pub targets: Option<BTreeSet<Target>>,
+    /// Where `targets` come from, so they can be recomputed alone when endpoints, nodes or
+    /// pods change, without building the whole group again.
+    #[serde(skip)]
+    pub source: TargetSource,
     pub tags: Tags,
 }
 

@@ -1,8 +1,8 @@
 //! Makes AWS match a `Stack`: per resource kind, actual state → pure diff → the
 //! fewest calls that close it. Creates carry their tags, so nothing exists untagged.
 //!
-//! Order: security group → target groups → load balancer → listeners → rules →
-//! targets, then deletions in reverse.
+//! Order: target groups → targets → security group → load balancer → listeners →
+//! rules, then deletions in reverse.
 
 mod attributes;
 mod listener;
@@ -10,7 +10,7 @@ mod load_balancer;
 mod rule;
 mod security_group;
 mod target_group;
-mod targets;
+pub mod targets;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,36 +59,64 @@ pub struct Target<'a> {
 
 /// Reads the actual state of a stack from AWS, finding resources by tag.
 pub async fn read(t: &Target<'_>, group: &GroupId) -> Result<Actual, Error> {
-    let stack = group.to_string();
-    let known = t.inventory.stack(t.aws, &stack).await?;
-    let security_group = security_group::read(t, &known.security_groups).await?;
-    let target_groups = target_group::read(t.aws, known.target_groups).await?;
-    let load_balancer = known.load_balancers.into_iter().next().map(ActualLoadBalancer::from_sdk);
-    let listeners = match &load_balancer {
-        Some(lb) => listener::read(t.aws, &lb.arn).await?,
-        None => Vec::new(),
-    };
-    Ok(Actual { security_group, target_groups, load_balancer, listeners })
+    let known = t.inventory.stack(t.aws, &group.to_string()).await?;
+    let mut actual = Actual { target_groups: target_group::read(t.aws, known.target_groups).await?, ..Actual::default() };
+    read_load_balancer(t, known.security_groups, known.load_balancers, &mut actual).await?;
+    Ok(actual)
 }
 
-/// Makes AWS match `desired` (`None`: delete everything of the stack). Returns the
-/// state AWS is in afterwards, for the cache.
-pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, mut actual: Actual) -> Result<Actual, Error> {
+/// Reads the security group, load balancer and listeners (everything but target groups).
+async fn read_load_balancer(
+    t: &Target<'_>,
+    security_groups: Vec<String>,
+    load_balancers: Vec<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>,
+    actual: &mut Actual,
+) -> Result<(), Error> {
+    actual.security_group = security_group::read(t, &security_groups).await?;
+    actual.load_balancer = load_balancers.into_iter().next().map(ActualLoadBalancer::from_sdk);
+    if let Some(lb) = &actual.load_balancer {
+        actual.listeners = listener::read(t.aws, &lb.arn).await?;
+    }
+    Ok(())
+}
+
+/// Makes AWS match `desired` (`None`: delete everything of the stack), starting from
+/// `cached` or, without it, from AWS read as the steps need it. Returns the state AWS is
+/// in afterwards, for the cache.
+///
+/// Targets come right after their target groups: after a restart, pods are registered
+/// before the load balancer, listeners and rules are even read.
+pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, cached: Option<Actual>) -> Result<Actual, Error> {
     let stack_tag = group.to_string();
     let Some(desired) = desired else {
+        let mut actual = match cached {
+            Some(a) => a,
+            None => read(t, group).await?,
+        };
         delete_all(t, &stack_tag, &mut actual).await?;
         return Ok(actual);
     };
+    let (mut actual, unread) = match cached {
+        Some(a) => (a, None),
+        None => {
+            let known = t.inventory.stack(t.aws, &stack_tag).await?;
+            let target_groups = target_group::read(t.aws, known.target_groups).await?;
+            (Actual { target_groups, ..Actual::default() }, Some((known.security_groups, known.load_balancers)))
+        }
+    };
+    let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
+    targets::sync(t.aws, &desired.target_groups, &mut actual.target_groups).await?;
+    if let Some((security_groups, load_balancers)) = unread {
+        read_load_balancer(t, security_groups, load_balancers, &mut actual).await?;
+    }
 
     let sg_ids = match &desired.security_group {
         Some(sg) => BTreeSet::from([security_group::sync(t, sg, &mut actual.security_group).await?]),
         None => desired.load_balancer.security_groups.clone(),
     };
-    let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_ids, &mut actual).await?;
     let lb_arn = actual.load_balancer.as_ref().map(|lb| lb.arn.clone()).unwrap_or_default();
     listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners).await?;
-    targets::sync(t.aws, &desired.target_groups, &mut actual.target_groups).await?;
     // Only now that no rule points at them can old target groups go.
     target_group::delete_unwanted(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     if desired.security_group.is_none() {

@@ -24,35 +24,44 @@ fn to_sdk(targets: &[Target]) -> Vec<TargetDescription> {
 
 pub async fn sync(aws: &Aws, desired: &[TargetGroup], actual: &mut [ActualTargetGroup]) -> Result<(), Error> {
     for d in desired {
-        let Some(a) = actual.iter_mut().find(|a| a.name == d.name) else {
-            continue;
-        };
-        let Some(wanted) = &d.targets else { continue };
-        let (register, deregister) = diff(&a.targets, wanted);
-        for chunk in register.chunks(TARGETS_PER_CALL) {
-            let targets = to_sdk(chunk);
-            aws.call(ELBV2, "RegisterTargets", || {
-                aws.elbv2.register_targets().target_group_arn(&a.arn).set_targets(Some(targets.clone())).send()
-            })
-            .await?;
-            a.targets.extend(chunk.iter().cloned());
-            aws.metrics().targets_changed("registered", chunk.len());
-            tracing::debug!(target_group = %a.name, ips = %chunk.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(","), "registered targets");
-        }
-        for chunk in deregister.chunks(TARGETS_PER_CALL) {
-            let targets = to_sdk(chunk);
-            aws.call(ELBV2, "DeregisterTargets", || {
-                aws.elbv2.deregister_targets().target_group_arn(&a.arn).set_targets(Some(targets.clone())).send()
-            })
-            .await?;
-            for t in chunk {
-                a.targets.remove(t);
-            }
-            aws.metrics().targets_changed("deregistered", chunk.len());
-            tracing::debug!(target_group = %a.name, ips = %chunk.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(","), "deregistered targets");
-        }
+        let (Some(a), Some(wanted)) = (actual.iter_mut().find(|a| a.name == d.name), &d.targets) else { continue };
+        sync_one(aws, a, wanted).await?;
     }
     Ok(())
+}
+
+/// Registers and deregisters so that `actual` holds `desired`. New targets go first, so a
+/// rolling replacement never leaves the target group empty. `actual` follows every call
+/// that succeeded, also when a later one fails.
+pub async fn sync_one(aws: &Aws, a: &mut ActualTargetGroup, desired: &BTreeSet<Target>) -> Result<(), Error> {
+    let (register, deregister) = diff(&a.targets, desired);
+    for chunk in register.chunks(TARGETS_PER_CALL) {
+        let targets = to_sdk(chunk);
+        aws.call(ELBV2, "RegisterTargets", || {
+            aws.elbv2.register_targets().target_group_arn(&a.arn).set_targets(Some(targets.clone())).send()
+        })
+        .await?;
+        a.targets.extend(chunk.iter().cloned());
+        aws.metrics().targets_changed("registered", chunk.len());
+        tracing::debug!(target_group = %a.name, ips = %ips(chunk), "registered targets");
+    }
+    for chunk in deregister.chunks(TARGETS_PER_CALL) {
+        let targets = to_sdk(chunk);
+        aws.call(ELBV2, "DeregisterTargets", || {
+            aws.elbv2.deregister_targets().target_group_arn(&a.arn).set_targets(Some(targets.clone())).send()
+        })
+        .await?;
+        for t in chunk {
+            a.targets.remove(t);
+        }
+        aws.metrics().targets_changed("deregistered", chunk.len());
+        tracing::debug!(target_group = %a.name, ips = %ips(chunk), "deregistered targets");
+    }
+    Ok(())
+}
+
+fn ips(targets: &[Target]) -> String {
+    targets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

@@ -213,6 +213,17 @@ impl Bed {
         self.controller.kill();
     }
 
+    /// Starts the bed's controller again (after [`Bed::kill_controller`]), with a new log.
+    pub async fn restart_controller(&mut self, name: &str) {
+        self.controller.kill();
+        self.controller = self.spawn_replica(name);
+        self.metrics_port = self.controller.metrics_port;
+        self.log = self.controller.log.clone();
+        if let Err(e) = self.wait_metrics_up().await {
+            panic!("{e}");
+        }
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -391,8 +402,20 @@ impl Bed {
         samples(&self.metrics().await, "alb_controller_reconciles_total").iter().map(|(_, v)| *v as u64).sum()
     }
 
-    /// Waits until the controller has not reconciled anything for 1.5 s; returns the
-    /// reconcile count then.
+    /// Updates of target groups by the endpoint fast path.
+    pub async fn target_updates(&self) -> u64 {
+        samples(&self.metrics().await, "alb_controller_target_updates_total").iter().map(|(_, v)| *v as u64).sum()
+    }
+
+    /// (reconciles, fast-path target updates): moves whenever the controller works.
+    async fn work_done(&self) -> (u64, u64) {
+        let metrics = self.metrics().await;
+        let sum = |name| samples(&metrics, name).iter().map(|(_, v)| *v as u64).sum::<u64>();
+        (sum("alb_controller_reconciles_total"), sum("alb_controller_target_updates_total"))
+    }
+
+    /// Waits until the controller has not reconciled anything (nor updated targets) for
+    /// 1.5 s; returns the reconcile count then.
     pub async fn wait_quiet(&self) -> u64 {
         match self.wait_quiet_for(Duration::from_millis(1500), Duration::from_secs(60)).await {
             Some(n) => n,
@@ -400,19 +423,19 @@ impl Bed {
         }
     }
 
-    /// Waits until `reconciles_total` has not moved for `quiet`; returns the count then, or
-    /// `None` at the deadline.
+    /// Waits until neither `reconciles_total` nor `target_updates_total` has moved for
+    /// `quiet`; returns the reconcile count then, or `None` at the deadline.
     pub async fn wait_quiet_for(&self, quiet: Duration, timeout: Duration) -> Option<u64> {
         let deadline = Instant::now() + timeout;
-        let mut last = self.reconciles().await;
+        let mut last = self.work_done().await;
         let mut since = Instant::now();
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let now = self.reconciles().await;
+            let now = self.work_done().await;
             if now != last {
                 (last, since) = (now, Instant::now());
             } else if since.elapsed() >= quiet {
-                return Some(now);
+                return Some(now.0);
             }
         }
         None

@@ -1,0 +1,196 @@
+//! The targets fast path. An EndpointSlice, gated-pod or Node change reaches
+//! Register/DeregisterTargets without discovery, model build or sync of the whole group:
+//! each built group says what its target groups follow; a change marks the groups that
+//! follow it; after a short debounce (which coalesces bursts) each marked group
+//! recomputes only the target groups the change touches and diffs them against what is
+//! registered. A group not converged since the start is left to its full reconcile,
+//! which reads AWS for that group only when it runs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{Context, Error};
+use crate::model::{Dependency, GroupId, TargetSource};
+use crate::sync;
+
+/// Groups waiting for their targets to be brought up to date.
+#[derive(Default)]
+pub struct TargetQueue {
+    /// What each group's target groups follow, as last built.
+    follows: Mutex<HashMap<GroupId, BTreeSet<Dependency>>>,
+    /// Marked groups: when first marked, and what changed since.
+    dirty: Mutex<HashMap<GroupId, (Instant, BTreeSet<Dependency>)>>,
+    wake: Notify,
+}
+
+impl TargetQueue {
+    pub fn follow(&self, group: &GroupId, dependencies: BTreeSet<Dependency>) {
+        lock(&self.follows).insert(group.clone(), dependencies);
+    }
+
+    pub fn forget(&self, group: &GroupId) {
+        lock(&self.follows).remove(group);
+        lock(&self.dirty).remove(group);
+    }
+
+    /// Marks every group that follows `dependency`.
+    pub fn changed(&self, dependency: Dependency) {
+        let groups: Vec<GroupId> = lock(&self.follows).iter().filter(|(_, d)| d.contains(&dependency)).map(|(g, _)| g.clone()).collect();
+        if groups.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut dirty = lock(&self.dirty);
+        for group in groups {
+            dirty.entry(group).or_insert_with(|| (now, BTreeSet::new())).1.insert(dependency.clone());
+        }
+        drop(dirty);
+        self.wake.notify_one();
+    }
+
+    pub fn depth(&self) -> usize {
+        lock(&self.dirty).len()
+    }
+
+    /// The groups marked at least `debounce` ago, and when the next one will be due.
+    fn take_due(&self, debounce: Duration) -> (Vec<(GroupId, BTreeSet<Dependency>)>, Option<Instant>) {
+        let now = Instant::now();
+        let mut dirty = lock(&self.dirty);
+        let due: Vec<GroupId> = dirty.iter().filter(|(_, (at, _))| *at + debounce <= now).map(|(g, _)| g.clone()).collect();
+        let taken = due.into_iter().filter_map(|g| dirty.remove(&g).map(|(_, deps)| (g, deps))).collect();
+        let next = dirty.values().map(|(at, _)| *at + debounce).min();
+        (taken, next)
+    }
+}
+
+/// The maps hold plain data and no code panics while holding them: a poisoned lock
+/// still holds consistent data.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Works the queue until `stop` turns true, then lets the groups in flight finish.
+pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(ctx.cfg.max_concurrent_reconciles.max(1))));
+    let mut running = JoinSet::new();
+    loop {
+        while running.try_join_next().is_some() {}
+        let (due, next) = ctx.targets.take_due(ctx.cfg.reconcile_debounce);
+        ctx.metrics.queue_depth("target_groups", ctx.targets.depth());
+        for (group, dependencies) in due {
+            let (ctx, limit) = (ctx.clone(), limit.clone());
+            running.spawn(async move {
+                let Ok(_permit) = limit.acquire().await else { return };
+                let result = update(&ctx, &group, &dependencies).await;
+                ctx.metrics.target_update(if result.is_ok() { "success" } else { "error" });
+                if let Err(e) = result {
+                    tracing::warn!(%group, error = %e, "targets: the group is reconciled in full");
+                    ctx.converged.lock().await.remove(&group);
+                    for ing in super::reconcile::members_of(&ctx, &group) {
+                        let _ = ctx.resync.send(ObjectRef::from_obj(ing.as_ref()));
+                    }
+                }
+            });
+        }
+        let due_next = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = ctx.targets.wake.notified() => {}
+            _ = due_next => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Brings the target groups of `group` that follow `changed` to their current targets.
+async fn update(ctx: &Context, group: &GroupId, changed: &BTreeSet<Dependency>) -> Result<(), Error> {
+    super::reconcile::wait_synced(ctx).await?;
+    let lock = ctx.group_lock(group).await;
+    let _guard = lock.lock().await;
+    // Not converged (yet): its full reconcile registers the targets.
+    let Some(mut converged) = ctx.converged.lock().await.remove(group) else { return Ok(()) };
+    let gated_pods = super::gates::waiting_pods(ctx);
+    let nodes = ctx.nodes.state();
+    let mut result = Ok(());
+    for (name, source) in &converged.sources {
+        if !source.dependencies().iter().any(|d| changed.contains(d)) {
+            continue;
+        }
+        let slices = match source {
+            TargetSource::Endpoints { service, .. } => super::slices_of(ctx, service),
+            TargetSource::Nodes { .. } => Vec::new(),
+        };
+        let Some(desired) = source.targets(slices.iter().map(Arc::as_ref), &nodes, &gated_pods) else { continue };
+        let Some(actual) = converged.actual.target_groups.iter_mut().find(|a| &a.name == name) else { continue };
+        if let Err(e) = sync::targets::sync_one(&ctx.aws, actual, &desired).await {
+            result = Err(e.into());
+            break;
+        }
+    }
+    // What succeeded is recorded in `actual`, so the entry stays right even on an error.
+    ctx.converged.lock().await.insert(group.clone(), converged);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ObjKey;
+
+    fn svc(name: &str) -> Dependency {
+        Dependency::Service(ObjKey { namespace: "ns".into(), name: name.into() })
+    }
+
+    fn group(name: &str) -> GroupId {
+        GroupId::Explicit(name.into())
+    }
+
+    #[test]
+    fn a_change_marks_only_the_groups_that_follow_it() {
+        let q = TargetQueue::default();
+        q.follow(&group("a"), BTreeSet::from([svc("web")]));
+        q.follow(&group("b"), BTreeSet::from([svc("api"), Dependency::Nodes]));
+        q.changed(svc("web"));
+        q.changed(Dependency::Nodes);
+        q.changed(svc("other"));
+        let (mut due, next) = q.take_due(Duration::ZERO);
+        due.sort();
+        assert_eq!(due, vec![(group("a"), BTreeSet::from([svc("web")])), (group("b"), BTreeSet::from([Dependency::Nodes]))]);
+        assert_eq!((next, q.depth()), (None, 0));
+    }
+
+    #[test]
+    fn a_burst_is_one_update_after_the_debounce() {
+        let q = TargetQueue::default();
+        q.follow(&group("a"), BTreeSet::from([svc("web"), svc("api")]));
+        for _ in 0..100 {
+            q.changed(svc("web"));
+        }
+        q.changed(svc("api"));
+        let (due, next) = q.take_due(Duration::from_secs(60));
+        assert!(due.is_empty() && next.is_some(), "not due before the debounce");
+        assert_eq!(q.depth(), 1, "a hundred changes, one entry");
+        let (due, _) = q.take_due(Duration::ZERO);
+        assert_eq!(due, vec![(group("a"), BTreeSet::from([svc("api"), svc("web")]))]);
+    }
+
+    #[test]
+    fn a_forgotten_group_is_not_marked() {
+        let q = TargetQueue::default();
+        q.follow(&group("a"), BTreeSet::from([svc("web")]));
+        q.forget(&group("a"));
+        q.changed(svc("web"));
+        assert_eq!(q.depth(), 0);
+    }
+}
