@@ -8,7 +8,14 @@
 //!   same for the replaced IP's `deregistered targets` line;
 //! - the AWS Register/DeregisterTargets calls per change (metrics delta over the churn);
 //! - the controller's peak RSS (VmHWM);
+//! - bursts: then `CHURN_BURST_SLICES` (10) slices get a rolling update at once, every
+//!   endpoint replaced one PATCH at a time as fast as the API server takes them (a
+//!   Deployment rollout); reports the AWS calls per change (the debounce coalesces a burst)
+//!   and the time from each rollout's last write to its last new IP registered;
 //! - whether every target group ends up with exactly its slice's endpoints.
+//!
+//! With `CHURN_INGRESSES=1000 CHURN_ENDPOINTS=10` (`make bench-scale`) the same run shows the
+//! controller's memory with 1 000 Ingresses and 10 000 endpoints present.
 //!
 //! The controller runs with `--log-json` (the bed sets `RUST_LOG=info,alb_controller=debug`),
 //! so the debug lines of src/sync/targets.rs carry an RFC 3339 `timestamp` and `fields.ips`.
@@ -18,7 +25,7 @@
 //! it and returns at once. Needs the bed (`hack/bench.sh churn` starts one).
 //!
 //! Knobs (env): CHURN_INGRESSES (50), CHURN_ENDPOINTS (40 per slice), CHURN_RATE (100 changes/s),
-//! CHURN_SECONDS (60), CHURN_IN_FLIGHT (4 writes), CHURN_SETUP_TIMEOUT_SECS (600),
+//! CHURN_SECONDS (60), CHURN_IN_FLIGHT (4 writes), CHURN_BURST_SLICES (10), CHURN_SETUP_TIMEOUT_SECS (600),
 //! ALB_CONTROLLER_BIN (the controller binary).
 
 #[path = "../tests/support/mod.rs"]
@@ -290,7 +297,9 @@ async fn run() -> i32 {
     let seconds: f64 = env_or("CHURN_SECONDS", 60.0);
     let in_flight: usize = env_or("CHURN_IN_FLIGHT", 4);
     let setup_timeout = Duration::from_secs(env_or("CHURN_SETUP_TIMEOUT_SECS", 600));
-    assert!(per <= 200 && n <= 250, "CHURN_ENDPOINTS <= 200 and CHURN_INGRESSES <= 250");
+    let burst_slices: usize = env_or("CHURN_BURST_SLICES", 10usize).min(n);
+    // initial_ip keeps the second octet below 128 (is_initial) and the host byte below 255.
+    assert!(per <= 200 && n <= 25_000, "CHURN_ENDPOINTS <= 200 and CHURN_INGRESSES <= 25000");
     assert_eq!(parse_rfc3339("2026-11-26T14:13:14.5Z"), Some(1_795_702_394.5), "RFC 3339 parser");
     let total_endpoints = n * per;
     let t_bench = Instant::now();
@@ -387,6 +396,28 @@ async fn run() -> i32 {
     let calls_after = calls_by_operation(&bed).await;
     let reconciles_churn = bed.reconciles().await - reconciles_before;
     let cpu_churn = cpu_seconds(pid) - cpu_before;
+
+    // ---- bursts: rolling updates of several slices at once ----
+    log(t_bench, format_args!("bursts: a rolling update of {burst_slices} slices at once ({per} endpoints each, one PATCH per endpoint)"));
+    let burst_calls_before = calls_by_operation(&bed).await;
+    let t_burst = Instant::now();
+    let rollouts: Vec<Vec<Change>> = stream::iter(0..burst_slices)
+        .map(|s| {
+            let (api, state, first) = (api.clone(), state.clone(), k + s * per);
+            async move {
+                let mut done = Vec::new();
+                for j in 0..per {
+                    done.push(change_one(api.clone(), state.clone(), s, j, churn_ip(first + j)).await);
+                }
+                done
+            }
+        })
+        .buffer_unordered(burst_slices.max(1))
+        .collect()
+        .await;
+    let burst_wall = t_burst.elapsed().as_secs_f64();
+    let burst_quiet = bed.wait_quiet_for(Duration::from_secs(3), Duration::from_secs(300)).await;
+    let burst_calls_after = calls_by_operation(&bed).await;
     let (hwm_end, rss_end) = memory_kib(pid);
 
     // ---- final state: every target group holds exactly its slice's endpoints ----
@@ -436,6 +467,24 @@ async fn run() -> i32 {
         l.superseded = unregistered_old;
         l
     };
+    // A rollout is done when its last new IP is registered (earlier ones may be skipped
+    // by the debounce: replaced again before their update ran is not possible here, each
+    // endpoint is replaced once).
+    let mut rollout_done: Vec<f64> = rollouts
+        .iter()
+        .filter_map(|r| {
+            let last = r.iter().filter(|c| c.ok).max_by(|a, b| a.sent.total_cmp(&b.sent))?;
+            let registered = r.iter().filter(|c| c.ok).map(|c| reg.get(&c.new_ip).copied()).collect::<Option<Vec<f64>>>()?;
+            Some(registered.into_iter().fold(f64::MIN, f64::max) - last.sent)
+        })
+        .collect();
+    rollout_done.sort_by(f64::total_cmp);
+    let burst_changes = rollouts.iter().flatten().filter(|c| c.ok).count() as u64;
+    let burst_target_calls = ["RegisterTargets", "DeregisterTargets"]
+        .iter()
+        .map(|o| burst_calls_after.get(*o).copied().unwrap_or(0) - burst_calls_before.get(*o).copied().unwrap_or(0))
+        .sum::<u64>();
+    let burst_per_change = if burst_changes == 0 { f64::NAN } else { burst_target_calls as f64 / burst_changes as f64 };
     let mut write_ms: Vec<f64> = ok.iter().map(|c| (c.acked - c.sent) * 1000.0).collect();
     write_ms.sort_by(f64::total_cmp);
 
@@ -501,6 +550,23 @@ async fn run() -> i32 {
         println!("    {op:<26} {v:>8}");
     }
     println!();
+    println!("Bursts (rolling updates of {burst_slices} slices at once, {per} endpoints each, one PATCH per endpoint)");
+    println!(
+        "  changes written              {burst_changes:>8}  in {burst_wall:.1} s = {:.1}/s",
+        burst_changes as f64 / burst_wall.max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "  Register + Deregister        {burst_target_calls:>8}  ({burst_per_change:.3} per change: {:.0} changes per call)",
+        1.0 / burst_per_change
+    );
+    println!(
+        "  rollout fully registered     p50 {:.3} s   max {:.3} s after its last write  ({} of {burst_slices} rollouts){}",
+        percentile(&rollout_done, 0.5),
+        rollout_done.last().copied().unwrap_or(f64::NAN),
+        rollout_done.len(),
+        if burst_quiet.is_some() { "" } else { "; controller NOT quiet within 300 s" }
+    );
+    println!();
     println!("Final state");
     println!("  target groups holding exactly their slice's endpoints   {matched}/{n}  ({} target groups in the account)", tgs.len());
     println!();
@@ -538,6 +604,10 @@ async fn run() -> i32 {
             "target_calls_per_change": r3(per_change(reg_calls + dereg_calls)),
             "aws_calls_per_change": r3(per_change(all_calls)),
             "reconciles": reconciles_churn,
+            "burst_changes": burst_changes,
+            "burst_target_calls": burst_target_calls,
+            "burst_target_calls_per_change": r3(burst_per_change),
+            "burst_rollout_registered_max_seconds": r3(rollout_done.last().copied().unwrap_or(f64::NAN)),
             "final_state_matched": matched,
             "peak_rss_mib": r3(hwm as f64 / 1024.0),
             "cpu_seconds_churn": r3(cpu_churn),
@@ -547,7 +617,7 @@ async fn run() -> i32 {
         })
     );
     drop(bed);
-    i32::from(quiet.is_none() || matched != n || reg_lat.never > 0 || dereg_lat.never > 0)
+    i32::from(quiet.is_none() || burst_quiet.is_none() || matched != n || reg_lat.never > 0 || dereg_lat.never > 0)
 }
 
 fn is_initial(ip: &str) -> bool {

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# `make bench` / `make bench-churn`: hack/bench.sh [alb|churn] (default alb). Builds the
+# `make bench` (all three) / `make bench-alb|bench-churn|bench-scale`: hack/bench.sh [alb|churn|scale] (default alb). Builds the
 # release controller and the bench (benches/<name>.rs) once, starts a private bed (own
 # state dir, free LocalStack port), runs the bench and stops the bed on exit.
 #
 #   alb    BENCH_INGRESSES (200), BENCH_TIMEOUT_SECS (1200), BENCH_CREATE_CONCURRENCY (16),
 #          BENCH_RAW_CALLS / BENCH_RAW_CONCURRENCY (300 / 8): convergence and AWS calls.
 #   churn  CHURN_INGRESSES / CHURN_ENDPOINTS (50 / 40), CHURN_RATE / CHURN_SECONDS (100 / 60),
-#          CHURN_IN_FLIGHT (4), CHURN_SETUP_TIMEOUT_SECS (600): targets under endpoint churn.
+#          CHURN_IN_FLIGHT (4), CHURN_BURST_SLICES (10), CHURN_SETUP_TIMEOUT_SECS (600): targets
+#          under endpoint churn and rolling-update bursts.
+#   scale  churn with CHURN_INGRESSES=1000, CHURN_ENDPOINTS=10, CHURN_SECONDS=20: memory with
+#          1 000 Ingresses and 10 000 endpoints present.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 BENCH="${1:-alb}"
 export BED_DIR="${BED_DIR:-$REPO/.bed/bench-$BENCH}"
+# `scale` is the churn bench with 1 000 Ingresses and 10 000 endpoints present (memory).
+case "$BENCH" in
+    scale)
+        export CHURN_INGRESSES="${CHURN_INGRESSES:-1000}" CHURN_ENDPOINTS="${CHURN_ENDPOINTS:-10}"
+        export CHURN_SECONDS="${CHURN_SECONDS:-20}" CHURN_SETUP_TIMEOUT_SECS="${CHURN_SETUP_TIMEOUT_SECS:-900}"
+        BENCH=churn
+        ;;
+esac
 if [[ -z "${LOCALSTACK_PORT:-}" ]]; then
     LOCALSTACK_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 fi

@@ -91,13 +91,16 @@ async fn a_group_of_three_is_one_alb_with_rules_in_group_order() {
     assert_eq!(tags["ingress.k8s.aws/stack"], "shop");
     assert!(bed.load_balancers().await.len() == 1);
 
-    // Deleting one member removes its rule; the ALB and the target group the members
-    // share (same Service port) stay.
+    // Deleting one member removes its rule and its target group (one per Ingress and
+    // Service port, as LBC); the ALB and the others stay.
     bed.api::<Ingress>().delete("b", &DeleteParams::default()).await.unwrap();
     wait_paths(&bed, &listener, &["/c", "/a"]).await;
     eventually("b is gone", Duration::from_secs(30), || async { bed.api::<Ingress>().get_opt("b").await.unwrap().is_none().then_some(()) })
         .await;
-    assert_eq!(bed.stack_arns("shop").await.len(), 2, "the load balancer and the shared target group");
+    eventually("b's target group is deleted", Duration::from_secs(30), || async {
+        (bed.stack_arns("shop").await.len() == 3).then_some(())
+    })
+    .await;
     let (lb_after, _, _) = group_rules(&bed, &["a", "c"]).await;
     assert_eq!(lb_after, lb_arn, "the load balancer is kept");
 
@@ -741,4 +744,158 @@ spec:
     })
     .await;
     hooks.delete(&format!("alb-gates-{}", bed.ns), &Default::default()).await.unwrap();
+}
+
+/// What LBC leaves in AWS for the Ingress `shop` routing `/` to `web:80`: made here with
+/// the AWS API, named as older LBC versions named them (so only the tags can match them).
+struct LbcMade {
+    load_balancer: String,
+    listener: String,
+    target_group: String,
+    managed_sg: String,
+    backend_sg: String,
+}
+
+async fn make_lbc_alb(bed: &Bed) -> LbcMade {
+    use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag as Ec2Tag, TagSpecification};
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum, RuleCondition, Tag, TargetDescription, TargetTypeEnum,
+    };
+    let stack = format!("{}/shop", bed.ns);
+    let elb_tags = |resource: &str| {
+        [("elbv2.k8s.aws/cluster", bed.cluster.as_str()), ("ingress.k8s.aws/stack", stack.as_str()), ("ingress.k8s.aws/resource", resource)]
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .to_vec()
+    };
+    let sg = |name: String, tags: Vec<(&str, &str)>| {
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::SecurityGroup)
+            .set_tags(Some(tags.into_iter().map(|(k, v)| Ec2Tag::builder().key(k).value(v).build()).collect()))
+            .build();
+        bed.ec2.create_security_group().group_name(name).description("made by LBC").vpc_id(&bed.vpc_id).tag_specifications(spec).send()
+    };
+    let managed_sg = sg(
+        "k8s-lbc-shop-managed".into(),
+        vec![
+            ("elbv2.k8s.aws/cluster", &bed.cluster),
+            ("ingress.k8s.aws/stack", &stack),
+            ("ingress.k8s.aws/resource", "ManagedLBSecurityGroup"),
+        ],
+    )
+    .await
+    .unwrap()
+    .group_id()
+    .unwrap()
+    .to_string();
+    let open_80 =
+        IpPermission::builder().ip_protocol("tcp").from_port(80).to_port(80).ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build());
+    bed.ec2.authorize_security_group_ingress().group_id(&managed_sg).ip_permissions(open_80.build()).send().await.unwrap();
+    let backend_sg = sg(
+        format!("k8s-traffic-{}-lbc", bed.cluster),
+        vec![("elbv2.k8s.aws/cluster", &bed.cluster), ("elbv2.k8s.aws/resource", "backend-sg")],
+    )
+    .await
+    .unwrap()
+    .group_id()
+    .unwrap()
+    .to_string();
+    let tg = bed
+        .elbv2
+        .create_target_group()
+        .name("k8s-lbc-web-0123456789")
+        .protocol(ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(&bed.vpc_id)
+        .target_type(TargetTypeEnum::Ip)
+        .set_tags(Some(elb_tags(&format!("{}/shop-web:80", bed.ns))))
+        .send()
+        .await
+        .unwrap();
+    let target_group = tg.target_groups()[0].target_group_arn().unwrap().to_string();
+    let subnets: Vec<String> = bed.seed["private_subnets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    let lb = bed
+        .elbv2
+        .create_load_balancer()
+        .name("k8s-lbc-shop-legacyname")
+        .scheme("internal".into())
+        .set_subnets(Some(subnets))
+        .set_security_groups(Some(vec![managed_sg.clone(), backend_sg.clone()]))
+        .set_tags(Some(elb_tags("LoadBalancer")))
+        .send()
+        .await
+        .unwrap();
+    let load_balancer = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+    let not_found = FixedResponseActionConfig::builder().status_code("404").content_type("text/plain").build();
+    let listener = bed
+        .elbv2
+        .create_listener()
+        .load_balancer_arn(&load_balancer)
+        .port(80)
+        .protocol(ProtocolEnum::Http)
+        .default_actions(Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(not_found).build())
+        .send()
+        .await
+        .unwrap();
+    let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
+    let forward = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&target_group).build();
+    bed.elbv2
+        .create_rule()
+        .listener_arn(&listener)
+        .priority(1)
+        .conditions(RuleCondition::builder().field("path-pattern").values("/*").build())
+        .actions(forward)
+        .send()
+        .await
+        .unwrap();
+    // A pod that has gone since LBC last ran.
+    let stale = TargetDescription::builder().id("10.0.128.99").port(8080).build();
+    bed.elbv2.register_targets().target_group_arn(&target_group).targets(stale).send().await.unwrap();
+    LbcMade { load_balancer, listener, target_group, managed_sg, backend_sg }
+}
+
+#[tokio::test]
+async fn an_alb_made_by_lbc_is_adopted_in_place() {
+    let bed = Bed::start("adopt").await;
+    let lbc = make_lbc_alb(&bed).await;
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, finalizers: [ingress.k8s.aws/resources]}
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+    )
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    assert_eq!(lb.load_balancer_arn(), Some(lbc.load_balancer.as_str()), "the same load balancer, its name kept");
+    assert_eq!(bed.load_balancers().await.len(), 1, "no second load balancer");
+    eventually("the pods are the targets of LBC's target group", Duration::from_secs(30), || async {
+        (bed.targets(&lbc.target_group).await == [("10.0.128.10".to_string(), 8080)].into()).then_some(())
+    })
+    .await;
+    let listeners = bed.listeners(&lbc.load_balancer).await;
+    assert_eq!(listeners.iter().map(|l| l.listener_arn().unwrap()).collect::<Vec<_>>(), [lbc.listener.as_str()], "the same listener");
+    let forwards: Vec<String> = bed
+        .rules(&lbc.listener)
+        .await
+        .iter()
+        .flat_map(|r| r.actions().iter().filter_map(|a| a.target_group_arn().map(str::to_string)).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(forwards, std::slice::from_ref(&lbc.target_group), "the rule still forwards to LBC's target group");
+    let mut sgs: Vec<String> = bed.load_balancer_by_dns(&dns).await.security_groups().to_vec();
+    sgs.sort();
+    let mut want = vec![lbc.managed_sg.clone(), lbc.backend_sg.clone()];
+    want.sort();
+    assert_eq!(sgs, want, "the managed group adopted and LBC's backend group kept (node rules allow traffic from it)");
+    bed.wait_quiet().await;
+    let calls = bed.aws_calls().await;
+    let created: Vec<_> = calls.keys().filter(|op| op.starts_with("Create")).collect();
+    assert!(created.is_empty(), "nothing created: {created:?}");
 }

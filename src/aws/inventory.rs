@@ -14,6 +14,9 @@ use super::{Aws, Error, paginate};
 use crate::model::{TAG_CLUSTER, TAG_STACK, Tags};
 
 const ELBV2: &str = "elasticloadbalancingv2";
+/// LBC's tag on its shared backend security group.
+const BACKEND_SG_TAG: &str = "elbv2.k8s.aws/resource";
+const BACKEND_SG_VALUE: &str = "backend-sg";
 /// DescribeTags takes at most 20 ARNs.
 const TAGS_PER_CALL: usize = 20;
 
@@ -23,6 +26,8 @@ struct Loaded {
     tgs: HashMap<String, Vec<(TargetGroup, Tags)>>,
     /// Managed security group IDs.
     sgs: HashMap<String, Vec<String>>,
+    /// LBC's shared backend security groups of the cluster (`k8s-traffic-…`).
+    backend_sgs: Vec<String>,
 }
 
 /// What the inventory knows of one stack.
@@ -30,6 +35,9 @@ pub struct StackResources {
     pub load_balancers: Vec<LoadBalancer>,
     pub target_groups: Vec<(TargetGroup, Tags)>,
     pub security_groups: Vec<String>,
+    /// LBC's shared backend security groups: kept on the load balancers they are on, since
+    /// node and pod security group rules LBC wrote allow traffic from them.
+    pub backend_security_groups: Vec<String>,
 }
 
 pub struct Inventory {
@@ -56,6 +64,7 @@ impl Inventory {
             load_balancers: loaded.lbs.get(stack).cloned().unwrap_or_default(),
             target_groups: loaded.tgs.get(stack).cloned().unwrap_or_default(),
             security_groups: loaded.sgs.get(stack).cloned().unwrap_or_default(),
+            backend_security_groups: loaded.backend_sgs.clone(),
         })
     }
 
@@ -136,22 +145,9 @@ impl Inventory {
                 loaded.tgs.entry(stack).or_default().push((tg, tags.get(&arn).cloned().unwrap_or_default()));
             }
         }
-        let filter = |name: &str, value: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
-        let filters = vec![
-            filter("vpc-id", &self.vpc_id),
-            filter(&format!("tag:{TAG_CLUSTER}"), &self.cluster),
-            filter(&format!("tag:{}", crate::model::TAG_RESOURCE), "ManagedLBSecurityGroup"),
-        ];
-        let filters = &filters;
-        let groups = paginate(|token| async move {
-            let out = aws
-                .call("ec2", "DescribeSecurityGroups", || {
-                    aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).set_next_token(token.clone()).send()
-                })
-                .await?;
-            Ok((out.security_groups.unwrap_or_default(), out.next_token))
-        })
-        .await?;
+        let groups = self.security_groups(aws, crate::model::TAG_RESOURCE, "ManagedLBSecurityGroup").await?;
+        loaded.backend_sgs =
+            self.security_groups(aws, BACKEND_SG_TAG, BACKEND_SG_VALUE).await?.into_iter().filter_map(|g| g.group_id).collect();
         for g in groups {
             let stack = g.tags().iter().find(|t| t.key() == Some(TAG_STACK)).and_then(|t| t.value()).map(str::to_string);
             if let (Some(stack), Some(id)) = (stack, g.group_id) {
@@ -160,6 +156,26 @@ impl Inventory {
         }
         tracing::info!(stacks = loaded.lbs.len(), "read the load balancer inventory");
         Ok(loaded)
+    }
+
+    /// The VPC's security groups of this cluster with the tag `key=value`.
+    async fn security_groups(&self, aws: &Aws, key: &str, value: &str) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, Error> {
+        let filter = |name: &str, value: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
+        let filters = vec![
+            filter("vpc-id", &self.vpc_id),
+            filter(&format!("tag:{TAG_CLUSTER}"), &self.cluster),
+            filter(&format!("tag:{key}"), value),
+        ];
+        let filters = &filters;
+        paginate(|token| async move {
+            let out = aws
+                .call("ec2", "DescribeSecurityGroups", || {
+                    aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).set_next_token(token.clone()).send()
+                })
+                .await?;
+            Ok((out.security_groups.unwrap_or_default(), out.next_token))
+        })
+        .await
     }
 
     fn stack_of(&self, tags: Option<&Tags>) -> Option<String> {

@@ -79,7 +79,7 @@ async fn flip_once(ctx: &Context) -> Result<(), Box<dyn std::error::Error + Send
     }
     let arns: BTreeMap<String, String> = {
         let converged = ctx.converged.lock().await;
-        converged.values().flat_map(|c| c.actual.target_groups.iter().map(|tg| (tg.name.clone(), tg.arn.clone()))).collect()
+        converged.values().flat_map(|c| c.target_groups.iter().map(|tg| (tg.name.clone(), tg.arn.clone()))).collect()
     };
     for (tg, waiting) in by_tg {
         let Some(arn) = arns.get(&tg) else { continue };

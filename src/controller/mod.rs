@@ -65,8 +65,15 @@ struct Converged {
     actual: Actual,
     /// When AWS was last read for this group (drift check).
     verified_at: std::time::Instant,
-    /// Where each target group's targets come from (by target group name).
-    sources: Vec<(String, TargetSource)>,
+    /// Each target group of the stack and where its targets come from.
+    target_groups: Vec<ConvergedTargetGroup>,
+}
+
+struct ConvergedTargetGroup {
+    /// The desired name (readiness gates name it).
+    name: String,
+    arn: String,
+    source: TargetSource,
 }
 
 pub struct Context {

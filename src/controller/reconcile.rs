@@ -15,7 +15,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 
 use super::k8s_writes::{patch_status, publish, set_finalizer};
-use super::{Context, Converged, Error, backend_services};
+use super::{Context, Converged, ConvergedTargetGroup, Error, backend_services};
 use crate::k8s::annotations::PREFIX;
 use crate::k8s::grouping::{self, ClusterObjects};
 use crate::k8s::params::{IngressClassParams, IngressClassParamsSpec};
@@ -341,8 +341,15 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
     let actual = sync::apply(&target, group, desired, cached.map(|c| c.actual)).await?;
     let dns = actual.dns_name().map(str::to_string);
     if let (Some(desired), Some(desired_hash)) = (desired, desired_hash) {
-        let sources = desired.target_groups.iter().map(|tg| (tg.name.clone(), tg.source.clone())).collect();
-        ctx.converged.lock().await.insert(group.clone(), Converged { desired_hash, actual, verified_at, sources });
+        let target_groups = desired
+            .target_groups
+            .iter()
+            .filter_map(|d| {
+                let arn = actual.target_groups.iter().find(|a| a.serves(d))?.arn.clone();
+                Some(ConvergedTargetGroup { name: d.name.clone(), arn, source: d.source.clone() })
+            })
+            .collect();
+        ctx.converged.lock().await.insert(group.clone(), Converged { desired_hash, actual, verified_at, target_groups });
     }
     Ok((dns, true))
 }

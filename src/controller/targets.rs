@@ -123,7 +123,8 @@ async fn update(ctx: &Context, group: &GroupId, changed: &BTreeSet<Dependency>) 
     let gated_pods = super::gates::waiting_pods(ctx);
     let nodes = ctx.nodes.state();
     let mut result = Ok(());
-    for (name, source) in &converged.sources {
+    for tg in &converged.target_groups {
+        let source = &tg.source;
         if !source.dependencies().iter().any(|d| changed.contains(d)) {
             continue;
         }
@@ -132,7 +133,7 @@ async fn update(ctx: &Context, group: &GroupId, changed: &BTreeSet<Dependency>) 
             TargetSource::Nodes { .. } => Vec::new(),
         };
         let Some(desired) = source.targets(slices.iter().map(Arc::as_ref), &nodes, &gated_pods) else { continue };
-        let Some(actual) = converged.actual.target_groups.iter_mut().find(|a| &a.name == name) else { continue };
+        let Some(actual) = converged.actual.target_groups.iter_mut().find(|a| a.arn == tg.arn) else { continue };
         if let Err(e) = sync::targets::sync_one(&ctx.aws, actual, &desired).await {
             result = Err(e.into());
             break;

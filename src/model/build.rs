@@ -335,7 +335,8 @@ pub fn build(inputs: &Inputs) -> Built {
             let mut t = with(&tg.resource_id);
             t.extend(std::mem::take(&mut tg.tags));
             tg.tags = t;
-            // Members of a group naming the same Service port share its target group.
+            // One target group per Ingress and Service port, as LBC (an Ingress naming a
+            // Service port twice uses one).
             target_groups.entry(tg.name.clone()).or_insert(tg);
         }
         out.warnings.append(&mut m.warnings);
@@ -683,17 +684,20 @@ impl BackendRef<'_> {
             backend_cfg.target_type = t;
         }
         let tg_port = tg_port(&svc_key, svc, svc_port, backend_cfg.target_type)?;
-        let name = names::target_group(
-            self.cluster,
-            self.group,
-            &svc_key.namespace,
-            &svc_key.name,
-            port_str,
+        let name = names::target_group(&names::TargetGroupNameParts {
+            cluster: self.cluster,
+            group: self.group,
+            ingress_namespace: self.ing.metadata.namespace.as_deref().unwrap_or_default(),
+            ingress_name: self.ing.metadata.name.as_deref().unwrap_or_default(),
+            svc_namespace: &svc_key.namespace,
+            svc_name: &svc_key.name,
+            svc_uid: svc.metadata.uid.as_deref().unwrap_or_default(),
+            svc_port: port_str,
             tg_port,
-            backend_cfg.target_type.as_str(),
-            backend_cfg.protocol.as_str(),
-            &backend_cfg.protocol_version,
-        );
+            target_type: backend_cfg.target_type.as_str(),
+            protocol: backend_cfg.protocol.as_str(),
+            protocol_version: &backend_cfg.protocol_version,
+        });
         Ok((name, backend_cfg, tg_port))
     }
 }
@@ -1365,9 +1369,10 @@ spec:
         assert_eq!(rule_paths(&stack, 80), vec!["/c", "/b", "/a"]);
         assert!(stack.load_balancer.name.starts_with("k8s-shop-"));
         assert_eq!(stack.load_balancer.tags[TAG_STACK], "shop");
-        // The members share the target group of the Service port they all name; it is
-        // tagged with the first member's resource id.
-        assert_eq!(stack.target_groups.iter().map(|t| t.resource_id.as_str()).collect::<Vec<_>>(), ["shop/c-web:80"]);
+        // As LBC: one target group per member and Service port, tagged with its resource id.
+        let mut ids: Vec<&str> = stack.target_groups.iter().map(|t| t.resource_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["shop/a-web:80", "shop/b-web:80", "shop/c-web:80"]);
     }
 
     #[test]

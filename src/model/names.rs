@@ -39,32 +39,40 @@ pub fn security_group(cluster: &str, group: &GroupId) -> String {
     group_name(group, &hash(&[cluster, &group.to_string()]))
 }
 
-/// Target group name; every field that cannot change in place is in the hash, so a
-/// change of any of them yields a new target group.
-#[allow(clippy::too_many_arguments)]
-pub fn target_group(
-    cluster: &str,
-    group: &GroupId,
-    svc_namespace: &str,
-    svc_name: &str,
-    svc_port: &str,
-    tg_port: i32,
-    target_type: &str,
-    protocol: &str,
-    protocol_version: &str,
-) -> String {
+/// What a target group name is made of: LBC's fields, in LBC's order.
+pub struct TargetGroupNameParts<'a> {
+    pub cluster: &'a str,
+    pub group: &'a GroupId,
+    pub ingress_namespace: &'a str,
+    pub ingress_name: &'a str,
+    pub svc_namespace: &'a str,
+    pub svc_name: &'a str,
+    pub svc_uid: &'a str,
+    /// The Ingress backend's port, as written (number or name).
+    pub svc_port: &'a str,
+    pub tg_port: i32,
+    pub target_type: &'a str,
+    pub protocol: &'a str,
+    pub protocol_version: &'a str,
+}
+
+/// `k8s-<svc namespace>-<svc name>-<hash>`, the name LBC gives the same target group.
+/// (Target groups are matched by their `ingress.k8s.aws/resource` tag, not by name: the
+/// name only has to be unique and stable.)
+pub fn target_group(p: &TargetGroupNameParts) -> String {
     let uuid = hash(&[
-        cluster,
-        &group.to_string(),
-        svc_namespace,
-        svc_name,
-        svc_port,
-        &tg_port.to_string(),
-        target_type,
-        protocol,
-        protocol_version,
+        p.cluster,
+        &p.group.to_string(),
+        p.ingress_namespace,
+        p.ingress_name,
+        p.svc_uid,
+        p.svc_port,
+        &p.tg_port.to_string(),
+        p.target_type,
+        p.protocol,
+        p.protocol_version,
     ]);
-    format!("k8s-{}-{}-{}", trunc(&alnum(svc_namespace), 8), trunc(&alnum(svc_name), 8), trunc(&uuid, 10))
+    format!("k8s-{}-{}-{}", trunc(&alnum(p.svc_namespace), 8), trunc(&alnum(p.svc_name), 8), trunc(&uuid, 10))
 }
 
 #[cfg(test)]
@@ -88,5 +96,28 @@ mod tests {
         assert_ne!(load_balancer("a", &g, "internal"), load_balancer("b", &g, "internal"));
         assert_ne!(load_balancer("a", &g, "internal"), load_balancer("a", &g, "internet-facing"));
         assert_eq!(load_balancer("a", &g, "internal"), load_balancer("a", &g, "internal"));
+    }
+
+    #[test]
+    fn target_group_names_are_per_ingress_and_fit() {
+        let g = GroupId::Explicit("shop".into());
+        let parts = |ingress| TargetGroupNameParts {
+            cluster: "c",
+            group: &g,
+            ingress_namespace: "a-very-long-namespace",
+            ingress_name: ingress,
+            svc_namespace: "a-very-long-namespace",
+            svc_name: "web-frontend",
+            svc_uid: "0b5c6d1e-uid",
+            svc_port: "80",
+            tg_port: 8080,
+            target_type: "ip",
+            protocol: "HTTP",
+            protocol_version: "HTTP1",
+        };
+        let (a, b) = (target_group(&parts("a")), target_group(&parts("b")));
+        assert!(a.starts_with("k8s-averylon-webfront-") && a.len() <= 32, "{a}");
+        assert_ne!(a, b, "one target group per Ingress");
+        assert_eq!(a, target_group(&parts("a")), "stable");
     }
 }

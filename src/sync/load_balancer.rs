@@ -1,5 +1,7 @@
-//! The load balancer itself: created tagged; subnets and security groups set in
-//! place; replaced when its name or scheme (fixed at creation) must change.
+//! The load balancer itself: found by its stack tag, created tagged; subnets and
+//! security groups set in place; replaced only when its scheme (fixed at creation) must
+//! change. A different name is kept, as LBC keeps it: renaming would need a new load
+//! balancer, with a new DNS name.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +21,8 @@ pub struct ActualLoadBalancer {
     pub scheme: String,
     pub subnets: BTreeSet<String>,
     pub security_groups: BTreeSet<String>,
+    /// Security groups kept on it beyond the desired ones: LBC's shared backend group.
+    pub kept_security_groups: BTreeSet<String>,
     /// `None` until read (only read when attributes are wanted).
     pub attributes: Option<Tags>,
 }
@@ -32,6 +36,7 @@ impl ActualLoadBalancer {
             scheme: lb.scheme().map(|s| s.as_str().to_string()).unwrap_or_default(),
             subnets: lb.availability_zones().iter().filter_map(|az| az.subnet_id().map(str::to_string)).collect(),
             security_groups: lb.security_groups().iter().cloned().collect(),
+            kept_security_groups: BTreeSet::new(),
             attributes: None,
         }
     }
@@ -39,8 +44,8 @@ impl ActualLoadBalancer {
 
 pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTreeSet<String>, actual: &mut Actual) -> Result<(), Error> {
     let aws = t.aws;
-    if actual.load_balancer.as_ref().is_some_and(|lb| lb.name != desired.name || lb.scheme != desired.scheme.as_str()) {
-        tracing::info!(name = %desired.name, "load balancer name or scheme changed: replacing it");
+    if actual.load_balancer.as_ref().is_some_and(|lb| lb.scheme != desired.scheme.as_str()) {
+        tracing::info!(name = %desired.name, "load balancer scheme changed: replacing it");
         delete(t, stack, actual).await?;
     }
     let Some(lb) = actual.load_balancer.as_mut() else {
@@ -83,12 +88,13 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTr
         .await?;
         lb.subnets = desired.subnets.clone();
     }
-    if &lb.security_groups != sgs {
+    let sgs: BTreeSet<String> = sgs.union(&lb.kept_security_groups).cloned().collect();
+    if lb.security_groups != sgs {
         aws.call(ELBV2, "SetSecurityGroups", || {
             aws.elbv2.set_security_groups().load_balancer_arn(&lb.arn).set_security_groups(Some(sgs.iter().cloned().collect())).send()
         })
         .await?;
-        lb.security_groups = sgs.clone();
+        lb.security_groups = sgs;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
-use crate::aws::inventory::Inventory;
+use crate::aws::inventory::{Inventory, StackResources};
 use crate::aws::{self, Aws};
 use crate::model::{GroupId, Stack, Tags};
 
@@ -59,21 +59,21 @@ pub struct Target<'a> {
 
 /// Reads the actual state of a stack from AWS, finding resources by tag.
 pub async fn read(t: &Target<'_>, group: &GroupId) -> Result<Actual, Error> {
-    let known = t.inventory.stack(t.aws, &group.to_string()).await?;
-    let mut actual = Actual { target_groups: target_group::read(t.aws, known.target_groups).await?, ..Actual::default() };
-    read_load_balancer(t, known.security_groups, known.load_balancers, &mut actual).await?;
+    let mut known = t.inventory.stack(t.aws, &group.to_string()).await?;
+    let mut actual =
+        Actual { target_groups: target_group::read(t.aws, std::mem::take(&mut known.target_groups)).await?, ..Actual::default() };
+    read_load_balancer(t, known, &mut actual).await?;
     Ok(actual)
 }
 
 /// Reads the security group, load balancer and listeners (everything but target groups).
-async fn read_load_balancer(
-    t: &Target<'_>,
-    security_groups: Vec<String>,
-    load_balancers: Vec<aws_sdk_elasticloadbalancingv2::types::LoadBalancer>,
-    actual: &mut Actual,
-) -> Result<(), Error> {
-    actual.security_group = security_group::read(t, &security_groups).await?;
-    actual.load_balancer = load_balancers.into_iter().next().map(ActualLoadBalancer::from_sdk);
+async fn read_load_balancer(t: &Target<'_>, known: StackResources, actual: &mut Actual) -> Result<(), Error> {
+    actual.security_group = security_group::read(t, &known.security_groups).await?;
+    actual.load_balancer = known.load_balancers.into_iter().next().map(|lb| {
+        let mut lb = ActualLoadBalancer::from_sdk(lb);
+        lb.kept_security_groups = lb.security_groups.iter().filter(|id| known.backend_security_groups.contains(id)).cloned().collect();
+        lb
+    });
     if let Some(lb) = &actual.load_balancer {
         actual.listeners = listener::read(t.aws, &lb.arn).await?;
     }
@@ -99,15 +99,15 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, cac
     let (mut actual, unread) = match cached {
         Some(a) => (a, None),
         None => {
-            let known = t.inventory.stack(t.aws, &stack_tag).await?;
-            let target_groups = target_group::read(t.aws, known.target_groups).await?;
-            (Actual { target_groups, ..Actual::default() }, Some((known.security_groups, known.load_balancers)))
+            let mut known = t.inventory.stack(t.aws, &stack_tag).await?;
+            let target_groups = target_group::read(t.aws, std::mem::take(&mut known.target_groups)).await?;
+            (Actual { target_groups, ..Actual::default() }, Some(known))
         }
     };
     let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     targets::sync(t.aws, &desired.target_groups, &mut actual.target_groups).await?;
-    if let Some((security_groups, load_balancers)) = unread {
-        read_load_balancer(t, security_groups, load_balancers, &mut actual).await?;
+    if let Some(known) = unread {
+        read_load_balancer(t, known, &mut actual).await?;
     }
 
     let sg_ids = match &desired.security_group {

@@ -1,5 +1,7 @@
-//! Target groups: matched by name (the name hashes every field that cannot change
-//! in place), created tagged, health checks modified in place, deleted last.
+//! Target groups: matched as LBC matches them, by their `ingress.k8s.aws/resource` tag
+//! (so target groups LBC made are adopted whatever their name), replaced only when a field
+//! that cannot change in place differs; created tagged, health checks modified in place,
+//! deleted last.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +10,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup a
 use super::attributes::{self, Owner};
 use super::{Error, Target, elbv2_tags};
 use crate::aws::Aws;
-use crate::model::{self, HealthCheck, Protocol, Tags, TargetGroup, TargetType};
+use crate::model::{self, HealthCheck, Protocol, TAG_RESOURCE, Tags, TargetGroup, TargetType};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -16,11 +18,28 @@ const ELBV2: &str = "elasticloadbalancingv2";
 pub struct ActualTargetGroup {
     pub arn: String,
     pub name: String,
+    /// The `ingress.k8s.aws/resource` tag.
+    pub resource: Option<String>,
+    pub target_type: TargetType,
+    pub protocol: Protocol,
+    /// `None` when AWS does not say.
+    pub protocol_version: Option<String>,
     pub health_check: HealthCheck,
     /// `None` until read (only read when attributes are wanted).
     pub attributes: Option<Tags>,
     /// Registered targets, draining ones excluded.
     pub targets: BTreeSet<model::Target>,
+}
+
+impl ActualTargetGroup {
+    /// Whether this target group is the one `desired` describes: the same resource tag
+    /// and nothing that cannot change in place differs (LBC's replacement rule).
+    pub fn serves(&self, desired: &TargetGroup) -> bool {
+        self.resource.as_deref() == Some(desired.resource_id.as_str())
+            && self.target_type == desired.target_type
+            && self.protocol == desired.protocol
+            && self.protocol_version.as_ref().is_none_or(|v| v.eq_ignore_ascii_case(&desired.protocol_version))
+    }
 }
 
 fn protocol(p: Option<&ProtocolEnum>) -> Protocol {
@@ -45,11 +64,18 @@ fn health_check_from_sdk(tg: &SdkTargetGroup) -> HealthCheck {
 
 pub async fn read(aws: &Aws, tgs: Vec<(SdkTargetGroup, Tags)>) -> Result<Vec<ActualTargetGroup>, Error> {
     let mut out = Vec::new();
-    for (tg, _tags) in tgs {
+    for (tg, tags) in tgs {
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         let targets = read_targets(aws, &arn).await?;
         out.push(ActualTargetGroup {
             name: tg.target_group_name().unwrap_or_default().to_string(),
+            resource: tags.get(TAG_RESOURCE).cloned(),
+            target_type: match tg.target_type() {
+                Some(TargetTypeEnum::Instance) => TargetType::Instance,
+                _ => TargetType::Ip,
+            },
+            protocol: protocol(tg.protocol()),
+            protocol_version: tg.protocol_version().map(str::to_string),
             health_check: health_check_from_sdk(&tg),
             attributes: None,
             targets,
@@ -84,7 +110,7 @@ pub async fn create_missing(
     let aws = t.aws;
     let mut arns = BTreeMap::new();
     for d in desired {
-        if let Some(a) = actual.iter_mut().find(|a| a.name == d.name) {
+        if let Some(a) = actual.iter_mut().find(|a| a.serves(d)) {
             if a.health_check != d.health_check {
                 let hc = &d.health_check;
                 aws.call(ELBV2, "ModifyTargetGroup", || {
@@ -149,6 +175,10 @@ pub async fn create_missing(
         actual.push(ActualTargetGroup {
             arn: arn.clone(),
             name: d.name.clone(),
+            resource: Some(d.resource_id.clone()),
+            target_type: d.target_type,
+            protocol: d.protocol,
+            protocol_version: Some(d.protocol_version.clone()),
             health_check: hc.clone(),
             attributes,
             targets: BTreeSet::new(),
@@ -167,9 +197,12 @@ pub async fn delete_unwanted(
 ) -> Result<(), Error> {
     let aws = t.aws;
     let mut kept = Vec::new();
+    // Each desired target group keeps the first that serves it (as create_missing chose).
+    let mut claimed = vec![false; desired.len()];
     let mut rest = std::mem::take(actual).into_iter();
     while let Some(a) = rest.next() {
-        if desired.iter().any(|d| d.name == a.name) {
+        if let Some(i) = desired.iter().enumerate().position(|(i, d)| !claimed[i] && a.serves(d)) {
+            claimed[i] = true;
             kept.push(a);
             continue;
         }

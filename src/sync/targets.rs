@@ -24,7 +24,7 @@ fn to_sdk(targets: &[Target]) -> Vec<TargetDescription> {
 
 pub async fn sync(aws: &Aws, desired: &[TargetGroup], actual: &mut [ActualTargetGroup]) -> Result<(), Error> {
     for d in desired {
-        let (Some(a), Some(wanted)) = (actual.iter_mut().find(|a| a.name == d.name), &d.targets) else { continue };
+        let (Some(a), Some(wanted)) = (actual.iter_mut().find(|a| a.serves(d)), &d.targets) else { continue };
         sync_one(aws, a, wanted).await?;
     }
     Ok(())
