@@ -1,8 +1,8 @@
 //! The targets fast path. An EndpointSlice, gated-pod or Node change reaches
 //! Register/DeregisterTargets without discovery, model build or sync of the whole group:
 //! each built group says what its target groups follow; a change marks the groups that
-//! follow it; after a short debounce (which coalesces bursts) each marked group
-//! recomputes only the target groups the change touches and diffs them against what is
+//! follow it; once the group has been quiet for the debounce (a burst keeps it waiting,
+//! at most three debounces in all) each marked group recomputes only the target groups the change touches and diffs them against what is
 //! registered. A group not converged since the start is left to its full reconcile,
 //! which reads AWS for that group only when it runs.
 
@@ -19,13 +19,27 @@ use super::{Context, Error};
 use crate::model::{Dependency, GroupId, TargetSource};
 use crate::sync;
 
+struct Marked {
+    first: Instant,
+    last: Instant,
+    changed: BTreeSet<Dependency>,
+}
+
+impl Marked {
+    /// Due once quiet for `debounce`, or at the latest three debounces after the first
+    /// change: a burst is one update, and a steady stream still gets through.
+    fn due(&self, debounce: Duration) -> Instant {
+        (self.last + debounce).min(self.first + debounce * 3)
+    }
+}
+
 /// Groups waiting for their targets to be brought up to date.
 #[derive(Default)]
 pub struct TargetQueue {
     /// What each group's target groups follow, as last built.
     follows: Mutex<HashMap<GroupId, BTreeSet<Dependency>>>,
-    /// Marked groups: when first marked, and what changed since.
-    dirty: Mutex<HashMap<GroupId, (Instant, BTreeSet<Dependency>)>>,
+    /// Marked groups: what changed, since when.
+    dirty: Mutex<HashMap<GroupId, Marked>>,
     wake: Notify,
 }
 
@@ -48,7 +62,9 @@ impl TargetQueue {
         let now = Instant::now();
         let mut dirty = lock(&self.dirty);
         for group in groups {
-            dirty.entry(group).or_insert_with(|| (now, BTreeSet::new())).1.insert(dependency.clone());
+            let marked = dirty.entry(group).or_insert_with(|| Marked { first: now, last: now, changed: BTreeSet::new() });
+            marked.last = now;
+            marked.changed.insert(dependency.clone());
         }
         drop(dirty);
         self.wake.notify_one();
@@ -58,13 +74,13 @@ impl TargetQueue {
         lock(&self.dirty).len()
     }
 
-    /// The groups marked at least `debounce` ago, and when the next one will be due.
+    /// The groups that are due, and when the next one will be.
     fn take_due(&self, debounce: Duration) -> (Vec<(GroupId, BTreeSet<Dependency>)>, Option<Instant>) {
         let now = Instant::now();
         let mut dirty = lock(&self.dirty);
-        let due: Vec<GroupId> = dirty.iter().filter(|(_, (at, _))| *at + debounce <= now).map(|(g, _)| g.clone()).collect();
-        let taken = due.into_iter().filter_map(|g| dirty.remove(&g).map(|(_, deps)| (g, deps))).collect();
-        let next = dirty.values().map(|(at, _)| *at + debounce).min();
+        let due: Vec<GroupId> = dirty.iter().filter(|(_, m)| m.due(debounce) <= now).map(|(g, _)| g.clone()).collect();
+        let taken = due.into_iter().filter_map(|g| dirty.remove(&g).map(|m| (g, m.changed))).collect();
+        let next = dirty.values().map(|m| m.due(debounce)).min();
         (taken, next)
     }
 }
@@ -184,6 +200,16 @@ mod tests {
         assert_eq!(q.depth(), 1, "a hundred changes, one entry");
         let (due, _) = q.take_due(Duration::ZERO);
         assert_eq!(due, vec![(group("a"), BTreeSet::from([svc("api"), svc("web")]))]);
+    }
+
+    #[test]
+    fn a_steady_stream_is_due_three_debounces_after_its_first_change() {
+        let start = Instant::now();
+        let debounce = Duration::from_millis(100);
+        let quiet = Marked { first: start, last: start + Duration::from_millis(50), changed: BTreeSet::new() };
+        assert_eq!(quiet.due(debounce), start + Duration::from_millis(150), "quiet for a debounce after the last change");
+        let busy = Marked { first: start, last: start + Duration::from_millis(290), changed: BTreeSet::new() };
+        assert_eq!(busy.due(debounce), start + Duration::from_millis(300), "capped");
     }
 
     #[test]
