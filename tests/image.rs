@@ -25,7 +25,7 @@ fn the_image_build_step_is_make_release() {
     let dockerfile = read("deploy/Dockerfile");
     let runs: Vec<&str> = dockerfile.lines().filter_map(|l| l.strip_prefix("RUN ")).map(str::trim).collect();
     assert_eq!(runs, [make_recipe("release")], "deploy/Dockerfile must build with exactly `make release`'s command");
-    let last_from = dockerfile.lines().filter(|l| l.starts_with("FROM ")).last().unwrap();
+    let last_from = dockerfile.lines().rfind(|l| l.starts_with("FROM ")).unwrap();
     assert!(last_from.contains("nonroot"), "a non-root runtime image: {last_from}");
     assert!(dockerfile.lines().any(|l| l.starts_with("USER ") && !l.contains(" 0")), "runs as a non-root user");
 }
