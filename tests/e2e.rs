@@ -366,3 +366,39 @@ async fn after_a_restart_targets_are_registered_before_listeners_and_rules_are_r
     assert!(register < listeners, "RegisterTargets before DescribeListeners: {calls:?}");
     assert_eq!(calls.iter().filter(|c| **c == "DescribeTargetHealth").count(), 1, "one target group read: {calls:?}");
 }
+
+#[tokio::test]
+async fn metrics_count_aws_calls_reconciles_targets_and_queues() {
+    let bed = Bed::start("metrics").await;
+    let port = bed.metrics_port();
+    let health = support::get(port, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
+    bed.apply(APP).await;
+    let p = provisioned(&bed).await;
+    eventually("targets registered", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    bed.wait_quiet().await;
+    let ready = support::get(port, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let text = bed.metrics().await;
+    let value = |metric: &str, label: (&str, &str)| -> f64 {
+        support::samples(&text, metric).iter().filter(|(l, _)| l.get(label.0).map(String::as_str) == Some(label.1)).map(|(_, v)| v).sum()
+    };
+    assert_eq!(value("alb_controller_aws_api_calls_total", ("operation", "CreateLoadBalancer")), 1.0, "{text}");
+    assert!(value("alb_controller_aws_api_calls_total", ("outcome", "success")) >= 7.0, "{text}");
+    assert!(value("alb_controller_reconciles_total", ("result", "success")) >= 1.0, "{text}");
+    assert!(support::samples(&text, "alb_controller_reconcile_duration_seconds_count").iter().any(|(_, v)| *v >= 1.0), "{text}");
+    assert_eq!(value("alb_controller_targets_changed_total", ("change", "registered")), 2.0, "{text}");
+    // Work queues: present, and empty once the controller is quiet.
+    assert_eq!(support::samples(&text, "alb_controller_workqueue_depth").len(), 2, "both queues: {text}");
+    assert_eq!(value("alb_controller_workqueue_depth", ("queue", "ingresses")), 0.0, "{text}");
+    assert_eq!(value("alb_controller_workqueue_depth", ("queue", "target_groups")), 0.0, "{text}");
+    // An endpoint change moves the fast path's counter.
+    let endpoints = serde_json::json!({"endpoints": [{"addresses": ["10.0.128.30"], "conditions": {"ready": true}}]});
+    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
+    eventually("the fast path counts its update", Duration::from_secs(30), || async {
+        let text = bed.metrics().await;
+        let ok = support::samples(&text, "alb_controller_target_updates_total").iter().any(|(l, v)| l["result"] == "success" && *v >= 1.0);
+        ok.then_some(())
+    })
+    .await;
+}

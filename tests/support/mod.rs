@@ -576,8 +576,13 @@ async fn ensure_crds(client: &Client) {
 
 /// The /metrics text of the controller serving on `port`.
 pub async fn scrape(port: u16) -> String {
+    get(port, "/metrics").await
+}
+
+/// The raw HTTP/1.0 response (status line, headers, body) to `GET path` on `port`.
+pub async fn get(port: u16, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("metrics endpoint");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).await.unwrap();
     body
