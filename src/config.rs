@@ -37,12 +37,17 @@ pub struct Config {
     #[arg(long, env = "DISCOVERY_TTL", default_value = "5m", value_parser = parse_duration)]
     pub discovery_ttl: Duration,
     /// Changes to one Ingress (or its Services and EndpointSlices) within this window are
-    /// coalesced into one reconcile, so an endpoint burst becomes one Register call.
+    /// coalesced into one reconcile; endpoint changes of a group, into one target update
+    /// (waiting while they keep coming, at most three times this).
     #[arg(long, env = "RECONCILE_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
     pub reconcile_debounce: Duration,
     /// Groups reconciled at the same time.
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 4)]
     pub max_concurrent_reconciles: u16,
+    /// Groups whose targets the endpoint fast path updates at the same time (each update
+    /// is one Register and/or one Deregister call per target group it touches).
+    #[arg(long, env = "MAX_CONCURRENT_TARGET_UPDATES", default_value_t = 16)]
+    pub max_concurrent_target_updates: u16,
     /// Run only while holding a coordination.k8s.io Lease (for several replicas).
     #[arg(long, env = "LEADER_ELECT")]
     pub leader_elect: bool,

@@ -93,7 +93,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Works the queue until `stop` turns true, then lets the groups in flight finish.
 pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(ctx.cfg.max_concurrent_reconciles.max(1))));
+    let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(ctx.cfg.max_concurrent_target_updates.max(1))));
     let mut running = JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
