@@ -4,10 +4,13 @@
 #   make test   every unit and integration test on a private bed (non-zero on failure)
 #   make lint   clippy (warnings are errors) and rustfmt check
 #   make manifests  regenerates deploy/manifests.yaml from the Helm chart (deploy/chart)
-#   make bench  N Ingresses (BENCH_INGRESSES, default 200) on a private bed: wall time, AWS calls,
+#   make bench  the three benchmarks below, one after the other, each on a private bed
+#   make bench-alb    N Ingresses (BENCH_INGRESSES, default 200): wall time, AWS calls,
 #               resync calls, peak RSS, LocalStack's raw rate
 #   make bench-churn  50 Ingresses / 2 000 endpoints under endpoint churn (CHURN_RATE/s for
-#               CHURN_SECONDS): write-to-AWS-call latency, AWS calls per change, peak RSS
+#               CHURN_SECONDS) and rolling-update bursts: write-to-AWS-call latency, AWS calls
+#               per change, peak RSS
+#   make bench-scale  the churn bench with 1 000 Ingresses / 10 000 endpoints: memory
 #
 # Heavy tools (kube-apiserver, etcd, kubectl, the LocalStack venv) are built once and
 # cached under $(ALB_CACHE), keyed by version.
@@ -15,7 +18,7 @@
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
 
-.PHONY: all build release deps demo down test bench bench-churn lint unit clean manifests
+.PHONY: all build release deps demo down test bench bench-alb bench-churn bench-scale lint unit clean manifests
 
 all: build
 
@@ -43,10 +46,18 @@ test: deps
 	hack/test.sh
 
 bench: deps
-	hack/bench.sh
+	hack/bench.sh alb
+	hack/bench.sh churn
+	hack/bench.sh scale
+
+bench-alb: deps
+	hack/bench.sh alb
 
 bench-churn: deps
 	hack/bench.sh churn
+
+bench-scale: deps
+	hack/bench.sh scale
 
 unit:
 	cargo test --bins

@@ -1,4 +1,4 @@
-//! `make bench`: N Ingresses (env `BENCH_INGRESSES`, default 200; 2 paths each, with their
+//! `make bench-alb` (and the first part of `make bench`): N Ingresses (env `BENCH_INGRESSES`, default 200; 2 paths each, with their
 //! Services and EndpointSlices) on the real bed, and a report of
 //! - the wall time until every Ingress has a hostname,
 //! - the AWS calls by operation, per Ingress,
@@ -30,7 +30,7 @@ use support::{Bed, is_mutating, samples};
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("bench alb: skipped (runs under `cargo bench` / `make bench` only)");
+        println!("bench alb: skipped (runs under `cargo bench` / `make bench` / `make bench-alb` only)");
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");

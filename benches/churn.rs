@@ -1,4 +1,4 @@
-//! `make bench-churn`: endpoint churn on the real bed. Sets up `CHURN_INGRESSES` Ingresses
+//! `make bench-churn` (and the second part of `make bench`): endpoint churn on the real bed. Sets up `CHURN_INGRESSES` Ingresses
 //! (default 50, one Service and one EndpointSlice of `CHURN_ENDPOINTS` ready endpoints each,
 //! default 40: 2 000 endpoints in all), waits until every hostname is set and every target is
 //! registered, then for `CHURN_SECONDS` (60) makes `CHURN_RATE` changes/s (100): each change
