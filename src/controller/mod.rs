@@ -141,9 +141,14 @@ fn slices_of(ctx: &Context, service: &ObjKey) -> Vec<Arc<EndpointSlice>> {
         .collect()
 }
 
-/// Caches keep what the controller reads; managed fields are most of an object's bytes.
+/// Caches keep what the controller reads: managed fields and kubectl's copy of the last
+/// applied object are most of an object's bytes, and never read.
 fn slim<K: Resource>(obj: &mut K) {
-    obj.meta_mut().managed_fields = None;
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -348,16 +353,16 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     {
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            let slices = slice_events.filter_map(|e| futures::future::ready(e.ok())).filter_map(|slice: EndpointSlice| {
+            let slices = slice_events.filter_map(|e| futures::future::ready(watched(e))).filter_map(|slice: EndpointSlice| {
                 let service = slice
                     .labels()
                     .get(SERVICE_NAME_LABEL)
                     .map(|svc| ObjKey { namespace: slice.namespace().unwrap_or_default(), name: svc.clone() });
                 futures::future::ready(service.map(Dependency::Service))
             });
-            let pods =
-                pod_events.filter_map(|e| futures::future::ready(e.ok().map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()))));
-            let nodes = node_events.filter_map(|e| futures::future::ready(e.ok().map(|_: Node| Dependency::Nodes)));
+            let pods = pod_events
+                .filter_map(|e| futures::future::ready(watched(e).map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()))));
+            let nodes = node_events.filter_map(|e| futures::future::ready(watched(e).map(|_: Node| Dependency::Nodes)));
             let mut changes = std::pin::pin!(futures::stream::select(slices, futures::stream::select(pods, nodes)));
             while let Some(dependency) = changes.next().await {
                 ctx.targets.changed(dependency);
@@ -448,6 +453,11 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     }
     tracing::info!("controller shut down");
     Ok(())
+}
+
+/// The object of a watch event; an error is logged (the watch retries with backoff).
+fn watched<K>(event: Result<K, watcher::Error>) -> Option<K> {
+    event.map_err(|e| tracing::warn!(error = %e, "watch failed; retrying")).ok()
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
