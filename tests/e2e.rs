@@ -369,7 +369,10 @@ async fn after_a_restart_targets_are_registered_before_listeners_and_rules_are_r
 
 #[tokio::test]
 async fn metrics_count_aws_calls_reconciles_targets_and_queues() {
-    let bed = Bed::start("metrics").await;
+    let mut bed = Bed::start("metrics").await;
+    if let Err(e) = bed.wait_metrics_up().await {
+        panic!("{e}");
+    }
     let port = bed.metrics_port();
     let health = support::get(port, "/healthz").await;
     assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
