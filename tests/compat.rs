@@ -611,6 +611,52 @@ spec:
 }
 
 #[tokio::test]
+async fn sigterm_hands_the_lease_over_at_once() {
+    let id = format!("leader-{}", rand::random_range(100_000..999_999));
+    // A lease far longer than the test waits: a takeover proves the lease was released.
+    let mut bed =
+        Bed::start_with_args("handover", &["--leader-elect", "--leader-election-id", &id, "--leader-election-lease-duration", "120s"])
+            .await;
+    let mut replica = bed.spawn_replica("b");
+    bed.apply(WEB).await;
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: one}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    bed.wait_hostname("one").await;
+    let a_leads = support::aws_call_count(bed.metrics_port()).await > 0;
+    let leader = if a_leads { bed.controller() } else { &mut replica };
+    leader.terminate();
+    let status = eventually("the leader stops on SIGTERM", Duration::from_secs(30), || {
+        let exited = leader.exited();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "a clean exit: {status}");
+    bed.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: two}
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+"#,
+    )
+    .await;
+    eventually("the other replica leads long before the 120 s lease ends", Duration::from_secs(30), || bed.hostname("two")).await;
+    let survivor_port = if a_leads { replica.metrics_port } else { bed.metrics_port() };
+    assert!(support::aws_call_count(survivor_port).await > 0);
+}
+
+#[tokio::test]
 async fn the_deploy_manifests_are_accepted_by_the_api_server() {
     // A bed, so that the CRD is established and kubectl is on the PATH.
     let _bed = Bed::start("deploy").await;

@@ -65,6 +65,17 @@ impl Replica {
         self.child.id()
     }
 
+    /// Asks the process to stop, as Kubernetes does (SIGTERM).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Kills the process at once (no clean shutdown, no lease release).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -206,6 +217,11 @@ impl Bed {
             &format!("{}-{name}", self.ns),
             &self.kubeconfig,
         )
+    }
+
+    /// The bed's own controller process.
+    pub fn controller(&mut self) -> &mut Replica {
+        &mut self.controller
     }
 
     /// Kills the bed's own controller at once.
