@@ -1,10 +1,10 @@
 //! The targets fast path. An EndpointSlice, gated-pod or Node change reaches
 //! Register/DeregisterTargets without discovery, model build or sync of the whole group:
 //! each built group says what its target groups follow; a change marks the groups that
-//! follow it; once the group has been quiet for the debounce (a burst keeps it waiting,
-//! at most three debounces in all) each marked group recomputes only the target groups the change touches and diffs them against what is
-//! registered. A group not converged since the start is left to its full reconcile,
-//! which reads AWS for that group only when it runs.
+//! follow it; once a marked group has been quiet for the debounce (a burst keeps it
+//! waiting, three debounces at most) it recomputes only the target groups the change
+//! touches and diffs them against what is registered. A group not converged since the
+//! start is left to its full reconcile, which reads AWS for that group only when it runs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
