@@ -564,24 +564,33 @@ spec:
     assert!(actions[1].target_group_arn().is_some() || actions[1].forward_config().is_some(), "then forward");
 }
 
-#[tokio::test]
-async fn only_the_leader_writes_and_another_replica_takes_over() {
-    let id = format!("leader-{}", rand::random_range(100_000..999_999));
-    let mut bed =
-        Bed::start_with_args("leader", &["--leader-elect", "--leader-election-id", &id, "--leader-election-lease-duration", "6s"]).await;
-    let mut replica = bed.spawn_replica("b");
-    bed.apply(WEB).await;
-    bed.apply(
+/// An Ingress with `web:80` as its default backend.
+fn web_ingress(name: &str) -> String {
+    format!(
         r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: one}
+metadata: {{name: {name}}}
 spec:
   ingressClassName: alb
-  defaultBackend: {service: {name: web, port: {number: 80}}}
-"#,
+  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
+"#
     )
-    .await;
+}
+
+/// Two controller processes electing a leader on a Lease of `lease`, and `web`.
+async fn two_replicas(test: &str, lease: &str) -> (Bed, support::Replica) {
+    let id = format!("leader-{}", rand::random_range(100_000..999_999));
+    let bed = Bed::start_with_args(test, &["--leader-elect", "--leader-election-id", &id, "--leader-election-lease-duration", lease]).await;
+    let replica = bed.spawn_replica("b");
+    bed.apply(WEB).await;
+    (bed, replica)
+}
+
+#[tokio::test]
+async fn only_the_leader_writes_and_another_replica_takes_over() {
+    let (mut bed, mut replica) = two_replicas("leader", "6s").await;
+    bed.apply(&web_ingress("one")).await;
     let dns = bed.wait_hostname("one").await;
     let (a_calls, b_calls) = (support::aws_call_count(bed.metrics_port()).await, support::aws_call_count(replica.metrics_port).await);
     assert!((a_calls > 0) != (b_calls > 0), "exactly one replica called AWS: {a_calls} and {b_calls}");
@@ -593,17 +602,7 @@ spec:
         replica.kill();
         bed.metrics_port()
     };
-    bed.apply(
-        r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: two}
-spec:
-  ingressClassName: alb
-  defaultBackend: {service: {name: web, port: {number: 80}}}
-"#,
-    )
-    .await;
+    bed.apply(&web_ingress("two")).await;
     eventually("the surviving replica takes over and serves the new Ingress", Duration::from_secs(45), || bed.hostname("two")).await;
     assert!(support::aws_call_count(survivor_port).await > 0);
     assert_eq!(bed.load_balancers().await.len(), 2, "no duplicate load balancer");
@@ -612,24 +611,9 @@ spec:
 
 #[tokio::test]
 async fn sigterm_hands_the_lease_over_at_once() {
-    let id = format!("leader-{}", rand::random_range(100_000..999_999));
     // A lease far longer than the test waits: a takeover proves the lease was released.
-    let mut bed =
-        Bed::start_with_args("handover", &["--leader-elect", "--leader-election-id", &id, "--leader-election-lease-duration", "120s"])
-            .await;
-    let mut replica = bed.spawn_replica("b");
-    bed.apply(WEB).await;
-    bed.apply(
-        r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: one}
-spec:
-  ingressClassName: alb
-  defaultBackend: {service: {name: web, port: {number: 80}}}
-"#,
-    )
-    .await;
+    let (mut bed, mut replica) = two_replicas("handover", "120s").await;
+    bed.apply(&web_ingress("one")).await;
     bed.wait_hostname("one").await;
     let a_leads = support::aws_call_count(bed.metrics_port()).await > 0;
     let leader = if a_leads { bed.controller() } else { &mut replica };
@@ -640,17 +624,7 @@ spec:
     })
     .await;
     assert!(status.success(), "a clean exit: {status}");
-    bed.apply(
-        r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: two}
-spec:
-  ingressClassName: alb
-  defaultBackend: {service: {name: web, port: {number: 80}}}
-"#,
-    )
-    .await;
+    bed.apply(&web_ingress("two")).await;
     eventually("the other replica leads long before the 120 s lease ends", Duration::from_secs(30), || bed.hostname("two")).await;
     let survivor_port = if a_leads { replica.metrics_port } else { bed.metrics_port() };
     assert!(support::aws_call_count(survivor_port).await > 0);
