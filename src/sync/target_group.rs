@@ -221,3 +221,74 @@ pub async fn delete_unwanted(
     *actual = kept;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ObjKey, TargetSource};
+
+    fn health_check() -> HealthCheck {
+        HealthCheck {
+            protocol: Protocol::Http,
+            port: "traffic-port".into(),
+            path: "/".into(),
+            interval_seconds: 15,
+            timeout_seconds: 5,
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            success_codes: "200".into(),
+        }
+    }
+
+    fn desired() -> TargetGroup {
+        TargetGroup {
+            resource_id: "shop/shop-web:80".into(),
+            name: "k8s-shop-web-0123456789".into(),
+            protocol: Protocol::Http,
+            protocol_version: "HTTP1".into(),
+            port: 8080,
+            target_type: TargetType::Ip,
+            health_check: health_check(),
+            attributes: Tags::new(),
+            targets: None,
+            source: TargetSource::Endpoints {
+                service: ObjKey { namespace: "shop".into(), name: "web".into() },
+                port_name: None,
+                publish_not_ready: false,
+            },
+            tags: Tags::new(),
+        }
+    }
+
+    fn actual() -> ActualTargetGroup {
+        ActualTargetGroup {
+            arn: "arn:tg".into(),
+            // Another name, as older LBC versions named target groups.
+            name: "k8s-shop-web-legacyname".into(),
+            resource: Some("shop/shop-web:80".into()),
+            target_type: TargetType::Ip,
+            protocol: Protocol::Http,
+            protocol_version: Some("HTTP1".into()),
+            health_check: health_check(),
+            attributes: None,
+            targets: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_target_group_is_matched_by_its_resource_tag_whatever_its_name() {
+        assert!(actual().serves(&desired()));
+        assert!(ActualTargetGroup { protocol_version: None, ..actual() }.serves(&desired()), "AWS did not say: kept");
+        assert!(!ActualTargetGroup { resource: Some("shop/other-web:80".into()), ..actual() }.serves(&desired()));
+        assert!(!ActualTargetGroup { resource: None, ..actual() }.serves(&desired()), "untagged: not ours");
+    }
+
+    #[test]
+    fn what_cannot_change_in_place_makes_a_new_target_group() {
+        assert!(!ActualTargetGroup { target_type: TargetType::Instance, ..actual() }.serves(&desired()));
+        assert!(!ActualTargetGroup { protocol: Protocol::Https, ..actual() }.serves(&desired()));
+        assert!(!ActualTargetGroup { protocol_version: Some("GRPC".into()), ..actual() }.serves(&desired()));
+        // The port is only the default of targets registered with their own port: kept.
+        assert!(actual().serves(&TargetGroup { port: 9090, ..desired() }));
+    }
+}
