@@ -57,13 +57,12 @@ pub struct Target<'a> {
     pub vpc_id: &'a str,
 }
 
-/// Reads the actual state of a stack from AWS, finding resources by tag.
-pub async fn read(t: &Target<'_>, group: &GroupId) -> Result<Actual, Error> {
-    let mut known = t.inventory.stack(t.aws, &group.to_string()).await?;
-    let mut actual =
-        Actual { target_groups: target_group::read(t.aws, std::mem::take(&mut known.target_groups)).await?, ..Actual::default() };
-    read_load_balancer(t, known, &mut actual).await?;
-    Ok(actual)
+/// Reads a stack's target groups (found by tag, with their targets), and returns what
+/// else the inventory knows of the stack, for [`read_load_balancer`].
+async fn read_target_groups(t: &Target<'_>, stack: &str) -> Result<(Actual, StackResources), Error> {
+    let mut known = t.inventory.stack(t.aws, stack).await?;
+    let target_groups = target_group::read(t.aws, std::mem::take(&mut known.target_groups)).await?;
+    Ok((Actual { target_groups, ..Actual::default() }, known))
 }
 
 /// Reads the security group, load balancer and listeners (everything but target groups).
@@ -91,7 +90,11 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, cac
     let Some(desired) = desired else {
         let mut actual = match cached {
             Some(a) => a,
-            None => read(t, group).await?,
+            None => {
+                let (mut actual, known) = read_target_groups(t, &stack_tag).await?;
+                read_load_balancer(t, known, &mut actual).await?;
+                actual
+            }
         };
         delete_all(t, &stack_tag, &mut actual).await?;
         return Ok(actual);
@@ -99,9 +102,8 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, cac
     let (mut actual, unread) = match cached {
         Some(a) => (a, None),
         None => {
-            let mut known = t.inventory.stack(t.aws, &stack_tag).await?;
-            let target_groups = target_group::read(t.aws, std::mem::take(&mut known.target_groups)).await?;
-            (Actual { target_groups, ..Actual::default() }, Some(known))
+            let (actual, known) = read_target_groups(t, &stack_tag).await?;
+            (actual, Some(known))
         }
     };
     let tg_arns = target_group::create_missing(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
