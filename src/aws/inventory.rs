@@ -145,27 +145,29 @@ impl Inventory {
                 loaded.tgs.entry(stack).or_default().push((tg, tags.get(&arn).cloned().unwrap_or_default()));
             }
         }
-        let groups = self.security_groups(aws, crate::model::TAG_RESOURCE, "ManagedLBSecurityGroup").await?;
-        loaded.backend_sgs =
-            self.security_groups(aws, BACKEND_SG_TAG, BACKEND_SG_VALUE).await?.into_iter().filter_map(|g| g.group_id).collect();
-        for g in groups {
-            let stack = g.tags().iter().find(|t| t.key() == Some(TAG_STACK)).and_then(|t| t.value()).map(str::to_string);
-            if let (Some(stack), Some(id)) = (stack, g.group_id) {
-                loaded.sgs.entry(stack).or_default().push(id);
+        // One listing of the cluster's groups serves both kinds: managed (per stack) and
+        // LBC's shared backend group.
+        for g in self.cluster_security_groups(aws).await? {
+            let tag = |key: &str| g.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string);
+            let (managed, backend) = (
+                tag(crate::model::TAG_RESOURCE).as_deref() == Some(crate::model::RESOURCE_MANAGED_SG),
+                tag(BACKEND_SG_TAG).as_deref() == Some(BACKEND_SG_VALUE),
+            );
+            let (stack, Some(id)) = (tag(TAG_STACK), g.group_id) else { continue };
+            match stack {
+                Some(stack) if managed => loaded.sgs.entry(stack).or_default().push(id),
+                _ if backend => loaded.backend_sgs.push(id),
+                _ => {}
             }
         }
         tracing::info!(stacks = loaded.lbs.len(), "read the load balancer inventory");
         Ok(loaded)
     }
 
-    /// The VPC's security groups of this cluster with the tag `key=value`.
-    async fn security_groups(&self, aws: &Aws, key: &str, value: &str) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, Error> {
+    /// The VPC's security groups tagged for this cluster.
+    async fn cluster_security_groups(&self, aws: &Aws) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, Error> {
         let filter = |name: &str, value: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
-        let filters = vec![
-            filter("vpc-id", &self.vpc_id),
-            filter(&format!("tag:{TAG_CLUSTER}"), &self.cluster),
-            filter(&format!("tag:{key}"), value),
-        ];
+        let filters = vec![filter("vpc-id", &self.vpc_id), filter(&format!("tag:{TAG_CLUSTER}"), &self.cluster)];
         let filters = &filters;
         paginate(|token| async move {
             let out = aws

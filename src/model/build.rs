@@ -359,7 +359,7 @@ pub fn build(inputs: &Inputs) -> Built {
             name: names::security_group(inputs.cluster, &inputs.group),
             description: "[k8s] Managed SecurityGroup for LoadBalancer".into(),
             ingress,
-            tags: with("ManagedLBSecurityGroup"),
+            tags: with(RESOURCE_MANAGED_SG),
         }),
         listeners: listener_list,
         target_groups: target_groups.into_values().collect(),

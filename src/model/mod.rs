@@ -18,6 +18,8 @@ pub type Tags = BTreeMap<String, String>;
 pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
 pub const TAG_RESOURCE: &str = "ingress.k8s.aws/resource";
+/// `ingress.k8s.aws/resource` of a load balancer's managed security group.
+pub const RESOURCE_MANAGED_SG: &str = "ManagedLBSecurityGroup";
 
 /// One IngressGroup = one ALB = one stack. An Ingress without `group.name` is its own group.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
