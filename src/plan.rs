@@ -168,14 +168,7 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                 "Secret" => {
                     let s: k8s_openapi::api::core::v1::Secret = serde_yaml::from_value(value).map_err(bad)?;
                     let key = ObjKey { namespace: s.namespace().unwrap_or_else(|| "default".into()), name: s.name_any() };
-                    let data = s
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                        .chain(s.string_data.unwrap_or_default())
-                        .collect();
-                    o.secrets.insert(key, data);
+                    o.secrets.insert(key, crate::k8s::secret_data(s));
                 }
                 _ => {}
             }

@@ -267,14 +267,7 @@ async fn auth_secrets(
     for key in names {
         let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(ctx.client.clone(), &key.namespace);
         if let Some(secret) = api.get_opt(&key.name).await? {
-            let data = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                .chain(secret.string_data.unwrap_or_default())
-                .collect();
-            out.insert(key, data);
+            out.insert(key, crate::k8s::secret_data(secret));
         }
     }
     Ok(out)
