@@ -26,24 +26,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Bed, is_mutating, samples};
+use support::{Bed, env_or, is_mutating, samples};
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("bench alb: skipped (runs under `cargo bench` / `make bench` / `make bench-alb` only)");
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let code = rt.block_on(run());
-    drop(rt);
-    std::process::exit(code);
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        _ => default,
-    }
+    support::bench_main("alb", "`make bench` / `make bench-alb`", run);
 }
 
 fn log(start: Instant, msg: impl std::fmt::Display) {

@@ -41,27 +41,13 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Bed, samples};
+use support::{Bed, env_or, samples};
 use tokio::sync::{Mutex, Semaphore};
 
 const TARGET_P99_SECONDS: f64 = 0.5;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("bench churn: skipped (runs under `cargo bench` / `make bench-churn` only)");
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let code = rt.block_on(run());
-    drop(rt);
-    std::process::exit(code);
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
-        _ => default,
-    }
+    support::bench_main("churn", "`make bench-churn`", run);
 }
 
 fn log(start: Instant, msg: impl std::fmt::Display) {

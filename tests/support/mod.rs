@@ -656,3 +656,26 @@ where
 pub fn is_mutating(operation: &str) -> bool {
     !(operation.starts_with("Describe") || operation.starts_with("Get") || operation.starts_with("List"))
 }
+
+// ---- benches (benches/*.rs include this module) ----
+
+/// A bench's `main`: runs `run` only under `cargo bench` (which passes `--bench`), so
+/// `cargo test --all-targets` builds the bench and returns at once; exits with its code.
+pub fn bench_main<F: Future<Output = i32>>(name: &str, make_targets: &str, run: impl FnOnce() -> F) {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("bench {name}: skipped (runs under `cargo bench` / {make_targets} only)");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = rt.block_on(run());
+    drop(rt);
+    std::process::exit(code);
+}
+
+/// The value of the environment variable `name`, or `default` when unset or empty.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        _ => default,
+    }
+}
