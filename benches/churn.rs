@@ -41,7 +41,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::{Bed, env_or, samples};
+use support::{Bed, cpu_seconds, env_or, memory_kib, samples};
 use tokio::sync::{Mutex, Semaphore};
 
 const TARGET_P99_SECONDS: f64 = 0.5;
@@ -93,29 +93,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// (VmHWM, VmRSS) in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// User + system CPU seconds of a process (USER_HZ is 100 on Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
 /// AWS calls by operation, summed over services and outcomes.
-async fn calls_by_operation(bed: &Bed) -> BTreeMap<String, u64> {
-    bed.aws_calls().await
-}
-
 async fn targets_changed(bed: &Bed, change: &str) -> u64 {
     samples(&bed.metrics().await, "alb_controller_targets_changed_total")
         .iter()
@@ -343,7 +321,7 @@ async fn run() -> i32 {
     );
 
     // ---- churn ----
-    let calls_before = calls_by_operation(&bed).await;
+    let calls_before = bed.aws_calls().await;
     let reconciles_before = bed.reconciles().await;
     let cpu_before = cpu_seconds(pid);
     let state = Arc::new(State { slices: initial.into_iter().map(Mutex::new).collect() });
@@ -379,13 +357,13 @@ async fn run() -> i32 {
     let t_drain = Instant::now();
     let quiet = bed.wait_quiet_for(Duration::from_secs(3), Duration::from_secs(300)).await;
     let drain = t_drain.elapsed().as_secs_f64() - 3.0;
-    let calls_after = calls_by_operation(&bed).await;
+    let calls_after = bed.aws_calls().await;
     let reconciles_churn = bed.reconciles().await - reconciles_before;
     let cpu_churn = cpu_seconds(pid) - cpu_before;
 
     // ---- bursts: rolling updates of several slices at once ----
     log(t_bench, format_args!("bursts: a rolling update of {burst_slices} slices at once ({per} endpoints each, one PATCH per endpoint)"));
-    let burst_calls_before = calls_by_operation(&bed).await;
+    let burst_calls_before = bed.aws_calls().await;
     let t_burst = Instant::now();
     let rollouts: Vec<Vec<Change>> = stream::iter(0..burst_slices)
         .map(|s| {
@@ -403,7 +381,7 @@ async fn run() -> i32 {
         .await;
     let burst_wall = t_burst.elapsed().as_secs_f64();
     let burst_quiet = bed.wait_quiet_for(Duration::from_secs(3), Duration::from_secs(300)).await;
-    let burst_calls_after = calls_by_operation(&bed).await;
+    let burst_calls_after = bed.aws_calls().await;
     let (hwm_end, rss_end) = memory_kib(pid);
 
     // ---- final state: every target group holds exactly its slice's endpoints ----
