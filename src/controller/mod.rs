@@ -117,15 +117,22 @@ impl Context {
         self.group_locks.lock().await.entry(group.clone()).or_default().clone()
     }
 
-    fn queued(&self, refs: Vec<ObjectRef<Ingress>>) -> Vec<ObjectRef<Ingress>> {
-        let mut queued = self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Records Ingresses as triggered (the work-queue depth).
+    fn enqueue(&self, refs: &[ObjectRef<Ingress>]) {
+        let mut queued = targets::lock(&self.queued);
         queued.extend(refs.iter().cloned());
         self.metrics.queue_depth("ingresses", queued.len());
+    }
+
+    /// The cached Ingresses that `wanted` picks, recorded as triggered.
+    fn trigger(&self, wanted: impl Fn(&Ingress) -> bool) -> Vec<ObjectRef<Ingress>> {
+        let refs: Vec<_> = self.ingresses.state().iter().filter(|i| wanted(i)).map(|i| ObjectRef::from_obj(i.as_ref())).collect();
+        self.enqueue(&refs);
         refs
     }
 
     fn started(&self, ing: &ObjectRef<Ingress>) {
-        let mut queued = self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queued = targets::lock(&self.queued);
         queued.remove(ing);
         self.metrics.queue_depth("ingresses", queued.len());
     }
@@ -372,45 +379,18 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let fast_path = tokio::spawn(targets::run(ctx.clone(), stop_rx));
     tokio::spawn(gates::flip(ctx.clone()));
 
-    let by_service = {
-        let ctx = ctx.clone();
-        move |svc: ObjKey| -> Vec<ObjectRef<Ingress>> {
-            let refs = ctx
-                .ingresses
-                .state()
-                .iter()
-                .filter(|ing| references_service(ing, &svc))
-                .map(|ing| ObjectRef::from_obj(ing.as_ref()))
-                .collect();
-            ctx.queued(refs)
-        }
-    };
-    // Every Ingress, or those of one namespace.
-    let ingresses_in = {
-        let ctx = ctx.clone();
-        move |namespace: Option<String>| -> Vec<ObjectRef<Ingress>> {
-            let refs = ctx
-                .ingresses
-                .state()
-                .iter()
-                .filter(|i| namespace.is_none() || i.namespace() == namespace)
-                .map(|i| ObjectRef::from_obj(i.as_ref()))
-                .collect();
-            ctx.queued(refs)
-        }
-    };
-    let (all_for_classes, all_for_params, by_namespace) = (ingresses_in.clone(), ingresses_in.clone(), ingresses_in);
     let ingress_events = {
         let ctx = ctx.clone();
-        ing_events.inspect_ok(move |ing: &Ingress| {
-            ctx.queued(vec![ObjectRef::from_obj(ing)]);
-        })
+        ing_events.inspect_ok(move |ing: &Ingress| ctx.enqueue(&[ObjectRef::from_obj(ing)]))
     };
     let resyncs = {
         let ctx = ctx.clone();
-        futures::stream::unfold(resync_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
-            .map(move |r| ctx.queued(vec![r]).remove(0))
+        futures::stream::unfold(resync_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) }).map(move |r| {
+            ctx.enqueue(std::slice::from_ref(&r));
+            r
+        })
     };
+    let (for_services, for_classes, for_namespaces, for_params) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone());
     let reconcile = |ing: Arc<Ingress>, ctx: Arc<Context>| {
         ctx.started(&ObjectRef::from_obj(ing.as_ref()));
         reconcile::reconcile(ing, ctx)
@@ -420,14 +400,18 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles).debounce(cfg.reconcile_debounce),
         )
         .watches_stream(svc_events, move |svc: Service| {
-            by_service(ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() })
+            let key = ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() };
+            for_services.trigger(|ing| references_service(ing, &key))
         })
-        .watches_stream(class_events, move |_class: IngressClass| all_for_classes(None))
+        .watches_stream(class_events, move |_class: IngressClass| for_classes.trigger(|_| true))
         // Labels decide IngressClassParams namespaceSelector.
-        .watches_stream(ns_events, move |ns: Namespace| by_namespace(Some(ns.name_any())))
+        .watches_stream(ns_events, move |ns: Namespace| {
+            let name = ns.name_any();
+            for_namespaces.trigger(|ing| ing.namespace().as_deref() == Some(name.as_str()))
+        })
         .watches_stream(
             params_events.map(futures::StreamExt::boxed).unwrap_or_else(|| futures::stream::empty().boxed()),
-            move |_p: IngressClassParams| all_for_params(None),
+            move |_p: IngressClassParams| for_params.trigger(|_| true),
         )
         .reconcile_on(resyncs)
         .graceful_shutdown_on(stop)

@@ -87,7 +87,7 @@ impl TargetQueue {
 
 /// The maps hold plain data and no code panics while holding them: a poisoned lock
 /// still holds consistent data.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
