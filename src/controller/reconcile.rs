@@ -297,8 +297,7 @@ fn load_backends(ctx: &Context, members: &[Arc<Ingress>]) -> (BTreeMap<ObjKey, S
             services.insert(key.clone(), svc.as_ref().clone());
         }
     }
-    let slices = wanted.iter().map(|k| (k.clone(), super::slices_of(ctx, k))).collect();
-    (services, slices)
+    (services, super::slices_of(ctx, &wanted))
 }
 
 /// Everything of a stack but its targets: those follow endpoints on their own path.

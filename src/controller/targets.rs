@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{Context, Error};
-use crate::model::{Dependency, GroupId, TargetSource};
+use crate::model::{Dependency, GroupId};
 use crate::sync;
 
 struct Marked {
@@ -138,17 +138,13 @@ async fn update(ctx: &Context, group: &GroupId, changed: &BTreeSet<Dependency>) 
     let Some(mut converged) = ctx.converged.lock().await.remove(group) else { return Ok(()) };
     let gated_pods = super::gates::waiting_pods(ctx);
     let nodes = ctx.nodes.state();
+    let touched: Vec<_> =
+        converged.target_groups.iter().filter(|tg| tg.source.dependencies().iter().any(|d| changed.contains(d))).collect();
+    let slices = super::slices_of(ctx, &touched.iter().filter_map(|tg| tg.source.service().cloned()).collect());
     let mut result = Ok(());
-    for tg in &converged.target_groups {
-        let source = &tg.source;
-        if !source.dependencies().iter().any(|d| changed.contains(d)) {
-            continue;
-        }
-        let slices = match source {
-            TargetSource::Endpoints { service, .. } => super::slices_of(ctx, service),
-            TargetSource::Nodes { .. } => Vec::new(),
-        };
-        let Some(desired) = source.targets(slices.iter().map(Arc::as_ref), &nodes, &gated_pods) else { continue };
+    for tg in touched {
+        let of_service = tg.source.service().and_then(|s| slices.get(s)).map(Vec::as_slice).unwrap_or_default();
+        let Some(desired) = tg.source.targets(of_service.iter().map(Arc::as_ref), &nodes, &gated_pods) else { continue };
         let Some(actual) = converged.actual.target_groups.iter_mut().find(|a| a.arn == tg.arn) else { continue };
         if let Err(e) = sync::targets::sync_one(&ctx.aws, actual, &desired).await {
             result = Err(e.into());

@@ -31,6 +31,14 @@ pub enum Dependency {
 }
 
 impl TargetSource {
+    /// The Service whose EndpointSlices the targets come from, if any.
+    pub fn service(&self) -> Option<&ObjKey> {
+        match self {
+            TargetSource::Endpoints { service, .. } => Some(service),
+            TargetSource::Nodes { .. } => None,
+        }
+    }
+
     pub fn dependencies(&self) -> Vec<Dependency> {
         match self {
             TargetSource::Endpoints { service, .. } => {
