@@ -6,15 +6,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
 use crate::k8s::class::ClassFilter;
-use crate::k8s::grouping::{self, ClusterObjects};
-use crate::k8s::params::IngressClassParams;
+use crate::k8s::grouping::{self, Snapshot};
 use crate::model::{self, Action, Certificate, Condition, GroupId, ObjKey, Problem, SecurityGroupInfo, Stack, Subnet, TargetType};
 
 #[derive(clap::Args, Debug)]
@@ -73,23 +72,10 @@ struct Objects {
     ingresses: Vec<Ingress>,
     services: BTreeMap<ObjKey, Service>,
     slices: BTreeMap<ObjKey, Vec<Arc<EndpointSlice>>>,
-    classes: Vec<Arc<IngressClass>>,
-    params: Vec<Arc<IngressClassParams>>,
+    /// IngressClasses, IngressClassParams and Namespaces: what grouping reads.
+    cluster: Snapshot,
     nodes: Vec<Arc<Node>>,
-    namespaces: Vec<Namespace>,
     secrets: BTreeMap<ObjKey, BTreeMap<String, String>>,
-}
-
-impl ClusterObjects for Objects {
-    fn classes(&self) -> Vec<Arc<IngressClass>> {
-        self.classes.clone()
-    }
-    fn params(&self, name: &str) -> Option<Arc<IngressClassParams>> {
-        self.params.iter().find(|p| p.name_any() == name).cloned()
-    }
-    fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
-        self.namespaces.iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default()
-    }
 }
 
 #[derive(Serialize)]
@@ -161,10 +147,10 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                             .push(Arc::new(s));
                     }
                 }
-                "IngressClass" => o.classes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
-                "IngressClassParams" => o.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
+                "IngressClass" => o.cluster.classes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
+                "IngressClassParams" => o.cluster.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "Node" => o.nodes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
-                "Namespace" => o.namespaces.push(serde_yaml::from_value(value).map_err(bad)?),
+                "Namespace" => o.cluster.namespaces.push(serde_yaml::from_value(value).map_err(bad)?),
                 "Secret" => {
                     let s: k8s_openapi::api::core::v1::Secret = serde_yaml::from_value(value).map_err(bad)?;
                     let key = ObjKey { namespace: s.namespace().unwrap_or_else(|| "default".into()), name: s.name_any() };
@@ -234,8 +220,8 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
     let mut objects = load(&args.files)?;
     let Discovered { subnets, certificates, security_groups } = environment(args)?;
     // The `alb` IngressClass is cluster setup, rarely in an app's manifests: assume it.
-    if !objects.classes.iter().any(|c| c.name_any() == args.ingress_class) {
-        objects.classes.push(Arc::new(
+    if !objects.cluster.classes.iter().any(|c| c.name_any() == args.ingress_class) {
+        objects.cluster.classes.push(Arc::new(
             serde_json::from_value(
                 serde_json::json!({"metadata": {"name": args.ingress_class}, "spec": {"controller": args.controller_name}}),
             )
@@ -245,8 +231,8 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
     let filter = ClassFilter { controller: args.controller_name.clone(), legacy_class: args.ingress_class.clone() };
     let mut groups: BTreeMap<GroupId, Vec<&Ingress>> = BTreeMap::new();
     let mut planned = Planned { load_balancers: Vec::new(), problems: Vec::new() };
-    for ing in objects.ingresses.iter().filter(|i| grouping::is_active(&objects, &filter, i)) {
-        match grouping::group_of(&objects, &filter, ing) {
+    for ing in objects.ingresses.iter().filter(|i| grouping::is_active(&objects.cluster, &filter, i)) {
+        match grouping::group_of(&objects.cluster, &filter, ing) {
             Ok(g) => groups.entry(g).or_default().push(ing),
             Err(message) => planned.problems.push(Problem {
                 ingress: ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() },
@@ -260,7 +246,7 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             .iter()
             .filter_map(|m| {
                 let key = ObjKey { namespace: m.namespace().unwrap_or_default(), name: m.name_any() };
-                Some((key, grouping::class_params(&objects, &filter, m)?))
+                Some((key, grouping::class_params(&objects.cluster, &filter, m)?))
             })
             .collect();
         let built = model::build(&model::Inputs {

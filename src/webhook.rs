@@ -24,7 +24,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 
 use crate::k8s::class::ClassFilter;
-use crate::k8s::grouping::{self, ClusterObjects};
+use crate::k8s::grouping::{self, Snapshot};
 use crate::k8s::params::IngressClassParams;
 use crate::model::{BackendRef, TargetType, service_port};
 
@@ -37,25 +37,6 @@ pub struct Webhook {
     pub filter: ClassFilter,
     pub cluster: String,
     pub default_target_type: TargetType,
-}
-
-/// The cluster objects one admission needs, read when it comes (any replica can serve it).
-struct Snapshot {
-    classes: Vec<Arc<IngressClass>>,
-    params: Vec<Arc<IngressClassParams>>,
-    namespace_labels: BTreeMap<String, String>,
-}
-
-impl ClusterObjects for Snapshot {
-    fn classes(&self) -> Vec<Arc<IngressClass>> {
-        self.classes.clone()
-    }
-    fn params(&self, name: &str) -> Option<Arc<IngressClassParams>> {
-        self.params.iter().find(|p| p.name_any() == name).cloned()
-    }
-    fn namespace_labels(&self, _namespace: &str) -> BTreeMap<String, String> {
-        self.namespace_labels.clone()
-    }
 }
 
 fn selects(svc: &Service, labels: &BTreeMap<String, String>) -> bool {
@@ -80,6 +61,7 @@ impl Webhook {
             return Ok(Vec::new());
         }
         let ingresses = Api::<Ingress>::namespaced(self.client.clone(), namespace).list(&ListParams::default()).await?.items;
+        // What one admission needs, read when it comes (any replica can serve it).
         let snapshot = Snapshot {
             classes: Api::<IngressClass>::all(self.client.clone())
                 .list(&ListParams::default())
@@ -93,11 +75,7 @@ impl Webhook {
                 .await
                 .map(|l| l.items.into_iter().map(Arc::new).collect())
                 .unwrap_or_default(),
-            namespace_labels: Api::<Namespace>::all(self.client.clone())
-                .get_opt(namespace)
-                .await?
-                .map(|n| n.labels().clone())
-                .unwrap_or_default(),
+            namespaces: Api::<Namespace>::all(self.client.clone()).get_opt(namespace).await?.into_iter().collect(),
         };
         let mut gates = Vec::new();
         for ing in ingresses.iter().filter(|i| grouping::is_active(&snapshot, &self.filter, i)) {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::ResourceExt;
 
@@ -17,6 +18,27 @@ pub trait ClusterObjects {
     fn classes(&self) -> Vec<Arc<IngressClass>>;
     fn params(&self, name: &str) -> Option<Arc<IngressClassParams>>;
     fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String>;
+}
+
+/// Cluster objects held in memory: what `plan` read from files, or what the webhook read
+/// for one admission.
+#[derive(Default)]
+pub struct Snapshot {
+    pub classes: Vec<Arc<IngressClass>>,
+    pub params: Vec<Arc<IngressClassParams>>,
+    pub namespaces: Vec<Namespace>,
+}
+
+impl ClusterObjects for Snapshot {
+    fn classes(&self) -> Vec<Arc<IngressClass>> {
+        self.classes.clone()
+    }
+    fn params(&self, name: &str) -> Option<Arc<IngressClassParams>> {
+        self.params.iter().find(|p| p.name_any() == name).cloned()
+    }
+    fn namespace_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.namespaces.iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default()
+    }
 }
 
 /// Our Ingress, not being deleted.
