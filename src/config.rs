@@ -69,9 +69,43 @@ pub struct Config {
     /// Private key (PEM) of the webhook.
     #[arg(long, env = "WEBHOOK_KEY_FILE")]
     pub webhook_key_file: Option<std::path::PathBuf>,
+    /// Give load balancers with a managed security group the cluster's shared backend
+    /// security group too, and open the targets' security groups to it (as LBC). Off: the
+    /// targets' security groups allow each load balancer's managed group instead.
+    #[arg(long, env = "ENABLE_BACKEND_SECURITY_GROUP", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub enable_backend_security_group: bool,
+    /// Use this existing security group as the backend security group instead of creating
+    /// (and later deleting) `k8s-traffic-<cluster>-<hash>`.
+    #[arg(long, env = "BACKEND_SECURITY_GROUP")]
+    pub backend_security_group: Option<String>,
+    /// Rules on the targets' security groups allow all TCP ports from the backend group
+    /// instead of only the target and health-check ports.
+    #[arg(long, env = "DISABLE_RESTRICTED_SG_RULES", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub disable_restricted_sg_rules: bool,
+    /// A rule forwarding to one Service that does not exist answers a fixed 503 ("Backend
+    /// service does not exist") instead of failing its Ingress (as LBC).
+    #[arg(long, env = "TOLERATE_NON_EXISTENT_BACKEND_SERVICE", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tolerate_non_existent_backend_service: bool,
+    /// A `use-annotation` backend whose `actions.*` annotation is missing answers a fixed
+    /// 503 ("Backend action does not exist") instead of failing its Ingress (as LBC).
+    #[arg(long, env = "TOLERATE_NON_EXISTENT_BACKEND_ACTION", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tolerate_non_existent_backend_action: bool,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
+}
+
+impl Config {
+    /// The settings the model builder follows.
+    pub fn model_options(&self) -> crate::model::Options {
+        crate::model::Options {
+            default_target_type: self.default_target_type,
+            backend_security_group: self.enable_backend_security_group,
+            unrestricted_sg_rules: self.disable_restricted_sg_rules,
+            tolerate_missing_backend_service: self.tolerate_non_existent_backend_service,
+            tolerate_missing_backend_action: self.tolerate_non_existent_backend_action,
+        }
+    }
 }
 
 /// `250ms`, `90s`, `10m`, `1h`, or plain seconds.

@@ -260,7 +260,7 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             security_groups: &security_groups,
             secrets: &objects.secrets,
             nodes: &objects.nodes,
-            default_target_type: args.default_target_type,
+            options: model::Options { default_target_type: args.default_target_type, ..model::Options::default() },
             gated_pods: &Default::default(),
             params: &params,
         });
@@ -279,7 +279,7 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
     }
     match args.output.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&planned).map_err(|e| e.to_string())?),
-        "table" => print!("{}", table(&planned)),
+        "table" => print!("{}", table(&planned, &args.cluster_name)),
         other => return Err(format!("unknown output {other:?}: use table or json")),
     }
     Ok(planned.problems.is_empty())
@@ -323,7 +323,7 @@ fn describe_condition(c: &Condition) -> String {
     }
 }
 
-fn table(p: &Planned) -> String {
+fn table(p: &Planned, cluster: &str) -> String {
     let mut out = String::new();
     if p.load_balancers.is_empty() {
         out.push_str("No load balancers.\n");
@@ -342,6 +342,23 @@ fn table(p: &Planned) -> String {
             None => {
                 let _ = writeln!(out, "  security     {}", l.security_groups.iter().cloned().collect::<Vec<_>>().join(", "));
             }
+        }
+        if let Some(rules) = &s.backend_rules {
+            let from = match rules.source {
+                model::BackendSource::SharedBackendGroup => {
+                    format!("shared group {} (attached)", model::names::backend_security_group(cluster))
+                }
+                model::BackendSource::ManagedGroup => "the managed group".to_string(),
+            };
+            let ports: std::collections::BTreeSet<i32> = s.target_groups.iter().flat_map(|tg| tg.backend_ports()).collect();
+            let on = if rules.all_ports {
+                "every TCP port".to_string()
+            } else if ports.is_empty() {
+                "no port yet (no targets)".to_string()
+            } else {
+                ports.iter().map(|p| format!("tcp/{p}")).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(out, "  backend      the targets' security groups allow {from} on {on}");
         }
         let _ = writeln!(out, "  tags         {}", l.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
         for listener in &s.listeners {

@@ -189,7 +189,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             security_groups: &security_groups,
             secrets: &secrets,
             nodes: &nodes,
-            default_target_type: ctx.cfg.default_target_type,
+            options: ctx.cfg.model_options(),
             gated_pods: &gated_pods,
             params: &params,
         })

@@ -58,8 +58,8 @@ pub struct Inputs<'a> {
     pub secrets: &'a BTreeMap<ObjKey, BTreeMap<String, String>>,
     /// Nodes, for `instance` targets.
     pub nodes: &'a [Arc<Node>],
-    /// Target type of backends without a `target-type` annotation (LBC: `instance`).
-    pub default_target_type: TargetType,
+    /// Controller-wide settings (flags).
+    pub options: Options,
     /// Pods whose containers are ready and whose only wait is one of our readiness gates:
     /// their (not yet ready) endpoints are registered, so the gate can turn True.
     pub gated_pods: &'a BTreeSet<ObjKey>,
@@ -239,15 +239,25 @@ pub fn build(inputs: &Inputs) -> Built {
         },
         None => BTreeSet::new(),
     };
-    for m in built.iter().filter(|m| m.cfg.manage_backend_security_group_rules == Some(true)) {
-        out.warnings.push(problem(
-            &m.key,
-            format!(
-                "annotation {}manage-backend-security-group-rules: not supported yet; allow the load balancer's security group in your node or pod security groups",
+    // As LBC: a managed security group comes with rules on the targets' groups; named
+    // groups only with manage-backend-security-group-rules, which needs the shared group.
+    let all_ports = inputs.options.unrestricted_sg_rules;
+    let backend_rules = if custom_sgs.is_empty() {
+        let source = if inputs.options.backend_security_group { BackendSource::SharedBackendGroup } else { BackendSource::ManagedGroup };
+        Some(BackendRules { source, all_ports })
+    } else if group_cfg.manage_backend_security_group_rules == Some(true) {
+        if !inputs.options.backend_security_group {
+            let msg = format!(
+                "annotation {}manage-backend-security-group-rules: needs the shared backend security group, which --enable-backend-security-group=false turns off",
                 annotations::PREFIX
-            ),
-        ));
-    }
+            );
+            out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
+            return out;
+        }
+        Some(BackendRules { source: BackendSource::SharedBackendGroup, all_ports })
+    } else {
+        None
+    };
 
     let mut tags = Tags::new();
     for m in &built {
@@ -363,6 +373,7 @@ pub fn build(inputs: &Inputs) -> Built {
         }),
         listeners: listener_list,
         target_groups: target_groups.into_values().collect(),
+        backend_rules,
     });
     out
 }
@@ -465,6 +476,7 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
         exclusive!(ssl_policy, "ssl-policy");
         exclusive!(load_balancer_attributes, "load-balancer-attributes");
         exclusive!(security_groups, "security-groups");
+        exclusive!(manage_backend_security_group_rules, "manage-backend-security-group-rules");
         if conflicts.is_empty() {
             kept.push((ing, key, cfg));
         } else {
@@ -477,7 +489,8 @@ fn merge_exclusive<'a>(members: Vec<Parsed<'a>>, problems: &mut Vec<Problem>) ->
     }
     unset_unowned!(scheme, "scheme"; ip_address_type, "ip-address-type"; load_balancer_name, "load-balancer-name"; subnets, "subnets";
         subnet_tags, "subnets"; load_balancer_attributes, "load-balancer-attributes"; security_groups, "security-groups";
-        inbound_cidrs, "inbound-cidrs"; ssl_redirect, "ssl-redirect"; ssl_policy, "ssl-policy");
+        inbound_cidrs, "inbound-cidrs"; ssl_redirect, "ssl-redirect"; ssl_policy, "ssl-policy";
+        manage_backend_security_group_rules, "manage-backend-security-group-rules");
     (kept, group)
 }
 
@@ -614,7 +627,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         group: &inputs.group,
         ing: m.ing,
         target_type: m.cfg.target_type,
-        default_target_type: inputs.default_target_type,
+        default_target_type: inputs.options.default_target_type,
     };
     let (name, backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
     if m.target_groups.iter().any(|tg| tg.name == name) {
@@ -1036,7 +1049,7 @@ mod tests {
             security_groups: env.security_groups,
             secrets: env.secrets.unwrap_or(&no_secrets),
             nodes: env.nodes,
-            default_target_type: TargetType::Ip,
+            options: Options { default_target_type: TargetType::Ip, ..Options::default() },
             gated_pods: &BTreeSet::new(),
             params: &BTreeMap::new(),
         })

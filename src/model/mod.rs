@@ -21,6 +21,38 @@ pub const TAG_RESOURCE: &str = "ingress.k8s.aws/resource";
 /// `ingress.k8s.aws/resource` of a load balancer's managed security group.
 pub const RESOURCE_MANAGED_SG: &str = "ManagedLBSecurityGroup";
 
+/// Controller-wide settings the builder follows: LBC's flags, with LBC's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Target type of backends without a `target-type` annotation (LBC: `instance`).
+    pub default_target_type: TargetType,
+    /// `--enable-backend-security-group`: load balancers with a managed security group
+    /// also get the cluster's shared backend security group, and the targets' security
+    /// groups allow that one group (else they allow each load balancer's managed group).
+    pub backend_security_group: bool,
+    /// `--disable-restricted-sg-rules`: rules on the targets' security groups allow every
+    /// TCP port instead of the target and health-check ports.
+    pub unrestricted_sg_rules: bool,
+    /// `--tolerate-non-existent-backend-service`: a rule forwarding to one Service that does
+    /// not exist answers a fixed 503 instead of failing its Ingress.
+    pub tolerate_missing_backend_service: bool,
+    /// `--tolerate-non-existent-backend-action`: a `use-annotation` backend whose
+    /// `actions.*` annotation is missing answers a fixed 503 instead of failing its Ingress.
+    pub tolerate_missing_backend_action: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            default_target_type: TargetType::Instance,
+            backend_security_group: true,
+            unrestricted_sg_rules: false,
+            tolerate_missing_backend_service: true,
+            tolerate_missing_backend_action: true,
+        }
+    }
+}
+
 /// One IngressGroup = one ALB = one stack. An Ingress without `group.name` is its own group.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum GroupId {
@@ -116,6 +148,29 @@ pub struct Stack {
     pub security_group: Option<SecurityGroup>,
     pub listeners: Vec<Listener>,
     pub target_groups: Vec<TargetGroup>,
+    /// How the targets' security groups let the load balancer in (LBC's
+    /// TargetGroupBinding networking); `None`: they are not touched (`security-groups`
+    /// without `manage-backend-security-group-rules`).
+    pub backend_rules: Option<BackendRules>,
+}
+
+/// Inbound rules on the security groups of the targets' network interfaces: from
+/// `source`, on each target group's target and health-check ports (or every TCP port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct BackendRules {
+    pub source: BackendSource,
+    /// `--disable-restricted-sg-rules`: every TCP port instead of the ports in use.
+    pub all_ports: bool,
+}
+
+/// The security group the targets' security groups allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendSource {
+    /// The cluster's shared backend security group, attached to the load balancer too.
+    SharedBackendGroup,
+    /// The load balancer's own managed security group (`--enable-backend-security-group=false`).
+    ManagedGroup,
 }
 
 impl Stack {
@@ -311,6 +366,19 @@ pub struct TargetGroup {
     #[serde(skip)]
     pub source: TargetSource,
     pub tags: Tags,
+}
+
+impl TargetGroup {
+    /// The ports the targets' security groups must open for this target group: the
+    /// targets' ports (a named target port can differ per pod) and a health-check port
+    /// that is not the traffic port (LBC's restricted rules).
+    pub fn backend_ports(&self) -> BTreeSet<i32> {
+        let mut ports: BTreeSet<i32> = self.targets.iter().flatten().map(|t| t.port).collect();
+        if let Ok(hc) = self.health_check.port.parse::<i32>() {
+            ports.insert(hc);
+        }
+        ports
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

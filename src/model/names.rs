@@ -39,6 +39,12 @@ pub fn security_group(cluster: &str, group: &GroupId) -> String {
     group_name(group, &hash(&[cluster, &group.to_string()]))
 }
 
+/// The cluster's shared backend security group, `k8s-traffic-<cluster>-<hash>`, exactly
+/// as LBC names it (so an LBC cluster's group is the same group).
+pub fn backend_security_group(cluster: &str) -> String {
+    format!("k8s-traffic-{}-{}", trunc(&alnum(cluster), 232), trunc(&hash(&[cluster]), 10))
+}
+
 /// What a target group name is made of: LBC's fields, in LBC's order.
 pub struct TargetGroupNameParts<'a> {
     pub cluster: &'a str,
@@ -78,6 +84,13 @@ pub fn target_group(p: &TargetGroupNameParts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_security_group_is_named_as_lbc_names_it() {
+        // sha256("my-cluster") starts 4cbfcec96c; LBC drops non-alphanumerics from the cluster name.
+        assert_eq!(backend_security_group("my-cluster"), "k8s-traffic-mycluster-4cbfcec96c");
+        assert_eq!(backend_security_group(&"x".repeat(300)).len(), "k8s-traffic-".len() + 232 + 1 + 10);
+    }
 
     #[test]
     fn names_fit_in_32_characters() {
