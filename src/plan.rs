@@ -388,6 +388,13 @@ fn table(p: &Planned, cluster: &str) -> String {
                 hc.success_codes,
                 hc.interval_seconds
             );
+            // Shown only where they differ from the load balancer's (a Service's own `tags`).
+            let user = |t: &BTreeMap<String, String>| {
+                t.iter().filter(|(k, _)| k.as_str() != model::TAG_RESOURCE).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()
+            };
+            if user(&tg.tags) != user(&l.tags) {
+                let _ = writeln!(out, "    tags       {}", user(&tg.tags).join(", "));
+            }
             match &tg.targets {
                 None => {
                     let _ =

@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::k8s::params::IngressClassParamsSpec;
 use crate::model::{Action, AuthSession, Condition, HealthCheck, Protocol, Scheme, Tags, TargetType};
@@ -50,6 +53,8 @@ pub struct IngressConfig {
     pub actions: BTreeMap<String, ActionSpec>,
     /// `conditions.${name}`: extra conditions of the rules whose backend is named `${name}`.
     pub conditions: BTreeMap<String, Vec<Condition>>,
+    /// Accepted but worth a Warning Event (e.g. a JSON key neither we nor LBC know).
+    pub warnings: Vec<AnnotationError>,
 }
 
 /// An `actions.${name}` annotation. Forward targets still name Services, resolved by
@@ -81,6 +86,11 @@ pub struct BackendConfig {
     pub protocol: Protocol,
     pub protocol_version: String,
     pub health_check: HealthCheck,
+    /// `tags` of the Ingress overlaid key by key by the Service's (the Service wins), as
+    /// LBC tags target groups.
+    pub tags: Tags,
+    /// Accepted but worth a Warning Event.
+    pub warnings: Vec<AnnotationError>,
 }
 
 /// `auth-type` oidc or cognito, before the client secret is read.
@@ -107,7 +117,10 @@ pub enum AuthIdp {
     },
 }
 
-#[derive(Deserialize)]
+// The JSON annotations' shapes, with LBC's spellings (its Go struct tags). Keys are
+// matched case-insensitively (see `decode_json`), so `sourceIpConfig` or `Values` work too.
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OidcJson {
     issuer: String,
@@ -119,16 +132,83 @@ struct OidcJson {
     authentication_request_extra_params: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CognitoJson {
-    #[serde(rename = "userPoolARN", alias = "userPoolArn")]
+    #[serde(rename = "userPoolARN")]
     user_pool_arn: String,
-    #[serde(rename = "userPoolClientID", alias = "userPoolClientId")]
+    #[serde(rename = "userPoolClientID")]
     user_pool_client_id: String,
     user_pool_domain: String,
     #[serde(default)]
     authentication_request_extra_params: BTreeMap<String, String>,
+}
+
+/// Decodes a JSON annotation as LBC does with Go's encoding/json: object keys match the
+/// fields of `T` case-insensitively (an exact match first) and unknown keys are ignored.
+/// Returns the ignored keys (as paths, e.g. `[0].sourceIPConfig.value`) to warn about.
+fn decode_json<T: DeserializeOwned + JsonSchema>(v: &str) -> Result<(T, Vec<String>), String> {
+    let mut value: Value = serde_json::from_str(v).map_err(|e| e.to_string())?;
+    let schema = schemars::schema_for!(T);
+    let mut unknown = Vec::new();
+    normalize_keys(&mut value, schema.as_value(), schema.as_value(), "", &mut unknown);
+    let decoded = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    Ok((decoded, unknown))
+}
+
+/// The schemas `schema` stands for: itself, or what its `$ref` and `anyOf`/`oneOf`/`allOf`
+/// (how an `Option` is described) point to.
+fn branches<'a>(schema: &'a Value, root: &'a Value, out: &mut Vec<&'a Value>) {
+    if let Some(name) = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+        if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
+            branches(def, root, out);
+        }
+        return;
+    }
+    out.push(schema);
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+            branches(sub, root, out);
+        }
+    }
+}
+
+/// Renames the object keys in `value` to the field names of `schema` (Go's case-insensitive
+/// match) and drops the keys it has no field for, recording their paths in `unknown`.
+fn normalize_keys(value: &mut Value, schema: &Value, root: &Value, path: &str, unknown: &mut Vec<String>) {
+    let mut all = Vec::new();
+    branches(schema, root, &mut all);
+    match value {
+        Value::Array(items) => {
+            let Some(item_schema) = all.iter().find_map(|s| s.get("items")) else { return };
+            for (i, item) in items.iter_mut().enumerate() {
+                normalize_keys(item, item_schema, root, &format!("{path}[{i}]"), unknown);
+            }
+        }
+        Value::Object(map) => {
+            let at = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+            if let Some(fields) = all.iter().find_map(|s| s.get("properties").and_then(Value::as_object)) {
+                let given = std::mem::take(map);
+                // Exact spellings first, so they win over a key that only folds to the same field.
+                let (exact, other): (Vec<_>, Vec<_>) = given.into_iter().partition(|(k, _)| fields.contains_key(k));
+                for (k, mut v) in exact.into_iter().chain(other) {
+                    let lower = k.to_lowercase();
+                    let Some((field, field_schema)) = fields.iter().find(|(f, _)| **f == k || f.to_lowercase() == lower) else {
+                        unknown.push(at(&k));
+                        continue;
+                    };
+                    normalize_keys(&mut v, field_schema, root, &at(field), unknown);
+                    map.entry(field.clone()).or_insert(v);
+                }
+            } else if let Some(values) = all.iter().find_map(|s| s.get("additionalProperties").filter(|a| a.is_object())) {
+                // A free map (`authenticationRequestExtraParams`): its keys are data.
+                for (k, v) in map.iter_mut() {
+                    normalize_keys(v, values, root, &at(k), unknown);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Only the `auth-*` annotations of a backend (Ingress overlaid by Service).
@@ -136,8 +216,9 @@ pub fn parse_backend_auth(
     ingress: &BTreeMap<String, String>,
     service: &BTreeMap<String, String>,
 ) -> Result<Option<AuthConfig>, Vec<AnnotationError>> {
-    let mut r = Reader { layers: vec![ingress, service], errors: Vec::new() };
+    let mut r = Reader::new(vec![ingress, service]);
     let auth = parse_auth(&mut r);
+    // Unknown keys are reported with the backend's target group (`parse_backend`).
     r.done(auth)
 }
 
@@ -146,8 +227,8 @@ pub fn auth_secrets(layers: &[&BTreeMap<String, String>]) -> Vec<String> {
     layers
         .iter()
         .filter_map(|l| l.get(&format!("{PREFIX}auth-idp-oidc")))
-        .filter_map(|v| serde_json::from_str::<OidcJson>(v).ok())
-        .map(|o| o.secret_name)
+        .filter_map(|v| decode_json::<OidcJson>(v).ok())
+        .map(|(o, _)| o.secret_name)
         .collect()
 }
 
@@ -169,9 +250,7 @@ fn parse_auth(r: &mut Reader) -> Option<AuthConfig> {
     let mut session = AuthSession { scope, session_cookie_name, session_timeout, on_unauthenticated_request, extra_params: Tags::new() };
     let idp = match kind.as_str() {
         "oidc" => {
-            let o = r.get("auth-idp-oidc", None, |v| {
-                serde_json::from_str::<OidcJson>(v).map(Some).map_err(|e| format!("not a valid OIDC configuration: {e}"))
-            });
+            let o: Option<OidcJson> = r.json("auth-idp-oidc", "OIDC configuration");
             let Some(o) = o else {
                 if r.raw("auth-idp-oidc").is_none() {
                     r.fail("auth-idp-oidc", "auth-type oidc needs this annotation".into());
@@ -188,9 +267,7 @@ fn parse_auth(r: &mut Reader) -> Option<AuthConfig> {
             }
         }
         "cognito" => {
-            let c = r.get("auth-idp-cognito", None, |v| {
-                serde_json::from_str::<CognitoJson>(v).map(Some).map_err(|e| format!("not a valid Cognito configuration: {e}"))
-            });
+            let c: Option<CognitoJson> = r.json("auth-idp-cognito", "Cognito configuration");
             let Some(c) = c else {
                 if r.raw("auth-idp-cognito").is_none() {
                     r.fail("auth-idp-cognito", "auth-type cognito needs this annotation".into());
@@ -225,9 +302,38 @@ impl std::fmt::Display for AnnotationError {
 struct Reader<'a> {
     layers: Vec<&'a BTreeMap<String, String>>,
     errors: Vec<AnnotationError>,
+    warnings: Vec<AnnotationError>,
 }
 
 impl<'a> Reader<'a> {
+    fn new(layers: Vec<&'a BTreeMap<String, String>>) -> Self {
+        Reader { layers, errors: Vec::new(), warnings: Vec::new() }
+    }
+
+    /// Keys LBC would silently ignore: accepted, but worth a Warning.
+    fn warn_unknown(&mut self, key: &str, unknown: Vec<String>) {
+        for k in unknown {
+            self.warnings.push(AnnotationError { annotation: format!("{PREFIX}{key}"), reason: format!("unknown key {k:?} is ignored") });
+        }
+    }
+
+    /// A JSON annotation, decoded as LBC decodes it (`decode_json`).
+    fn json<T: DeserializeOwned + JsonSchema>(&mut self, key: &str, what: &str) -> Option<T> {
+        let decoded = self.opt(key, |v| decode_json::<T>(v).map_err(|e| format!("not a valid {what}: {e}")))?;
+        let (value, unknown) = decoded;
+        self.warn_unknown(key, unknown);
+        Some(value)
+    }
+
+    /// `true`/`false` as Go's strconv.ParseBool reads them (LBC's boolean annotations).
+    fn bool(&mut self, key: &str) -> Option<bool> {
+        self.opt(key, |v| match v {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+            _ => Err(format!("{v:?} must be true or false")),
+        })
+    }
+
     /// Later layers win (a Service's annotations over its Ingress's).
     fn raw(&self, key: &str) -> Option<&'a str> {
         let full = format!("{PREFIX}{key}");
@@ -317,7 +423,7 @@ pub fn apply_params(cfg: &mut IngressConfig, p: &IngressClassParamsSpec) -> Resu
 }
 
 pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Vec<AnnotationError>> {
-    let mut r = Reader { layers: vec![annotations], errors: Vec::new() };
+    let mut r = Reader::new(vec![annotations]);
     let group_name = r.opt("group.name", parse_group_name);
     let group_order = r.get("group.order", 0, |v| match v.parse::<i64>() {
         Ok(n) if (-1000..=1000).contains(&n) => Ok(n),
@@ -353,20 +459,12 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         }
     });
     let load_balancer_attributes = r.opt("load-balancer-attributes", parse_attributes);
-    let use_regex_path_match = r.get("use-regex-path-match", false, |v| match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!("{v:?} must be true or false")),
-    });
+    let use_regex_path_match = r.bool("use-regex-path-match").unwrap_or(false);
     let security_groups = r.opt("security-groups", |v| {
         let list = parse_list(v);
         if list.is_empty() { Err("no security group given".into()) } else { Ok(list) }
     });
-    let manage_backend_security_group_rules = r.opt("manage-backend-security-group-rules", |v| match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!("{v:?} must be true or false")),
-    });
+    let manage_backend_security_group_rules = r.bool("manage-backend-security-group-rules");
     let mut actions = BTreeMap::new();
     let mut conditions = BTreeMap::new();
     let mut listener_attributes = BTreeMap::new();
@@ -383,16 +481,23 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         }
         if let Some(name) = rest.strip_prefix("actions.") {
             match parse_action(value) {
-                Ok(a) => drop(actions.insert(name.to_string(), a)),
+                Ok((a, unknown)) => {
+                    actions.insert(name.to_string(), a);
+                    r.warn_unknown(rest, unknown);
+                }
                 Err(e) => r.fail(rest, e),
             }
         } else if let Some(name) = rest.strip_prefix("conditions.") {
             match parse_conditions(value) {
-                Ok(c) => drop(conditions.insert(name.to_string(), c)),
+                Ok((c, unknown)) => {
+                    conditions.insert(name.to_string(), c);
+                    r.warn_unknown(rest, unknown);
+                }
                 Err(e) => r.fail(rest, e),
             }
         }
     }
+    let warnings = std::mem::take(&mut r.warnings);
     r.done(IngressConfig {
         group_name,
         group_order,
@@ -415,24 +520,66 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         listener_attributes,
         actions,
         conditions,
+        warnings,
     })
 }
 
 /// `key=value,key=value` attributes, as AWS names them (`deletion_protection.enabled=true`).
 fn parse_attributes(v: &str) -> Result<Tags, String> {
-    let mut attrs = Tags::new();
-    for pair in parse_list(v) {
-        let (k, val) = pair.split_once('=').ok_or_else(|| format!("attribute {pair:?} is not in the form key=value"))?;
-        let (k, val) = (k.trim(), val.trim());
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    let attrs = parse_string_map(v, "attribute")?;
+    for (k, val) in &attrs {
+        if !k.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
             return Err(format!("{k:?} is not an attribute name"));
         }
-        if k.ends_with(".enabled") && !matches!(val, "true" | "false") {
+        if k.ends_with(".enabled") && !matches!(val.as_str(), "true" | "false") {
             return Err(format!("{k} must be true or false, not {val:?}"));
         }
-        attrs.insert(k.to_string(), val.to_string());
     }
     Ok(attrs)
+}
+
+/// `k1=v1,k2=v2` as LBC's string-map annotations read it: `\,` is a comma inside a value,
+/// and a comma not followed by another `key=` ends the list there (so `k=a,b` is refused).
+/// Later keys win; empty pairs and a trailing comma are skipped.
+fn split_pairs(v: &str) -> Vec<String> {
+    let mut pairs = Vec::new();
+    let mut current = String::new();
+    let mut chars = v.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, escaped)) => current.push(escaped),
+                None => current.push(c),
+            },
+            ',' => {
+                let rest = v[i + 1..].trim();
+                pairs.push(std::mem::take(&mut current).trim().to_string());
+                if !rest.is_empty() && !rest.contains('=') {
+                    // Not a pair: kept whole, so that it is refused.
+                    pairs.push(rest.to_string());
+                    break;
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    pairs.push(current.trim().to_string());
+    pairs.retain(|p| !p.is_empty());
+    pairs
+}
+
+/// `k1=v1,k2=v2` (see `split_pairs`); `what` names an entry in errors.
+fn parse_string_map(v: &str, what: &str) -> Result<Tags, String> {
+    let mut map = Tags::new();
+    for pair in split_pairs(v) {
+        let (k, val) = pair.split_once('=').ok_or_else(|| format!("{what} {pair:?} is not in the form key=value"))?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(format!("{what} {pair:?} has an empty key"));
+        }
+        map.insert(k.to_string(), val.trim().to_string());
+    }
+    Ok(map)
 }
 
 /// Services named by forward actions in `actions.*` annotations (unparsable ones are
@@ -442,7 +589,7 @@ pub fn action_services(annotations: &BTreeMap<String, String>) -> Vec<String> {
         .iter()
         .filter(|(k, _)| k.strip_prefix(PREFIX).is_some_and(|r| r.starts_with("actions.")))
         .filter_map(|(_, v)| parse_action(v).ok())
-        .flat_map(|a| match a {
+        .flat_map(|(a, _)| match a {
             ActionSpec::Forward { targets, .. } => targets
                 .into_iter()
                 .filter_map(|(t, _)| match t {
@@ -455,19 +602,21 @@ pub fn action_services(annotations: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ActionJson {
     #[serde(rename = "type")]
     kind: String,
     fixed_response_config: Option<FixedJson>,
     redirect_config: Option<RedirectJson>,
-    #[serde(rename = "targetGroupARN", alias = "targetGroupArn")]
+    #[serde(rename = "targetGroupARN")]
     target_group_arn: Option<String>,
+    /// LBC looks the target group up by name; we do not (yet).
+    target_group_name: Option<String>,
     forward_config: Option<ForwardJson>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FixedJson {
     status_code: String,
@@ -475,7 +624,7 @@ struct FixedJson {
     message_body: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RedirectJson {
     protocol: Option<String>,
@@ -486,36 +635,45 @@ struct RedirectJson {
     status_code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ForwardJson {
     target_groups: Vec<TupleJson>,
     target_group_stickiness_config: Option<StickinessJson>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TupleJson {
-    #[serde(rename = "targetGroupARN", alias = "targetGroupArn")]
+    #[serde(rename = "targetGroupARN")]
     target_group_arn: Option<String>,
+    target_group_name: Option<String>,
     service_name: Option<String>,
     service_port: Option<serde_json::Value>,
     weight: Option<i32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StickinessJson {
-    enabled: bool,
+    /// Optional in LBC (absent = off).
+    enabled: Option<bool>,
     duration_seconds: Option<i32>,
 }
 
 /// At most this many target groups per forward action (an ALB quota).
 const MAX_TARGET_GROUPS_PER_ACTION: usize = 5;
 
-fn parse_action(v: &str) -> Result<ActionSpec, String> {
-    let a: ActionJson = serde_json::from_str(v).map_err(|e| format!("not a valid action: {e}"))?;
-    match a.kind.as_str() {
+/// An `actions.*` annotation, and the JSON keys it ignored.
+fn parse_action(v: &str) -> Result<(ActionSpec, Vec<String>), String> {
+    let (a, unknown): (ActionJson, _) = decode_json(v).map_err(|e| format!("not a valid action: {e}"))?;
+    let no_names = "targetGroupName is not supported: give the target group's targetGroupARN";
+    if a.target_group_name.is_some()
+        || a.forward_config.as_ref().is_some_and(|f| f.target_groups.iter().any(|t| t.target_group_name.is_some()))
+    {
+        return Err(no_names.into());
+    }
+    let spec = match a.kind.as_str() {
         "fixed-response" => {
             let c = a.fixed_response_config.ok_or("fixed-response needs fixedResponseConfig")?;
             if !c.status_code.parse::<u16>().is_ok_and(|s| (200..=599).contains(&s)) {
@@ -543,7 +701,7 @@ fn parse_action(v: &str) -> Result<ActionSpec, String> {
         }
         "forward" => {
             if let Some(arn) = a.target_group_arn {
-                return Ok(ActionSpec::Forward { targets: vec![(TargetRef::Arn(arn), None)], stickiness_seconds: None });
+                return Ok((ActionSpec::Forward { targets: vec![(TargetRef::Arn(arn), None)], stickiness_seconds: None }, unknown));
             }
             let f = a.forward_config.ok_or("forward needs targetGroupARN or forwardConfig")?;
             if f.target_groups.is_empty() || f.target_groups.len() > MAX_TARGET_GROUPS_PER_ACTION {
@@ -574,78 +732,110 @@ fn parse_action(v: &str) -> Result<ActionSpec, String> {
                 targets.push((target, Some(t.weight.unwrap_or(1))));
             }
             let stickiness_seconds = match f.target_group_stickiness_config {
-                Some(s) if s.enabled => Some(s.duration_seconds.unwrap_or(3600)),
+                Some(s) if s.enabled == Some(true) => Some(s.duration_seconds.unwrap_or(3600)),
                 _ => None,
             };
             Ok(ActionSpec::Forward { targets, stickiness_seconds })
         }
         other => Err(format!("unknown action type {other:?}: must be fixed-response, redirect or forward")),
-    }
+    };
+    spec.map(|spec| (spec, unknown))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConditionJson {
     field: String,
-    host_header_config: Option<ValuesJson>,
-    path_pattern_config: Option<ValuesJson>,
+    host_header_config: Option<MatchJson>,
+    path_pattern_config: Option<MatchJson>,
     http_header_config: Option<HeaderJson>,
     http_request_method_config: Option<ValuesJson>,
     query_string_config: Option<QueryJson>,
+    #[serde(rename = "sourceIPConfig")]
     source_ip_config: Option<ValuesJson>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ValuesJson {
-    #[serde(alias = "Values")]
     values: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// Host and path conditions: values, or (LBC) regular expressions, which we do not support yet.
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MatchJson {
+    values: Option<Vec<String>>,
+    regex_values: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HeaderJson {
     http_header_name: String,
-    #[serde(alias = "Values")]
-    values: Vec<String>,
+    values: Option<Vec<String>>,
+    regex_values: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryJson {
-    #[serde(alias = "Values")]
     values: Vec<KeyValueJson>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyValueJson {
     key: Option<String>,
     value: String,
 }
 
-fn parse_conditions(v: &str) -> Result<Vec<Condition>, String> {
-    let list: Vec<ConditionJson> = serde_json::from_str(v).map_err(|e| format!("not a valid list of conditions: {e}"))?;
-    let need = |c: Option<ValuesJson>, field: &str| c.map(|c| c.values).ok_or_else(|| format!("condition {field} needs its config"));
-    list.into_iter()
+/// The values of a condition config that LBC also lets give `regexValues`.
+fn match_values(values: Option<Vec<String>>, regex_values: Option<Vec<String>>, config: &str) -> Result<Vec<String>, String> {
+    if regex_values.is_some_and(|r| !r.is_empty()) {
+        return Err(format!("{config}.regexValues is not supported; use values"));
+    }
+    values.filter(|v| !v.is_empty()).ok_or_else(|| format!("{config} needs values"))
+}
+
+/// A `conditions.*` annotation, and the JSON keys it ignored.
+fn parse_conditions(v: &str) -> Result<(Vec<Condition>, Vec<String>), String> {
+    let (list, unknown): (Vec<ConditionJson>, _) = decode_json(v).map_err(|e| format!("not a valid list of conditions: {e}"))?;
+    let missing = |config: &str| format!("condition needs {config}");
+    let conditions = list
+        .into_iter()
         .map(|c| {
             Ok(match c.field.as_str() {
-                "host-header" => Condition::HostHeader(need(c.host_header_config, "host-header")?),
-                "path-pattern" => Condition::PathPattern(need(c.path_pattern_config, "path-pattern")?),
-                "http-request-method" => Condition::HttpRequestMethod(need(c.http_request_method_config, "http-request-method")?),
-                "source-ip" => Condition::SourceIp(need(c.source_ip_config, "source-ip")?),
+                "host-header" => {
+                    let m = c.host_header_config.ok_or_else(|| missing("hostHeaderConfig"))?;
+                    Condition::HostHeader(match_values(m.values, m.regex_values, "hostHeaderConfig")?)
+                }
+                "path-pattern" => {
+                    let m = c.path_pattern_config.ok_or_else(|| missing("pathPatternConfig"))?;
+                    Condition::PathPattern(match_values(m.values, m.regex_values, "pathPatternConfig")?)
+                }
+                "http-request-method" => {
+                    let m = c.http_request_method_config.ok_or_else(|| missing("httpRequestMethodConfig"))?;
+                    Condition::HttpRequestMethod(match_values(Some(m.values), None, "httpRequestMethodConfig")?)
+                }
+                "source-ip" => {
+                    let m = c.source_ip_config.ok_or_else(|| missing("sourceIPConfig"))?;
+                    Condition::SourceIp(match_values(Some(m.values), None, "sourceIPConfig")?)
+                }
                 "http-header" => {
-                    let h = c.http_header_config.ok_or("condition http-header needs httpHeaderConfig")?;
-                    Condition::HttpHeader { name: h.http_header_name, values: h.values }
+                    let h = c.http_header_config.ok_or_else(|| missing("httpHeaderConfig"))?;
+                    let values = match_values(h.values, h.regex_values, "httpHeaderConfig")?;
+                    Condition::HttpHeader { name: h.http_header_name, values }
                 }
                 "query-string" => {
-                    let q = c.query_string_config.ok_or("condition query-string needs queryStringConfig")?;
+                    let q = c.query_string_config.ok_or_else(|| missing("queryStringConfig"))?;
                     Condition::QueryString(q.values.into_iter().map(|kv| (kv.key, kv.value)).collect())
                 }
                 other => return Err(format!("unknown condition field {other:?}")),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((conditions, unknown))
 }
 
 /// Target group settings of one backend Service, with LBC's defaults (gRPC ones for GRPC).
@@ -654,16 +844,9 @@ pub fn parse_backend(
     service: &BTreeMap<String, String>,
     default_target_type: TargetType,
 ) -> Result<BackendConfig, Vec<AnnotationError>> {
-    let mut r = Reader { layers: vec![ingress, service], errors: Vec::new() };
+    let mut r = Reader::new(vec![ingress, service]);
     let target_type = r.get("target-type", default_target_type, TargetType::parse);
-    let node_labels = r.get("target-node-labels", Tags::new(), |v| {
-        let mut labels = Tags::new();
-        for pair in parse_list(v) {
-            let (k, val) = pair.split_once('=').ok_or_else(|| format!("label {pair:?} is not in the form key=value"))?;
-            labels.insert(k.trim().to_string(), val.trim().to_string());
-        }
-        Ok(labels)
-    });
+    let node_labels = r.get("target-node-labels", Tags::new(), |v| parse_string_map(v, "label"));
     let protocol = r.get("backend-protocol", Protocol::Http, parse_protocol);
     let protocol_version = r.get("backend-protocol-version", "HTTP1".to_string(), |v| match v {
         "HTTP1" | "HTTP2" | "GRPC" => Ok(v.to_string()),
@@ -691,7 +874,18 @@ pub fn parse_backend(
         r.fail("healthcheck-timeout-seconds", format!("timeout {timeout_seconds}s must be shorter than the interval {interval_seconds}s"));
     }
     let attributes = r.get("target-group-attributes", Tags::new(), parse_attributes);
+    // Unlike the other settings, tags merge key by key: the Service's over the Ingress's.
+    let mut tags = Tags::new();
+    for layer in [ingress, service] {
+        if let Some(v) = layer.get(&format!("{PREFIX}tags")) {
+            match parse_tags(v) {
+                Ok(t) => tags.extend(t),
+                Err(e) => r.fail("tags", e),
+            }
+        }
+    }
     let auth = parse_auth(&mut r);
+    let warnings = std::mem::take(&mut r.warnings);
     r.done(BackendConfig {
         target_type,
         node_labels,
@@ -709,6 +903,8 @@ pub fn parse_backend(
             unhealthy_threshold,
             success_codes,
         },
+        tags,
+        warnings,
     })
 }
 
@@ -749,17 +945,11 @@ fn parse_lb_name(v: &str) -> Result<String, String> {
 
 /// `k1=v1,k2=v2`
 fn parse_tags(v: &str) -> Result<Tags, String> {
-    let mut tags = Tags::new();
-    for pair in parse_list(v) {
-        let (k, val) = pair.split_once('=').ok_or_else(|| format!("tag {pair:?} is not in the form key=value"))?;
-        let k = k.trim();
-        if k.is_empty() {
-            return Err(format!("tag {pair:?} has an empty key"));
-        }
-        if k.starts_with("aws:") || k == crate::model::TAG_CLUSTER || k == crate::model::TAG_STACK || k == crate::model::TAG_RESOURCE {
-            return Err(format!("tag key {k:?} is reserved"));
-        }
-        tags.insert(k.to_string(), val.trim().to_string());
+    let tags = parse_string_map(v, "tag")?;
+    if let Some(k) = tags.keys().find(|k| {
+        k.starts_with("aws:") || *k == crate::model::TAG_CLUSTER || *k == crate::model::TAG_STACK || *k == crate::model::TAG_RESOURCE
+    }) {
+        return Err(format!("tag key {k:?} is reserved"));
     }
     Ok(tags)
 }
@@ -775,9 +965,8 @@ fn parse_listen_ports(v: &str) -> Result<Vec<(Protocol, i32)>, String> {
             if !(1..=65535).contains(&port) {
                 return Err(format!("port {port} is out of range 1-65535"));
             }
-            if ports.iter().any(|&(_, p)| p == port as i32) {
-                return Err(format!("port {port} is listed twice"));
-            }
+            // LBC keeps a port once, with the protocol listed last.
+            ports.retain(|&(_, p)| p != port as i32);
             ports.push((protocol, port as i32));
         }
     }
@@ -1065,5 +1254,111 @@ mod tests {
         for bad in ["abc", "600", "200-"] {
             assert!(parse_backend(&ann(&[("success-codes", bad)]), &BTreeMap::new(), TargetType::Ip).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn json_keys_match_lbc_spellings_case_insensitively() {
+        let c = parse(&ann(&[
+            ("conditions.lbc", r#"[{"field":"source-ip","sourceIPConfig":{"values":["10.0.0.0/8"]}}]"#),
+            ("conditions.ours", r#"[{"field":"source-ip","sourceIpConfig":{"Values":["10.0.0.0/8"]}}]"#),
+            ("conditions.shout", r#"[{"Field":"http-request-method","HTTPREQUESTMETHODCONFIG":{"VALUES":["GET"]}}]"#),
+            ("actions.arn", r#"{"Type":"forward","targetGroupArn":"arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/y"}"#),
+            ("actions.tuple", r#"{"type":"forward","forwardConfig":{"targetGroups":[{"TargetGroupARN":"arn:x"}],"TargetGroupStickinessConfig":{"Enabled":true}}}"#),
+        ]))
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.conditions["lbc"], vec![Condition::SourceIp(vec!["10.0.0.0/8".into()])]);
+        assert_eq!(c.conditions["ours"], c.conditions["lbc"]);
+        assert_eq!(c.conditions["shout"], vec![Condition::HttpRequestMethod(vec!["GET".into()])]);
+        assert!(matches!(&c.actions["arn"], ActionSpec::Forward { targets, .. } if matches!(&targets[0].0, TargetRef::Arn(_))));
+        assert!(matches!(&c.actions["tuple"], ActionSpec::Forward { stickiness_seconds: Some(3600), .. }));
+        for cognito in [
+            r#"{"userPoolARN":"arn:pool","userPoolClientID":"c","userPoolDomain":"d"}"#,
+            r#"{"userPoolArn":"arn:pool","userPoolClientId":"c","UserPoolDomain":"d"}"#,
+        ] {
+            let b =
+                parse_backend(&ann(&[("auth-type", "cognito"), ("auth-idp-cognito", cognito)]), &BTreeMap::new(), TargetType::Ip).unwrap();
+            assert!(matches!(b.auth.unwrap().idp, AuthIdp::Cognito { user_pool_client_id, .. } if user_pool_client_id == "c"));
+        }
+        let oidc = r#"{"Issuer":"https://i","authorizationendpoint":"https://i/a","tokenEndpoint":"https://i/t","userInfoEndpoint":"https://i/u","SecretName":"s","authenticationRequestExtraParams":{"Prompt":"login"}}"#;
+        let b = parse_backend(&ann(&[("auth-type", "oidc"), ("auth-idp-oidc", oidc)]), &BTreeMap::new(), TargetType::Ip).unwrap();
+        // The extra params are a free map: their keys are kept as written.
+        assert_eq!(b.auth.unwrap().session.extra_params["Prompt"], "login");
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+    }
+
+    #[test]
+    fn unknown_json_keys_are_accepted_with_a_warning_naming_them() {
+        let c = parse(&ann(&[
+            ("conditions.web", r#"[{"field":"source-ip","sourceIPConfig":{"values":["10.0.0.0/8"],"negate":true},"comment":"x"}]"#),
+            ("actions.fixed", r#"{"type":"fixed-response","fixedResponseConfig":{"statusCode":"404","colour":"red"}}"#),
+        ]))
+        .unwrap();
+        assert_eq!(c.conditions["web"].len(), 1);
+        let warned: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warned,
+            vec![
+                r#"annotation alb.ingress.kubernetes.io/actions.fixed: unknown key "fixedResponseConfig.colour" is ignored"#,
+                r#"annotation alb.ingress.kubernetes.io/conditions.web: unknown key "[0].sourceIPConfig.negate" is ignored"#,
+                r#"annotation alb.ingress.kubernetes.io/conditions.web: unknown key "[0].comment" is ignored"#,
+            ]
+        );
+        let oidc = r#"{"issuer":"https://i","authorizationEndpoint":"https://i/a","tokenEndpoint":"https://i/t","userInfoEndpoint":"https://i/u","secretName":"s","scope":"email"}"#;
+        let b = parse_backend(&BTreeMap::new(), &ann(&[("auth-type", "oidc"), ("auth-idp-oidc", oidc)]), TargetType::Ip).unwrap();
+        assert_eq!(b.warnings.len(), 1);
+        assert!(b.warnings[0].to_string().contains(r#"auth-idp-oidc: unknown key "scope""#), "{}", b.warnings[0]);
+    }
+
+    #[test]
+    fn lbc_keys_we_do_not_support_are_refused_by_name() {
+        for (k, v, says) in [
+            ("actions.x", r#"{"type":"forward","targetGroupName":"legacy"}"#, "targetGroupName"),
+            ("actions.x", r#"{"type":"forward","forwardConfig":{"targetGroups":[{"targetGroupName":"legacy"}]}}"#, "targetGroupName"),
+            ("conditions.x", r#"[{"field":"host-header","hostHeaderConfig":{"regexValues":["^a"]}}]"#, "regexValues"),
+            ("conditions.x", r#"[{"field":"source-ip","sourceIPConfig":{"values":[]}}]"#, "sourceIPConfig needs values"),
+        ] {
+            let errs = parse(&ann(&[(k, v)])).unwrap_err();
+            assert!(errs[0].to_string().contains(says), "{v}: {}", errs[0]);
+        }
+    }
+
+    #[test]
+    fn booleans_as_go_reads_them() {
+        for (v, want) in [("true", true), ("True", true), ("1", true), ("t", true), ("FALSE", false), ("0", false), ("f", false)] {
+            assert_eq!(parse(&ann(&[("use-regex-path-match", v)])).unwrap().use_regex_path_match, want, "{v}");
+            assert_eq!(parse(&ann(&[("manage-backend-security-group-rules", v)])).unwrap().manage_backend_security_group_rules, Some(want));
+        }
+        assert!(parse(&ann(&[("use-regex-path-match", "yes")])).is_err());
+    }
+
+    #[test]
+    fn string_maps_split_as_lbc_does() {
+        assert_eq!(split_pairs(r"a=1, b = 2 ,c=x\,y,"), vec!["a=1", "b = 2", "c=x,y"]);
+        let t = parse(&ann(&[("tags", r"team=web,note=a\,b")])).unwrap().tags;
+        assert_eq!(t["note"], "a,b");
+        // A comma not followed by another key=value: LBC refuses it, and so do we.
+        assert!(parse(&ann(&[("tags", "team=web,shop")])).is_err());
+        assert!(parse(&ann(&[("load-balancer-attributes", "idle_timeout.timeout_seconds=60,x")])).is_err());
+        let b = parse_backend(&ann(&[("target-node-labels", r"pool=web,zone=a")]), &BTreeMap::new(), TargetType::Instance).unwrap();
+        assert_eq!(b.node_labels.len(), 2);
+    }
+
+    #[test]
+    fn a_listen_port_listed_twice_keeps_the_last_protocol() {
+        let c = parse(&ann(&[("listen-ports", r#"[{"HTTP": 80}, {"HTTP": 80}, {"HTTP": 8080}, {"HTTPS": 8080}]"#)])).unwrap();
+        assert_eq!(c.listen_ports, Some(vec![(Protocol::Http, 80), (Protocol::Https, 8080)]));
+        // Protocols are map keys in LBC, matched exactly.
+        assert!(parse(&ann(&[("listen-ports", r#"[{"http": 80}]"#)])).is_err());
+    }
+
+    #[test]
+    fn backend_tags_merge_key_by_key_with_the_service_winning() {
+        let b = parse_backend(&ann(&[("tags", "team=web,env=prod")]), &ann(&[("tags", "env=staging,owner=svc")]), TargetType::Ip).unwrap();
+        let want: Tags =
+            [("env", "staging"), ("owner", "svc"), ("team", "web")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(b.tags, want);
+        let e = parse_backend(&BTreeMap::new(), &ann(&[("tags", "aws:x=1")]), TargetType::Ip).unwrap_err();
+        assert_eq!(e[0].annotation, format!("{PREFIX}tags"));
     }
 }

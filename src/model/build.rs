@@ -121,7 +121,10 @@ pub fn build(inputs: &Inputs) -> Built {
                 Ok(cfg)
             });
         match parsed {
-            Ok(cfg) => members.push((*ing, key, cfg)),
+            Ok(mut cfg) => {
+                out.warnings.extend(cfg.warnings.drain(..).map(|w| problem(&key, w.to_string())));
+                members.push((*ing, key, cfg))
+            }
             Err(message) => out.problems.push(problem(&key, message)),
         }
     }
@@ -276,12 +279,19 @@ pub fn build(inputs: &Inputs) -> Built {
     for (&port, &protocol) in &listeners {
         let redirect = group_cfg.ssl_redirect.filter(|_| protocol == Protocol::Http);
         let mut rules = Vec::new();
+        // Whose rule each is: a rule carries its own Ingress's tags, not the group's (as LBC).
+        let mut owners: Vec<(&RuleParts, &Tags)> = Vec::new();
         if redirect.is_none() {
             for m in built.iter().filter(|m| m.ports.iter().any(|&(_, p)| p == port)) {
                 rules.extend(m.rules.iter().cloned());
+                owners.extend(m.rules.iter().map(|r| (r, &m.cfg.tags)));
             }
         }
         let rules = optimize(rules, protocol, port);
+        // The optimizer only drops rules, so the kept ones are found in order.
+        let mut owners = owners.into_iter();
+        let rule_tags: Vec<Tags> =
+            rules.iter().map(|r| owners.find(|(o, _)| *o == r).map_or_else(|| tags.clone(), |(_, t)| t.clone())).collect();
         listener_list.push(Listener {
             port,
             protocol,
@@ -305,14 +315,19 @@ pub fn build(inputs: &Inputs) -> Built {
             },
             rules: rules
                 .into_iter()
+                .zip(rule_tags)
                 .enumerate()
-                .map(|(i, (conditions, auth, action))| Rule {
+                .map(|(i, ((conditions, auth, action), mut tags))| Rule {
                     priority: i as i32 + 1,
                     conditions,
                     // ALBs authenticate on HTTPS listeners only.
                     auth: auth.filter(|_| protocol == Protocol::Https),
                     action,
-                    tags: with(&format!("{port}:{}", i + 1)),
+                    tags: {
+                        tags.extend(base.clone());
+                        tags.insert(TAG_RESOURCE.to_string(), format!("{port}:{}", i + 1));
+                        tags
+                    },
                 })
                 .collect(),
             tags: with(&port.to_string()),
@@ -342,15 +357,18 @@ pub fn build(inputs: &Inputs) -> Built {
     let mut target_groups: BTreeMap<String, TargetGroup> = BTreeMap::new();
     for m in &mut built {
         for mut tg in m.target_groups.drain(..) {
-            let mut t = with(&tg.resource_id);
-            t.extend(std::mem::take(&mut tg.tags));
-            tg.tags = t;
+            // Its own tags (its Ingress's and Service's, see service_target_group), not the group's.
+            tg.tags.extend(base.clone());
+            tg.tags.insert(TAG_RESOURCE.to_string(), tg.resource_id.clone());
             // One target group per Ingress and Service port, as LBC (an Ingress naming a
             // Service port twice uses one).
             target_groups.entry(tg.name.clone()).or_insert(tg);
         }
         out.warnings.append(&mut m.warnings);
     }
+    // One Event per warning, however many backends share the annotation that caused it.
+    let mut seen = BTreeSet::new();
+    out.warnings.retain(|w| seen.insert((w.ingress.clone(), w.message.clone())));
     out.stack = Some(Stack {
         group: inputs.group.clone(),
         load_balancer: LoadBalancer {
@@ -629,9 +647,15 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         target_type: m.cfg.target_type,
         default_target_type: inputs.options.default_target_type,
     };
-    let (name, backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
+    let (name, mut backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
+    m.warnings.extend(backend_cfg.warnings.drain(..).map(|w| problem(&m.key, format!("backend Service {svc_key}: {w}"))));
     if m.target_groups.iter().any(|tg| tg.name == name) {
         return Ok(Some(name));
+    }
+    // As LBC: IngressClassParams tags over the Service's over the Ingress's, key by key.
+    let mut tags = std::mem::take(&mut backend_cfg.tags);
+    if let Some(Ok(p)) = inputs.params.get(&m.key) {
+        tags.extend(p.tags.iter().flatten().map(|t| (t.key.clone(), t.value.clone())));
     }
     let source = match backend_cfg.target_type {
         TargetType::Ip => TargetSource::Endpoints {
@@ -654,7 +678,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         attributes: backend_cfg.attributes,
         targets,
         source,
-        tags: Tags::new(),
+        tags,
     });
     Ok(Some(name))
 }
@@ -1917,5 +1941,92 @@ spec:
         let stack = run(&f, &subnets()).stack.unwrap();
         let ips: Vec<String> = stack.target_groups[0].targets.iter().flatten().map(|t| t.id.clone()).collect();
         assert_eq!(ips, vec!["10.0.1.1", "10.0.1.2", "10.0.1.3"], "10.0.1.4 is terminating");
+    }
+
+    #[test]
+    fn tags_follow_lbc_per_resource_kind() {
+        let f = fixture(&format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: shop, annotations: {{alb.ingress.kubernetes.io/tags: "team=svc,svc=1"}}}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+{}{}"#,
+            member("a", ", alb.ingress.kubernetes.io/tags: 'team=a,cost=1'", "/a"),
+            member("b", ", alb.ingress.kubernetes.io/tags: 'cost=1'", "/b"),
+        ));
+        let default_subnets = subnets();
+        let class_tags = IngressClassParamsSpec {
+            tags: Some(vec![
+                crate::k8s::params::KeyValue { key: "team".into(), value: "class".into() },
+                crate::k8s::params::KeyValue { key: "owner".into(), value: "class".into() },
+            ]),
+            ..Default::default()
+        };
+        let params = BTreeMap::from([(ObjKey { namespace: "shop".into(), name: "a".into() }, Ok(class_tags))]);
+        let built = build(&Inputs {
+            cluster: "test",
+            group: GroupId::Explicit("shop".into()),
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &default_subnets,
+            certificates: &[],
+            security_groups: &[],
+            secrets: &BTreeMap::new(),
+            nodes: &[],
+            options: Options { default_target_type: TargetType::Ip, ..Options::default() },
+            gated_pods: &BTreeSet::new(),
+            params: &params,
+        });
+        assert!(built.problems.is_empty() && built.warnings.is_empty(), "{built:?}");
+        let stack = built.stack.unwrap();
+        let user = |tags: &Tags| -> Vec<String> {
+            tags.iter()
+                .filter(|(k, _)| ![TAG_CLUSTER, TAG_STACK, TAG_RESOURCE].contains(&k.as_str()))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        };
+        // Load balancer, security group, listener: every member's tags (class over annotation).
+        for tags in [&stack.load_balancer.tags, &stack.security_group.as_ref().unwrap().tags, &stack.listeners[0].tags] {
+            assert_eq!(user(tags), ["cost=1", "owner=class", "team=class"]);
+        }
+        // A rule: its own Ingress's tags only.
+        let rules = &stack.listeners[0].rules;
+        assert_eq!(user(&rules[0].tags), ["cost=1", "owner=class", "team=class"]);
+        assert_eq!(user(&rules[1].tags), ["cost=1"]);
+        assert_eq!((rules[1].tags[TAG_RESOURCE].as_str(), rules[1].tags[TAG_STACK].as_str()), ("80:2", "shop"));
+        // A target group: class over Service over its Ingress, key by key.
+        let tg = |ing: &str| stack.target_groups.iter().find(|t| t.resource_id == format!("shop/{ing}-web:80")).unwrap();
+        assert_eq!(user(&tg("a").tags), ["cost=1", "owner=class", "svc=1", "team=class"]);
+        assert_eq!(user(&tg("b").tags), ["cost=1", "svc=1", "team=svc"]);
+        assert_eq!(tg("b").tags[TAG_RESOURCE], "shop/b-web:80");
+    }
+
+    #[test]
+    fn unknown_json_keys_are_warnings_and_the_ingress_still_builds() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/conditions.web: '[{"field":"source-ip","sourceIPConfig":{"values":["10.0.0.0/8"]},"negate":true}]'
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        assert!(built.problems.is_empty(), "{:?}", built.problems);
+        assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+        assert!(built.warnings[0].message.contains(r#"conditions.web: unknown key "[0].negate" is ignored"#), "{:?}", built.warnings);
+        let rule = &built.stack.unwrap().listeners[0].rules[0];
+        assert!(rule.conditions.contains(&Condition::SourceIp(vec!["10.0.0.0/8".into()])), "{:?}", rule.conditions);
     }
 }
