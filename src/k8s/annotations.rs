@@ -403,6 +403,9 @@ pub fn apply_params(cfg: &mut IngressConfig, p: &IngressClassParamsSpec) -> Resu
         cfg.certificate_arns = arns.clone();
     }
     if let Some(tags) = &p.tags {
+        for t in tags {
+            check_tag(&t.key, &t.value).map_err(|e| bad("tags", e))?;
+        }
         cfg.tags.extend(tags.iter().map(|t| (t.key.clone(), t.value.clone())));
     }
     if let Some(s) = &p.subnets {
@@ -946,12 +949,26 @@ fn parse_lb_name(v: &str) -> Result<String, String> {
 /// `k1=v1,k2=v2`
 fn parse_tags(v: &str) -> Result<Tags, String> {
     let tags = parse_string_map(v, "tag")?;
-    if let Some(k) = tags.keys().find(|k| {
-        k.starts_with("aws:") || *k == crate::model::TAG_CLUSTER || *k == crate::model::TAG_STACK || *k == crate::model::TAG_RESOURCE
-    }) {
-        return Err(format!("tag key {k:?} is reserved"));
+    for (k, val) in &tags {
+        check_tag(k, val)?;
     }
     Ok(tags)
+}
+
+/// What ELBv2 accepts as a tag (API reference, `Tag`): a key of 1-128 and a value of up to
+/// 256 letters, digits, spaces and `_.:/=+-@`; and not a key of AWS's or of our tracking.
+pub fn check_tag(k: &str, v: &str) -> Result<(), String> {
+    if k.starts_with("aws:") || k == crate::model::TAG_CLUSTER || k == crate::model::TAG_STACK || k == crate::model::TAG_RESOURCE {
+        return Err(format!("tag key {k:?} is reserved"));
+    }
+    let allowed = |s: &str| s.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c));
+    if k.is_empty() || k.chars().count() > 128 || !allowed(k) {
+        return Err(format!("tag key {k:?} must be 1-128 letters, digits, spaces or _.:/=+-@"));
+    }
+    if v.chars().count() > 256 || !allowed(v) {
+        return Err(format!("tag {k}: value {v:?} must be up to 256 letters, digits, spaces or _.:/=+-@"));
+    }
+    Ok(())
 }
 
 /// `[{"HTTP": 80}, {"HTTPS": 443}]`
@@ -1335,8 +1352,12 @@ mod tests {
     #[test]
     fn string_maps_split_as_lbc_does() {
         assert_eq!(split_pairs(r"a=1, b = 2 ,c=x\,y,"), vec!["a=1", "b = 2", "c=x,y"]);
-        let t = parse(&ann(&[("tags", r"team=web,note=a\,b")])).unwrap().tags;
-        assert_eq!(t["note"], "a,b");
+        let t = parse(&ann(&[("tags", r"team=web,path=/a\=b")])).unwrap().tags;
+        assert_eq!(t["path"], "/a=b");
+        // An escaped comma splits nothing, but ELBv2 refuses a comma in a tag.
+        assert!(parse(&ann(&[("tags", r"note=a\,b")])).unwrap_err()[0].reason.contains("_.:/=+-@"));
+        let attrs = parse(&ann(&[("load-balancer-attributes", r"x.header_value=GET\,POST")])).unwrap().load_balancer_attributes;
+        assert_eq!(attrs.unwrap()["x.header_value"], "GET,POST");
         // A comma not followed by another key=value: LBC refuses it, and so do we.
         assert!(parse(&ann(&[("tags", "team=web,shop")])).is_err());
         assert!(parse(&ann(&[("load-balancer-attributes", "idle_timeout.timeout_seconds=60,x")])).is_err());

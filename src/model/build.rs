@@ -104,6 +104,11 @@ fn problem(key: &ObjKey, message: String) -> Problem {
     Problem { ingress: key.clone(), reason: "FailedBuildModel", message }
 }
 
+/// An annotation accepted with a remark (a JSON key LBC would ignore too): the build went on.
+fn annotation_warning(key: &ObjKey, message: String) -> Problem {
+    Problem { ingress: key.clone(), reason: "AnnotationWarning", message }
+}
+
 pub fn build(inputs: &Inputs) -> Built {
     let mut out = Built::default();
     let mut members = Vec::new();
@@ -122,7 +127,7 @@ pub fn build(inputs: &Inputs) -> Built {
             });
         match parsed {
             Ok(mut cfg) => {
-                out.warnings.extend(cfg.warnings.drain(..).map(|w| problem(&key, w.to_string())));
+                out.warnings.extend(cfg.warnings.drain(..).map(|w| annotation_warning(&key, w.to_string())));
                 members.push((*ing, key, cfg))
             }
             Err(message) => out.problems.push(problem(&key, message)),
@@ -648,7 +653,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         default_target_type: inputs.options.default_target_type,
     };
     let (name, mut backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
-    m.warnings.extend(backend_cfg.warnings.drain(..).map(|w| problem(&m.key, format!("backend Service {svc_key}: {w}"))));
+    m.warnings.extend(backend_cfg.warnings.drain(..).map(|w| annotation_warning(&m.key, w.to_string())));
     if m.target_groups.iter().any(|tg| tg.name == name) {
         return Ok(Some(name));
     }

@@ -20,9 +20,13 @@ Fixes on top of moto (see ../README.md "Fidelity gaps"):
 * CreateTargetGroup with a name that already exists: moto always raises
   DuplicateTargetGroupName; AWS returns the existing target group when the settings
   match. We compare protocol, port, VPC and target type.
+* Tags (CreateLoadBalancer, CreateTargetGroup, CreateListener, CreateRule, AddTags):
+  moto takes any key and value; AWS refuses a key outside 1-128 characters, a value
+  over 256, or a character that is not a letter, digit, space or ``_.:/=+-@``.
 """
 
 import threading
+import unicodedata
 
 from localstack.aws.api import CommonServiceException, RequestContext, ServiceRequest, ServiceResponse
 from localstack.aws.spec import load_service
@@ -39,9 +43,32 @@ def _to_moto(context: RequestContext, request: ServiceRequest) -> ServiceRespons
 _create_lock = threading.Lock()
 
 
+def _tag_chars_ok(text: str) -> bool:
+    # AWS's pattern ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$
+    return all(unicodedata.category(c)[0] in "LZN" or c in "_.:/=+-@" for c in text)
+
+
+def _check_tags(request: ServiceRequest) -> None:
+    for tag in request.get("Tags") or []:
+        key, value = tag.get("Key") or "", tag.get("Value") or ""
+        if not (1 <= len(key) <= 128) or len(value) > 256 or not _tag_chars_ok(key) or not _tag_chars_ok(value):
+            raise CommonServiceException(
+                "ValidationError",
+                f"1 validation error detected: Value '{key}={value}' at 'tags' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
+                status_code=400,
+            )
+
+
+def _tagged_to_moto(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    _check_tags(request)
+    return call_moto(context)
+
+
 def _create_load_balancer(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
     from moto.elbv2.models import elbv2_backends
 
+    _check_tags(request)
     with _create_lock:
         backend = elbv2_backends[context.account_id][context.region]
         existing = [lb for lb in backend.load_balancers.values() if lb.name == request.get("Name")]
@@ -73,6 +100,7 @@ def _create_load_balancer(context: RequestContext, request: ServiceRequest) -> S
 def _create_target_group(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
     from moto.elbv2.models import elbv2_backends
 
+    _check_tags(request)
     backend = elbv2_backends[context.account_id][context.region]
     tg = next((t for t in backend.target_groups.values() if t.name == request.get("Name")), None)
     if tg is None:
@@ -102,6 +130,8 @@ def moto_dispatch_table(provider: Elbv2MotoProvider) -> dict:
     table = {op: _to_moto for op in load_service(SERVICE).operation_names}
     table["CreateLoadBalancer"] = _create_load_balancer
     table["CreateTargetGroup"] = _create_target_group
+    for op in ("CreateListener", "CreateRule", "AddTags"):
+        table[op] = _tagged_to_moto
     return table
 
 
