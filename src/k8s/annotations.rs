@@ -857,10 +857,12 @@ pub fn parse_backend(
     });
     let grpc = protocol_version == "GRPC";
     let hc_protocol = r.get("healthcheck-protocol", protocol, parse_protocol);
+    // A Service port name (as LBC) is resolved to a number with the Service (see is_port_name).
     let hc_port = r.get("healthcheck-port", "traffic-port".to_string(), |v| match v {
         "traffic-port" => Ok(v.to_string()),
         _ if v.parse::<u16>().is_ok_and(|p| p > 0) => Ok(v.to_string()),
-        _ => Err(format!("{v:?} must be a port number or \"traffic-port\"")),
+        _ if is_port_name(v) => Ok(v.to_string()),
+        _ => Err(format!("{v:?} must be a port number, a port name of the Service or \"traffic-port\"")),
     });
     let default_path = if grpc { "/AWS.ALB/healthcheck" } else { "/" };
     let path = r.get("healthcheck-path", default_path.to_string(), |v| {
@@ -909,6 +911,16 @@ pub fn parse_backend(
         tags,
         warnings,
     })
+}
+
+/// A Kubernetes port name (IANA service name): up to 15 lower-case letters, digits and
+/// hyphens, with a letter.
+pub fn is_port_name(v: &str) -> bool {
+    (1..=15).contains(&v.len())
+        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && v.chars().any(|c| c.is_ascii_lowercase())
+        && !v.starts_with('-')
+        && !v.ends_with('-')
 }
 
 fn parse_protocol(v: &str) -> Result<Protocol, String> {
@@ -1094,7 +1106,12 @@ mod tests {
 
     #[test]
     fn health_check_ranges() {
-        for (k, v) in [("healthcheck-interval-seconds", "4"), ("healthy-threshold-count", "11"), ("healthcheck-port", "x")] {
+        for (k, v) in [
+            ("healthcheck-interval-seconds", "4"),
+            ("healthy-threshold-count", "11"),
+            ("healthcheck-port", "X_1"),
+            ("healthcheck-port", "0"),
+        ] {
             assert!(parse_backend(&ann(&[(k, v)]), &BTreeMap::new(), TargetType::Ip).is_err(), "{k}={v}");
         }
         let e = parse_backend(

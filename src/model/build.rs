@@ -726,6 +726,10 @@ impl BackendRef<'_> {
             backend_cfg.target_type = t;
         }
         let tg_port = tg_port(&svc_key, svc, svc_port, backend_cfg.target_type)?;
+        let hc_port = &mut backend_cfg.health_check.port;
+        if hc_port.as_str() != "traffic-port" && annotations::is_port_name(hc_port) {
+            *hc_port = health_check_port(&svc_key, svc, hc_port, backend_cfg.target_type)?.to_string();
+        }
         let name = names::target_group(&names::TargetGroupNameParts {
             cluster: self.cluster,
             group: self.group,
@@ -741,6 +745,21 @@ impl BackendRef<'_> {
             protocol_version: &backend_cfg.protocol_version,
         });
         Ok((name, backend_cfg, tg_port))
+    }
+}
+
+/// A `healthcheck-port` given as a Service port name, as LBC resolves it: the port's
+/// NodePort for instance targets, its numeric targetPort for IP targets.
+fn health_check_port(svc_key: &ObjKey, svc: &Service, name: &str, target_type: TargetType) -> Result<i32, String> {
+    let bad = |why: String| format!("backend Service {svc_key}: annotation {}healthcheck-port: {why}", annotations::PREFIX);
+    let port = service_port(svc, name).ok_or_else(|| bad(format!("the Service has no port {name:?}")))?;
+    match (target_type, &port.target_port) {
+        (TargetType::Instance, _) => port.node_port.ok_or_else(|| bad(format!("port {name:?} has no NodePort"))),
+        (TargetType::Ip, Some(IntOrString::Int(n))) => Ok(*n),
+        (TargetType::Ip, None) => Ok(port.port),
+        (TargetType::Ip, Some(IntOrString::String(_))) => {
+            Err(bad(format!("port {name:?} has a named targetPort, which IP targets cannot resolve")))
+        }
     }
 }
 
@@ -2033,5 +2052,28 @@ spec:
         assert!(built.warnings[0].message.contains(r#"conditions.web: unknown key "[0].negate" is ignored"#), "{:?}", built.warnings);
         let rule = &built.stack.unwrap().listeners[0].rules[0];
         assert!(rule.conditions.contains(&Condition::SourceIp(vec!["10.0.0.0/8".into()])), "{:?}", rule.conditions);
+    }
+
+    #[test]
+    fn a_named_health_check_port_is_the_service_ports_target_port() {
+        let ing = |port: &str| {
+            with_web(&format!(
+                r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations: {{alb.ingress.kubernetes.io/healthcheck-port: {port}}}
+spec:
+  defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
+"#
+            ))
+        };
+        let built = run(&ing("http"), &subnets());
+        assert!(built.problems.is_empty(), "{:?}", built.problems);
+        assert_eq!(built.stack.unwrap().target_groups[0].health_check.port, "8080");
+        let built = run(&ing("metrics"), &subnets());
+        assert!(built.problems[0].message.contains(r#"healthcheck-port: the Service has no port "metrics""#), "{:?}", built.problems);
     }
 }
