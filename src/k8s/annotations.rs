@@ -500,6 +500,13 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
             }
         }
     }
+    for key in annotations.keys() {
+        if let Some(rest) = key.strip_prefix(PREFIX)
+            && let Some(why) = not_read(rest)
+        {
+            r.warnings.push(AnnotationError { annotation: key.clone(), reason: why.into() });
+        }
+    }
     let warnings = std::mem::take(&mut r.warnings);
     r.done(IngressConfig {
         group_name,
@@ -525,6 +532,92 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         conditions,
         warnings,
     })
+}
+
+/// The Ingress annotations this controller reads (suffixes after PREFIX; `*` ends a prefix).
+const READ: &[&str] = &[
+    "group.name",
+    "group.order",
+    "scheme",
+    "ip-address-type",
+    "load-balancer-name",
+    "subnets",
+    "inbound-cidrs",
+    "ssl-redirect",
+    "ssl-policy",
+    "tags",
+    "listen-ports",
+    "certificate-arn",
+    "load-balancer-attributes",
+    "use-regex-path-match",
+    "security-groups",
+    "manage-backend-security-group-rules",
+    "listener-attributes.*",
+    "actions.*",
+    "conditions.*",
+    "target-type",
+    "target-node-labels",
+    "backend-protocol",
+    "backend-protocol-version",
+    "healthcheck-protocol",
+    "healthcheck-port",
+    "healthcheck-path",
+    "healthcheck-interval-seconds",
+    "healthcheck-timeout-seconds",
+    "healthy-threshold-count",
+    "unhealthy-threshold-count",
+    "success-codes",
+    "target-group-attributes",
+    "auth-type",
+    "auth-idp-oidc",
+    "auth-idp-cognito",
+    "auth-on-unauthenticated-request",
+    "auth-scope",
+    "auth-session-cookie",
+    "auth-session-timeout",
+];
+
+/// Ingress annotations LBC implements and this controller does not (yet), from LBC's
+/// pkg/annotations/constants.go.
+const LBC_ONLY: &[&str] = &[
+    "customer-owned-ipv4-pool",
+    "wafv2-acl-arn",
+    "wafv2-acl-name",
+    "waf-acl-id",
+    "web-acl-id",
+    "shield-advanced-protection",
+    "security-group-prefix-lists",
+    "mutual-authentication",
+    "jwt-validation",
+    "multi-cluster-target-group",
+    "minimum-load-balancer-capacity",
+    "ipam-ipv4-pool-id",
+    "enable-frontend-nlb",
+    "frontend-nlb-*",
+    "create-acm-cert",
+    "acm-pca-arn",
+    "dry-run-plan",
+    "transforms.*",
+    "target-control-port.*",
+];
+
+/// Why an annotation (suffix after PREFIX) is not read, if it is not. LBC ignores what it
+/// does not know; we do too, but say so, since a typo or a missing feature (a WAF ACL)
+/// changes what the load balancer does.
+fn not_read(suffix: &str) -> Option<&'static str> {
+    let listed = |list: &[&str]| {
+        list.iter().any(|k| match k.strip_suffix('*') {
+            Some(prefix) => suffix.starts_with(prefix),
+            None => *k == suffix,
+        })
+    };
+    if listed(READ) {
+        None
+    } else if listed(LBC_ONLY) {
+        Some("LBC implements this annotation but this controller does not (yet); it is ignored")
+    } else {
+        Some("neither LBC nor this controller knows this annotation; it is ignored")
+    }
 }
 
 /// `key=value,key=value` attributes, as AWS names them (`deletion_protection.enabled=true`).
@@ -1398,5 +1491,22 @@ mod tests {
         assert_eq!(b.tags, want);
         let e = parse_backend(&BTreeMap::new(), &ann(&[("tags", "aws:x=1")]), TargetType::Ip).unwrap_err();
         assert_eq!(e[0].annotation, format!("{PREFIX}tags"));
+    }
+
+    #[test]
+    fn annotations_we_do_not_read_are_named_in_warnings() {
+        let c = parse(&ann(&[
+            ("scheme", "internal"),
+            ("wafv2-acl-arn", "arn:aws:wafv2:us-east-1:1:regional/webacl/x/y"),
+            ("frontend-nlb-scheme", "internal"),
+            ("healthcheck-paht", "/x"),
+            ("actions.x", r#"{"type":"fixed-response","fixedResponseConfig":{"statusCode":"404"}}"#),
+        ]))
+        .unwrap();
+        let warned: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(warned.len(), 3, "{warned:?}");
+        assert!(warned[0].starts_with("annotation alb.ingress.kubernetes.io/frontend-nlb-scheme: LBC implements"), "{warned:?}");
+        assert!(warned[1].starts_with("annotation alb.ingress.kubernetes.io/healthcheck-paht: neither LBC"), "{warned:?}");
+        assert!(warned[2].starts_with("annotation alb.ingress.kubernetes.io/wafv2-acl-arn: LBC implements"), "{warned:?}");
     }
 }
