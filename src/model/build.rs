@@ -615,14 +615,23 @@ fn rule_auth(inputs: &Inputs, m: &Member, backend: &IngressBackend) -> Result<Op
                 .secrets
                 .get(&key)
                 .ok_or_else(|| format!("Secret {key} named by annotation {}auth-idp-oidc (secretName) not found", annotations::PREFIX))?;
-            let get = |k: &str| data.get(k).cloned().ok_or_else(|| format!("Secret {key} has no key {k}"));
+            let get = |k: &str| data.get(k).ok_or_else(|| format!("Secret {key} has no key {k}"));
+            // As LBC: the legacy key clientId too, and a trailing newline (from `echo` or a
+            // file) is not part of the credentials.
+            let client_id = data
+                .get("clientID")
+                .or_else(|| data.get("clientId"))
+                .ok_or_else(|| format!("Secret {key} has no key clientID"))?
+                .trim_end()
+                .to_string();
+            let client_secret = get("clientSecret")?.trim_end_matches(char::is_control).to_string();
             Authenticate::Oidc {
                 issuer,
                 authorization_endpoint,
                 token_endpoint,
                 user_info_endpoint,
-                client_id: get("clientID")?,
-                client_secret: get("clientSecret")?,
+                client_id,
+                client_secret,
                 session: cfg.session,
             }
         }
@@ -1864,6 +1873,14 @@ spec:
         assert_eq!((client_id.as_str(), client_secret.as_str(), session.on_unauthenticated_request.as_str()), ("id", "s", "deny"));
         let built = inputs(&BTreeMap::new());
         assert!(built.problems[0].message.contains("Secret shop/oidc"), "{:?}", built.problems);
+        // As LBC: the legacy key clientId, and no trailing newline in the credentials.
+        let legacy = BTreeMap::from([(
+            ObjKey { namespace: "shop".into(), name: "oidc".into() },
+            BTreeMap::from([("clientId".to_string(), "id\n".to_string()), ("clientSecret".to_string(), "s\n".to_string())]),
+        )]);
+        let stack = inputs(&legacy).stack.unwrap();
+        let Some(Authenticate::Oidc { client_id, client_secret, .. }) = &stack.listeners[1].rules[0].auth else { panic!() };
+        assert_eq!((client_id.as_str(), client_secret.as_str()), ("id", "s"));
     }
 
     #[test]
