@@ -385,7 +385,7 @@ pub fn apply_params(cfg: &mut IngressConfig, p: &IngressClassParamsSpec) -> Resu
         });
     }
     if let Some(t) = &p.ip_address_type {
-        cfg.ip_address_type = Some(t.clone());
+        cfg.ip_address_type = Some(parse_ip_address_type(t).map_err(|e| bad("ipAddressType", e))?);
     }
     if let Some(n) = &p.load_balancer_name {
         cfg.load_balancer_name = Some(parse_lb_name(n).map_err(|e| bad("loadBalancerName", e))?);
@@ -437,10 +437,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
         "internet-facing" => Ok(Scheme::InternetFacing),
         _ => Err(format!("unknown scheme {v:?}: must be \"internal\" or \"internet-facing\"")),
     });
-    let ip_address_type = r.opt("ip-address-type", |v| match v {
-        "ipv4" | "dualstack" => Ok(v.to_string()),
-        _ => Err(format!("unknown IP address type {v:?}: must be \"ipv4\" or \"dualstack\"")),
-    });
+    let ip_address_type = r.opt("ip-address-type", parse_ip_address_type);
     let load_balancer_name = r.opt("load-balancer-name", parse_lb_name);
     let subnets = r.opt("subnets", |v| {
         let list = parse_list(v);
@@ -1016,6 +1013,14 @@ pub fn is_port_name(v: &str) -> bool {
         && !v.ends_with('-')
 }
 
+/// An ALB's IP address types (CreateLoadBalancer's IpAddressType), as LBC accepts them.
+fn parse_ip_address_type(v: &str) -> Result<String, String> {
+    match v {
+        "ipv4" | "dualstack" | "dualstack-without-public-ipv4" => Ok(v.to_string()),
+        _ => Err(format!("unknown IP address type {v:?}: must be ipv4, dualstack or dualstack-without-public-ipv4")),
+    }
+}
+
 fn parse_protocol(v: &str) -> Result<Protocol, String> {
     match v {
         "HTTP" => Ok(Protocol::Http),
@@ -1508,5 +1513,13 @@ mod tests {
         assert!(warned[0].starts_with("annotation alb.ingress.kubernetes.io/frontend-nlb-scheme: LBC implements"), "{warned:?}");
         assert!(warned[1].starts_with("annotation alb.ingress.kubernetes.io/healthcheck-paht: neither LBC"), "{warned:?}");
         assert!(warned[2].starts_with("annotation alb.ingress.kubernetes.io/wafv2-acl-arn: LBC implements"), "{warned:?}");
+    }
+
+    #[test]
+    fn ip_address_types_as_lbc() {
+        for t in ["ipv4", "dualstack", "dualstack-without-public-ipv4"] {
+            assert_eq!(parse(&ann(&[("ip-address-type", t)])).unwrap().ip_address_type.as_deref(), Some(t));
+        }
+        assert!(parse(&ann(&[("ip-address-type", "ipv6")])).is_err());
     }
 }

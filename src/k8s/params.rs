@@ -29,9 +29,9 @@ pub struct IngressClassParamsSpec {
     pub ssl_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnets: Option<SubnetSelector>,
-    /// `ipv4` or `dualstack`.
+    /// `ipv4`, `dualstack` or `dualstack-without-public-ipv4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = "^(ipv4|dualstack)$"))]
+    #[schemars(regex(pattern = "^(ipv4|dualstack|dualstack-without-public-ipv4)$"))]
     pub ip_address_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<KeyValue>>,

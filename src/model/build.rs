@@ -347,7 +347,8 @@ pub fn build(inputs: &Inputs) -> Built {
     }
     let cidrs = group_cfg.inbound_cidrs.clone().unwrap_or_else(|| {
         let mut c = vec!["0.0.0.0/0".to_string()];
-        if group_cfg.ip_address_type.as_deref() == Some("dualstack") {
+        // As LBC, both dual-stack types open IPv6 too.
+        if group_cfg.ip_address_type.as_deref().is_some_and(|t| t.starts_with("dualstack")) {
             c.push("::/0".into());
         }
         c
