@@ -107,4 +107,7 @@ def moto_dispatch_table(provider: Elbv2MotoProvider) -> dict:
 
 @aws_provider(api=SERVICE, name="default")
 def elbv2() -> Service:
+    from . import ec2_fidelity
+
+    ec2_fidelity.apply()
     return Service.for_provider(Elbv2MotoProvider(), dispatch_table_factory=moto_dispatch_table)
