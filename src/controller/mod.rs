@@ -501,39 +501,11 @@ fn references_service(ing: &Ingress, svc: &ObjKey) -> bool {
     backend_services(ing).any(|name| name == svc.name)
 }
 
-/// A Service port an Ingress routes to directly (its default backend or a path).
-pub struct BackendPort {
-    pub service: String,
-    /// The port number or name, as the backend gives it.
-    pub port: String,
-}
-
-pub fn service_backends(ing: &Ingress) -> Vec<BackendPort> {
-    let spec = ing.spec.as_ref();
-    let default = spec.and_then(|s| s.default_backend.as_ref());
-    let paths = spec
-        .and_then(|s| s.rules.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.http.as_ref())
-        .flat_map(|h| h.paths.iter().map(|p| &p.backend));
-    default
-        .into_iter()
-        .chain(paths)
-        .filter_map(|b| {
-            let svc = b.service.as_ref()?;
-            let port = svc.port.as_ref()?;
-            let port = port.number.map(|n| n.to_string()).or_else(|| port.name.clone())?;
-            Some(BackendPort { service: svc.name.clone(), port })
-        })
-        .collect()
-}
-
 /// Every Service an Ingress routes to: its backends and the Services its forward
 /// actions name.
 fn backend_services(ing: &Ingress) -> impl Iterator<Item = String> {
     let actions = crate::k8s::annotations::action_services(ing.annotations());
-    service_backends(ing).into_iter().map(|b| b.service).chain(actions)
+    crate::k8s::service_backends(ing).into_iter().map(|b| b.service).chain(actions)
 }
 
 fn error_policy(ing: Arc<Ingress>, err: &Error, _ctx: Arc<Context>) -> Action {
