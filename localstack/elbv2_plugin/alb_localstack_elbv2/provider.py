@@ -26,7 +26,7 @@ Fixes on top of moto (see ../README.md "Fidelity gaps"):
   sent to ModifyTargetGroup; we store it.
 * Listener certificates: moto lets RemoveListenerCertificates remove the default
   certificate (AWS: OperationNotPermitted), adds a certificate already in the list a
-  second time (AWS: no-op), forgets the SNI certificates on ModifyListener (AWS keeps
+  second time (AWS: no-op) or one that does not exist (AWS: CertificateNotFound), forgets the SNI certificates on ModifyListener (AWS keeps
   them) and lists every certificate in DescribeListeners (AWS: the default only).
 """
 
@@ -218,9 +218,18 @@ def _modify_listener(context: RequestContext, request: ServiceRequest) -> Servic
 
 
 def _add_listener_certificates(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    from moto.elbv2.models import elbv2_backends
+
     listener = _listener(context, request.get("ListenerArn"))
     if listener is None:
         return call_moto(context)
+    backend = elbv2_backends[context.account_id][context.region]
+    for cert in request.get("Certificates") or []:
+        # moto adds any ARN; AWS (like moto's own CreateListener) wants it in ACM or IAM.
+        if not backend._certificate_exists(certificate_arn=cert.get("CertificateArn")):
+            raise CommonServiceException(
+                "CertificateNotFound", f"Certificate '{cert.get('CertificateArn')}' not found", status_code=400
+            )
     # A certificate already in the list is not added again (AWS); moto would add it twice.
     listed = set(listener.certificates[1:])
     wanted = [c for c in request.get("Certificates") or [] if c.get("CertificateArn") not in listed]
