@@ -1,6 +1,7 @@
 //! Listeners, matched by port: created tagged, modified in place (protocol, default
-//! action, default certificate, SSL policy), SNI certificates added/removed, deleted
-//! when no longer wanted; then each listener's rules.
+//! action, default certificate, SSL policy), SNI certificates added/removed (the default
+//! certificate's own entry in the list left alone), deleted when no longer wanted; then
+//! each listener's rules, even when a listener step failed (that error is returned after).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -94,7 +95,8 @@ fn default_certificate(d: &Listener) -> Option<Certificate> {
 }
 
 /// The annotations behind each listener step, for the message of a failed step.
-const SETTINGS: &str = "default action, certificate-arn, ssl-policy";
+const SETTINGS: &str =
+    "default action or certificate (annotations alb.ingress.kubernetes.io/certificate-arn, ssl-policy, ssl-redirect, defaultBackend)";
 const CERTIFICATES: &str = "certificates (annotation alb.ingress.kubernetes.io/certificate-arn)";
 
 pub async fn sync(
@@ -141,7 +143,7 @@ pub async fn sync(
                             a.default_certificate = d.certificates.first().cloned();
                             a.ssl_policy = d.ssl_policy.clone();
                         }
-                        Err(e) => defer(d, format!("settings ({SETTINGS})"), e),
+                        Err(e) => defer(d, SETTINGS.to_string(), e),
                     }
                 }
                 i
