@@ -35,6 +35,9 @@ pub enum Error {
         "load balancer {name} has deletion protection enabled (load-balancer-attributes deletion_protection.enabled=true): disable it on the load balancer (console, or aws elbv2 modify-load-balancer-attributes) and the deletion is retried"
     )]
     DeletionProtected { name: String },
+    /// A listener step that failed after the rest of the listener was synced.
+    #[error("listener {protocol}:{port}, {what}: {source}")]
+    Listener { protocol: String, port: i32, what: String, source: aws::Error },
 }
 
 /// What exists in AWS for one stack, as last read or written by us.
