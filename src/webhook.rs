@@ -91,7 +91,7 @@ impl Webhook {
                 target_type: params_target_type,
                 default_target_type: self.default_target_type,
             };
-            for b in crate::controller::service_backends(ing) {
+            for b in crate::k8s::service_backends(ing) {
                 let Some(svc) = services.iter().find(|s| s.name_any() == b.service) else { continue };
                 let Some(svc_port) = service_port(svc, &b.port) else { continue };
                 if let Ok((name, cfg, _)) = backend.target_group(svc, svc_port, &b.port)

@@ -409,7 +409,9 @@ spec:
     assert_eq!(tags["team"], "platform", "params tags win");
     assert_eq!(tags["env"], "test", "annotation tags not in params stay");
     assert_eq!(tags["ingress.k8s.aws/stack"], format!("shared-{suffix}"), "the params group");
-    let sg = lb.security_groups()[0].clone();
+    // The managed group (the shared backend group is on the load balancer too).
+    let sg = bed.stack_security_groups(&format!("shared-{suffix}")).await.remove(0);
+    assert!(lb.security_groups().contains(&sg));
     let perms = bed.ec2.describe_security_groups().group_ids(&sg).send().await.unwrap();
     let cidrs: Vec<String> = perms.security_groups()[0]
         .ip_permissions()
@@ -766,20 +768,23 @@ spec:
     hooks.delete(&format!("alb-gates-{}", bed.ns), &Default::default()).await.unwrap();
 }
 
-/// What LBC leaves in AWS for the Ingress `shop` routing `/` to `web:80`: made here with
-/// the AWS API, named as older LBC versions named them (so only the tags can match them).
+/// What LBC (v3.5) leaves in AWS for the Ingress `shop` routing `/` to `web:80` over HTTPS
+/// with the seeded certificate: made here with the AWS API as LBC's deployers send it,
+/// named as older LBC versions named them (so only the tags can match them).
 struct LbcMade {
     load_balancer: String,
     listener: String,
     target_group: String,
     managed_sg: String,
     backend_sg: String,
+    node_sg: String,
 }
 
 async fn make_lbc_alb(bed: &Bed) -> LbcMade {
     use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag as Ec2Tag, TagSpecification};
     use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum, RuleCondition, Tag, TargetDescription, TargetTypeEnum,
+        Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ForwardActionConfig, Matcher, PathPatternConditionConfig,
+        ProtocolEnum, RuleCondition, Tag, TargetDescription, TargetGroupTuple, TargetTypeEnum,
     };
     let stack = format!("{}/shop", bed.ns);
     let elb_tags = |resource: &str| {
@@ -807,9 +812,9 @@ async fn make_lbc_alb(bed: &Bed) -> LbcMade {
     .group_id()
     .unwrap()
     .to_string();
-    let open_80 =
-        IpPermission::builder().ip_protocol("tcp").from_port(80).to_port(80).ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build());
-    bed.ec2.authorize_security_group_ingress().group_id(&managed_sg).ip_permissions(open_80.build()).send().await.unwrap();
+    let open_443 =
+        IpPermission::builder().ip_protocol("tcp").from_port(443).to_port(443).ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build());
+    bed.ec2.authorize_security_group_ingress().group_id(&managed_sg).ip_permissions(open_443.build()).send().await.unwrap();
     let backend_sg = sg(
         format!("k8s-traffic-{}-lbc", bed.cluster),
         vec![("elbv2.k8s.aws/cluster", &bed.cluster), ("elbv2.k8s.aws/resource", "backend-sg")],
@@ -819,14 +824,53 @@ async fn make_lbc_alb(bed: &Bed) -> LbcMade {
     .group_id()
     .unwrap()
     .to_string();
+    // The node the pod runs on: an EC2 instance whose security group is tagged for the
+    // cluster, the pod IP a secondary address of its interface (VPC CNI), and the rule LBC
+    // wrote there: from its backend group, on the target port, with LBC's description.
+    let node_sg = sg("eks-nodes".into(), vec![(&format!("kubernetes.io/cluster/{}", bed.cluster), "owned")])
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let image = bed.ec2.describe_images().send().await.unwrap().images().first().and_then(|i| i.image_id().map(str::to_string));
+    let node = bed
+        .ec2
+        .run_instances()
+        .image_id(image.unwrap_or_else(|| "ami-12c6146b".into()))
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
+        .subnet_id(bed.seed["private_subnets"][0].as_str().unwrap())
+        .security_group_ids(&node_sg)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let eni = node.instances()[0].network_interfaces()[0].network_interface_id().unwrap().to_string();
+    bed.ec2.assign_private_ip_addresses().network_interface_id(&eni).private_ip_addresses("10.0.128.10").send().await.unwrap();
+    let from_backend =
+        aws_sdk_ec2::types::UserIdGroupPair::builder().group_id(&backend_sg).description("elbv2.k8s.aws/targetGroupBinding=shared");
+    let node_rule = IpPermission::builder().ip_protocol("tcp").from_port(8080).to_port(8080).user_id_group_pairs(from_backend.build());
+    bed.ec2.authorize_security_group_ingress().group_id(&node_sg).ip_permissions(node_rule.build()).send().await.unwrap();
+    // LBC's target group defaults (model_build_target_group.go), the health check included.
     let tg = bed
         .elbv2
         .create_target_group()
         .name("k8s-lbc-web-0123456789")
         .protocol(ProtocolEnum::Http)
+        .protocol_version("HTTP1")
         .port(8080)
         .vpc_id(&bed.vpc_id)
         .target_type(TargetTypeEnum::Ip)
+        .health_check_enabled(true)
+        .health_check_protocol(ProtocolEnum::Http)
+        .health_check_port("traffic-port")
+        .health_check_path("/")
+        .health_check_interval_seconds(15)
+        .health_check_timeout_seconds(5)
+        .healthy_threshold_count(2)
+        .unhealthy_threshold_count(2)
+        .matcher(Matcher::builder().http_code("200").build())
         .set_tags(Some(elb_tags(&format!("{}/shop-web:80", bed.ns))))
         .send()
         .await
@@ -845,32 +889,55 @@ async fn make_lbc_alb(bed: &Bed) -> LbcMade {
         .await
         .unwrap();
     let load_balancer = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+    // Default actions and rule actions carry an Order (listener_utils.go buildSDKActions).
     let not_found = FixedResponseActionConfig::builder().status_code("404").content_type("text/plain").build();
+    let cert = bed.seed["certificate_arn"].as_str().unwrap();
     let listener = bed
         .elbv2
         .create_listener()
         .load_balancer_arn(&load_balancer)
-        .port(80)
-        .protocol(ProtocolEnum::Http)
-        .default_actions(Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(not_found).build())
+        .port(443)
+        .protocol(ProtocolEnum::Https)
+        .ssl_policy("ELBSecurityPolicy-2016-08")
+        .certificates(Certificate::builder().certificate_arn(cert).build())
+        .default_actions(Action::builder().r#type(ActionTypeEnum::FixedResponse).order(1).fixed_response_config(not_found).build())
+        .set_tags(Some(elb_tags("443")))
         .send()
         .await
         .unwrap();
     let listener = listener.listeners()[0].listener_arn().unwrap().to_string();
-    let forward = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&target_group).build();
+    // Since v3.4.1 the default certificate is in the listener's certificate list too.
+    bed.elbv2
+        .add_listener_certificates()
+        .listener_arn(&listener)
+        .certificates(Certificate::builder().certificate_arn(cert).build())
+        .send()
+        .await
+        .unwrap();
+    // A forward is a ForwardConfig with one (unweighted) target group.
+    let forward = Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .order(1)
+        .forward_config(
+            ForwardActionConfig::builder().target_groups(TargetGroupTuple::builder().target_group_arn(&target_group).build()).build(),
+        )
+        .build();
+    let all_paths =
+        RuleCondition::builder().field("path-pattern").path_pattern_config(PathPatternConditionConfig::builder().values("/*").build());
     bed.elbv2
         .create_rule()
         .listener_arn(&listener)
         .priority(1)
-        .conditions(RuleCondition::builder().field("path-pattern").values("/*").build())
+        .conditions(all_paths.build())
         .actions(forward)
+        .set_tags(Some(elb_tags("443:1")))
         .send()
         .await
         .unwrap();
-    // A pod that has gone since LBC last ran.
-    let stale = TargetDescription::builder().id("10.0.128.99").port(8080).build();
-    bed.elbv2.register_targets().target_group_arn(&target_group).targets(stale).send().await.unwrap();
-    LbcMade { load_balancer, listener, target_group, managed_sg, backend_sg }
+    // LBC had registered the pod already.
+    let pod = TargetDescription::builder().id("10.0.128.10").port(8080).build();
+    bed.elbv2.register_targets().target_group_arn(&target_group).targets(pod).send().await.unwrap();
+    LbcMade { load_balancer, listener, target_group, managed_sg, backend_sg, node_sg }
 }
 
 #[tokio::test]
@@ -878,35 +945,56 @@ async fn an_alb_made_by_lbc_is_adopted_in_place() {
     let bed = Bed::start("adopt").await;
     let lbc = make_lbc_alb(&bed).await;
     bed.apply(WEB).await;
-    bed.apply(
+    let cert = bed.seed["certificate_arn"].as_str().unwrap().to_string();
+    bed.apply(&format!(
         r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: shop, finalizers: [ingress.k8s.aws/resources]}
+metadata:
+  name: shop
+  finalizers: [ingress.k8s.aws/resources]
+  annotations:
+    alb.ingress.kubernetes.io/certificate-arn: {cert}
 spec:
   ingressClassName: alb
   rules:
   - http:
       paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-"#,
-    )
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+    ))
     .await;
     let dns = bed.wait_hostname("shop").await;
     let lb = bed.load_balancer_by_dns(&dns).await;
     assert_eq!(lb.load_balancer_arn(), Some(lbc.load_balancer.as_str()), "the same load balancer, its name kept");
     assert_eq!(bed.load_balancers().await.len(), 1, "no second load balancer");
-    eventually("the pods are the targets of LBC's target group", Duration::from_secs(30), || async {
-        (bed.targets(&lbc.target_group).await == [("10.0.128.10".to_string(), 8080)].into()).then_some(())
-    })
-    .await;
+    bed.wait_quiet().await;
+
+    // Everything LBC made was already what this Ingress wants: nothing is written.
+    let calls = bed.aws_calls().await;
+    let written: Vec<_> = calls.iter().filter(|(op, n)| support::is_mutating(op) && **n > 0).collect();
+    assert!(written.is_empty(), "no mutating AWS call once adopted (LBC's node rule is ours as it is): {written:?}");
+    let node_rules = bed.ec2.describe_security_groups().group_ids(&lbc.node_sg).send().await.unwrap();
+    let pairs: Vec<(Option<String>, Option<i32>)> = node_rules.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .flat_map(|p| p.user_id_group_pairs().iter().map(|g| (g.group_id().map(str::to_string), p.from_port())))
+        .collect();
+    assert_eq!(pairs, [(Some(lbc.backend_sg.clone()), Some(8080))], "LBC's node rule kept, nothing added");
+    assert_eq!(bed.targets(&lbc.target_group).await, [("10.0.128.10".to_string(), 8080)].into(), "the pod is LBC's target still");
     let listeners = bed.listeners(&lbc.load_balancer).await;
     assert_eq!(listeners.iter().map(|l| l.listener_arn().unwrap()).collect::<Vec<_>>(), [lbc.listener.as_str()], "the same listener");
+    let listed = bed.elbv2.describe_listener_certificates().listener_arn(&lbc.listener).send().await.unwrap();
+    let mut listed: Vec<(String, bool)> =
+        listed.certificates().iter().map(|c| (c.certificate_arn().unwrap().to_string(), c.is_default().unwrap_or(false))).collect();
+    listed.sort();
+    assert_eq!(listed, [(cert.clone(), false), (cert.clone(), true)], "the default certificate, also in the list as LBC put it");
     let forwards: Vec<String> = bed
         .rules(&lbc.listener)
         .await
         .iter()
-        .flat_map(|r| r.actions().iter().filter_map(|a| a.target_group_arn().map(str::to_string)).collect::<Vec<_>>())
+        .flat_map(|r| r.actions().iter().filter_map(|a| a.forward_config()).flat_map(|f| f.target_groups()))
+        .filter_map(|t| t.target_group_arn().map(str::to_string))
         .collect();
     assert_eq!(forwards, std::slice::from_ref(&lbc.target_group), "the rule still forwards to LBC's target group");
     let mut sgs: Vec<String> = bed.load_balancer_by_dns(&dns).await.security_groups().to_vec();
@@ -914,8 +1002,110 @@ spec:
     let mut want = vec![lbc.managed_sg.clone(), lbc.backend_sg.clone()];
     want.sort();
     assert_eq!(sgs, want, "the managed group adopted and LBC's backend group kept (node rules allow traffic from it)");
+
+    // Later edits still converge: a new path is a rule of its own, LBC's rule kept.
+    let web = serde_json::json!({"service": {"name": "web", "port": {"number": 80}}});
+    let edit = serde_json::json!({"spec": {"rules": [{"http": {"paths": [
+        {"path": "/api", "pathType": "Exact", "backend": web},
+        {"path": "/", "pathType": "Prefix", "backend": web},
+    ]}}]}});
+    bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
+    wait_paths(&bed, &lbc.listener, &["/api", "/*"]).await;
+    assert!(bed.warnings("shop").await.is_empty(), "no warning: {:?}", bed.warnings("shop").await);
+
+    // A certificate AWS refuses is reported, and does not hold back the rules.
+    let missing = cert.rsplit_once('/').map(|(prefix, _)| format!("{prefix}/00000000-0000-0000-0000-000000000000")).unwrap();
+    let edit = serde_json::json!({
+        "metadata": {"annotations": {"alb.ingress.kubernetes.io/certificate-arn": format!("{cert},{missing}")}},
+        "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": web}]}}]},
+    });
+    bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
+    let warning = bed.wait_warning("shop", "CertificateNotFound").await;
+    assert!(warning.contains("alb.ingress.kubernetes.io/certificate-arn"), "the Warning names the annotation: {warning}");
+    wait_paths(&bed, &lbc.listener, &["/*"]).await;
+}
+
+#[tokio::test]
+async fn grpc_target_groups_check_health_with_grpc_codes() {
+    use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
+    use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetTypeEnum};
+    let bed = Bed::start("grpc").await;
+    bed.apply(WEB).await;
+    // gRPC needs an HTTPS listener (AWS forwards gRPC from HTTPS listeners only).
+    let cert = bed.seed["certificate_arn"].as_str().unwrap().to_string();
+    bed.apply(&format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  annotations:
+    alb.ingress.kubernetes.io/certificate-arn: {cert}
+    alb.ingress.kubernetes.io/target-type: ip
+    alb.ingress.kubernetes.io/backend-protocol-version: GRPC
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+    ))
+    .await;
+    let dns = bed.wait_hostname("shop").await;
+    let lb = bed.load_balancer_by_dns(&dns).await;
+    let listener = bed.listeners(lb.load_balancer_arn().unwrap()).await.remove(0);
+    let rules = bed.rules(listener.listener_arn().unwrap()).await;
+    let action = &rules[0].actions()[0];
+    let tg_arn = action
+        .target_group_arn()
+        .or_else(|| action.forward_config().and_then(|f| f.target_groups().first()).and_then(|t| t.target_group_arn()))
+        .expect("the rule forwards")
+        .to_string();
+    let tg = bed.target_group(&tg_arn).await;
+    assert_eq!(tg.protocol_version(), Some("GRPC"));
+    assert_eq!(tg.health_check_path(), Some("/AWS.ALB/healthcheck"), "LBC's gRPC default path");
+    let matcher = tg.matcher().expect("a matcher");
+    assert_eq!((matcher.grpc_code(), matcher.http_code()), (Some("12"), None), "gRPC codes, LBC's default 12");
+
+    // Edited codes and path reach the same target group as a ModifyTargetGroup with GrpcCode.
+    let edit = serde_json::json!({"metadata": {"annotations": {
+        "alb.ingress.kubernetes.io/success-codes": "0-5",
+        "alb.ingress.kubernetes.io/healthcheck-path": "/grpc.health.v1.Health/Check",
+    }}});
+    bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
+    eventually("the gRPC health check is modified in place", Duration::from_secs(60), || async {
+        let tg = bed.target_group(&tg_arn).await;
+        let codes = tg.matcher().and_then(|m| m.grpc_code()).map(str::to_string);
+        (codes.as_deref() == Some("0-5") && tg.health_check_path() == Some("/grpc.health.v1.Health/Check")).then_some(())
+    })
+    .await;
     bed.wait_quiet().await;
-    let calls = bed.aws_calls().await;
-    let created: Vec<_> = calls.keys().filter(|op| op.starts_with("Create")).collect();
-    assert!(created.is_empty(), "nothing created: {created:?}");
+    // (The pod IP is on no interface of the bed's VPC: only that one is reported.)
+    let warnings: Vec<String> = bed.warnings("shop").await.into_iter().filter(|w| !w.contains("no network interface")).collect();
+    assert!(warnings.is_empty(), "no warning: {warnings:?}");
+    assert_eq!(bed.aws_calls().await.get("CreateTargetGroup"), Some(&1), "one target group, modified in place");
+
+    // The bed refuses, as AWS does, what would have passed on a lenient emulator.
+    let elbv2 = &bed.elbv2;
+    let vpc_id = bed.vpc_id.as_str();
+    let refused = |name: &'static str, version: &'static str, matcher: Matcher| async move {
+        let out = elbv2
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .protocol_version(version)
+            .port(8080)
+            .vpc_id(vpc_id)
+            .target_type(TargetTypeEnum::Ip)
+            .matcher(matcher)
+            .send()
+            .await;
+        out.err().and_then(|e| e.code().map(str::to_string))
+    };
+    let invalid = Some("ValidationError".to_string());
+    assert_eq!(refused("grpc-http-code", "GRPC", Matcher::builder().http_code("12").build()).await, invalid);
+    assert_eq!(refused("http-grpc-code", "HTTP1", Matcher::builder().grpc_code("0").build()).await, invalid);
+    assert_eq!(refused("grpc-out-of-range", "GRPC", Matcher::builder().grpc_code("100").build()).await, invalid);
+    assert_eq!(refused("http-out-of-range", "HTTP1", Matcher::builder().http_code("200-500").build()).await, invalid);
 }

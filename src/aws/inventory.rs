@@ -15,8 +15,8 @@ use crate::model::{TAG_CLUSTER, TAG_STACK, Tags};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 /// LBC's tag on its shared backend security group.
-const BACKEND_SG_TAG: &str = "elbv2.k8s.aws/resource";
-const BACKEND_SG_VALUE: &str = "backend-sg";
+pub const BACKEND_SG_TAG: &str = "elbv2.k8s.aws/resource";
+pub const BACKEND_SG_VALUE: &str = "backend-sg";
 /// DescribeTags takes at most 20 ARNs.
 const TAGS_PER_CALL: usize = 20;
 
@@ -66,6 +66,38 @@ impl Inventory {
             security_groups: loaded.sgs.get(stack).cloned().unwrap_or_default(),
             backend_security_groups: loaded.backend_sgs.clone(),
         })
+    }
+
+    /// The cluster's shared backend security groups (normally one).
+    pub async fn backend_security_groups(&self, aws: &Aws) -> Result<Vec<String>, Error> {
+        let mut state = self.state.lock().await;
+        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
+            *state = Some((Instant::now(), self.load(aws).await?));
+        }
+        Ok(state.as_ref().map(|(_, l)| l.backend_sgs.clone()).unwrap_or_default())
+    }
+
+    /// Whether a load balancer of the cluster has this security group.
+    pub async fn any_load_balancer_uses(&self, aws: &Aws, sg: &str) -> Result<bool, Error> {
+        let mut state = self.state.lock().await;
+        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
+            *state = Some((Instant::now(), self.load(aws).await?));
+        }
+        Ok(state.as_ref().is_some_and(|(_, l)| l.lbs.values().flatten().any(|lb| lb.security_groups().iter().any(|s| s == sg))))
+    }
+
+    pub async fn put_backend_security_group(&self, id: String) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut()
+            && !loaded.backend_sgs.contains(&id)
+        {
+            loaded.backend_sgs.push(id);
+        }
+    }
+
+    pub async fn remove_backend_security_group(&self, id: &str) {
+        if let Some((_, loaded)) = self.state.lock().await.as_mut() {
+            loaded.backend_sgs.retain(|s| s != id);
+        }
     }
 
     pub async fn put_security_group(&self, stack: &str, id: String) {
@@ -191,7 +223,7 @@ impl Inventory {
             let resp = aws.call(ELBV2, "DescribeTags", || aws.elbv2.describe_tags().set_resource_arns(Some(chunk.to_vec())).send()).await?;
             for d in resp.tag_descriptions.unwrap_or_default() {
                 if let Some(arn) = d.resource_arn.clone() {
-                    out.insert(arn, crate::sync::tags_from_sdk(d.tags()));
+                    out.insert(arn, super::elbv2_tags_to_map(d.tags()));
                 }
             }
         }

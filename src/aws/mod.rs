@@ -3,6 +3,7 @@
 //! errors classified by SDK error code (never by message text).
 
 pub mod discovery;
+pub mod enis;
 pub mod inventory;
 
 use std::future::Future;
@@ -177,6 +178,11 @@ impl Aws {
             .notify(|e: &Error, after: Duration| tracing::debug!(error = %e, ?after, "retrying AWS call"))
             .await
     }
+}
+
+/// ELBv2 tags as a map.
+pub fn elbv2_tags_to_map(tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> crate::model::Tags {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
 /// Pages through a Marker/NextToken style API, stopping on a repeated marker

@@ -8,8 +8,24 @@ use serde_json::json;
 
 use super::{Context, Error};
 
+/// The API server refuses an Event whose note is longer than this (in bytes).
+const MAX_NOTE: usize = 1024;
+
+/// A note the API server accepts: at most [`MAX_NOTE`] bytes, cut on a character boundary
+/// (messages put the annotation and the reason first, so the cut loses the least).
+fn bounded(note: String) -> String {
+    if note.len() <= MAX_NOTE {
+        return note;
+    }
+    let mut end = MAX_NOTE - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
+}
+
 pub async fn publish(ctx: &Context, ing: &Ingress, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    let event = Event { type_, reason: reason.into(), note: Some(bounded(note)), action: "Reconcile".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &ing.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing event failed");
     }
@@ -52,5 +68,20 @@ pub async fn set_finalizer(ctx: &Context, ing: &Ingress, finalizer: &str, presen
         Ok(patched) => Ok(patched),
         Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(ing.clone()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_are_cut_to_what_the_api_server_accepts() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = format!("annotation alb.ingress.kubernetes.io/tags: {}", "é".repeat(2000));
+        let cut = bounded(long.clone());
+        assert!(cut.len() <= MAX_NOTE && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.starts_with("annotation alb.ingress.kubernetes.io/tags: "));
+        assert_eq!(bounded("x".repeat(MAX_NOTE)).len(), MAX_NOTE, "exactly the limit is kept whole");
     }
 }

@@ -1,6 +1,7 @@
 //! kube-runtime wiring: the caches, the watches that map Service/EndpointSlice/
 //! IngressClass changes to Ingresses, and the run loop.
 
+mod backend;
 mod gates;
 mod k8s_writes;
 mod leader;
@@ -67,6 +68,10 @@ struct Converged {
     verified_at: std::time::Instant,
     /// Each target group of the stack and where its targets come from.
     target_groups: Vec<ConvergedTargetGroup>,
+    /// How the targets' security groups let the load balancer in.
+    backend: Option<crate::model::BackendRules>,
+    /// The shared backend security group, when the load balancer uses it.
+    shared_group: Option<String>,
 }
 
 struct ConvergedTargetGroup {
@@ -83,6 +88,14 @@ pub struct Context {
     filter: ClassFilter,
     discovery: Discovery,
     inventory: Inventory,
+    /// The targets' network interfaces.
+    enis: crate::aws::enis::Enis,
+    /// The rules on the targets' security groups, for the whole cluster.
+    endpoint_rules: sync::endpoint_rules::EndpointRules,
+    /// The cluster's shared backend security group.
+    backend_sg: sync::backend_sg::BackendGroup,
+    /// Network problems already reported, by group (each is reported once while it lasts).
+    network_warnings: Mutex<HashMap<GroupId, BTreeSet<String>>>,
     recorder: Recorder,
     ingresses: Store<Ingress>,
     services: Store<Service>,
@@ -316,6 +329,14 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         filter: ClassFilter { controller: cfg.controller_name.clone(), legacy_class: cfg.ingress_class.clone() },
         discovery: Discovery::new(cfg.aws_vpc_id.clone(), cfg.discovery_ttl),
         inventory: Inventory::new(cfg.cluster_name.clone(), cfg.aws_vpc_id.clone(), cfg.drift_check_interval),
+        enis: crate::aws::enis::Enis::new(cfg.aws_vpc_id.clone(), cfg.discovery_ttl),
+        endpoint_rules: sync::endpoint_rules::EndpointRules::new(
+            cfg.cluster_name.clone(),
+            cfg.aws_vpc_id.clone(),
+            cfg.drift_check_interval,
+        ),
+        backend_sg: sync::backend_sg::BackendGroup::new(cfg.cluster_name.clone(), cfg.backend_security_group.clone()),
+        network_warnings: Mutex::new(HashMap::new()),
         recorder: Recorder::new(client.clone(), reporter),
         ingresses: ingresses.clone(),
         services: services.clone(),
@@ -480,39 +501,11 @@ fn references_service(ing: &Ingress, svc: &ObjKey) -> bool {
     backend_services(ing).any(|name| name == svc.name)
 }
 
-/// A Service port an Ingress routes to directly (its default backend or a path).
-pub struct BackendPort {
-    pub service: String,
-    /// The port number or name, as the backend gives it.
-    pub port: String,
-}
-
-pub fn service_backends(ing: &Ingress) -> Vec<BackendPort> {
-    let spec = ing.spec.as_ref();
-    let default = spec.and_then(|s| s.default_backend.as_ref());
-    let paths = spec
-        .and_then(|s| s.rules.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.http.as_ref())
-        .flat_map(|h| h.paths.iter().map(|p| &p.backend));
-    default
-        .into_iter()
-        .chain(paths)
-        .filter_map(|b| {
-            let svc = b.service.as_ref()?;
-            let port = svc.port.as_ref()?;
-            let port = port.number.map(|n| n.to_string()).or_else(|| port.name.clone())?;
-            Some(BackendPort { service: svc.name.clone(), port })
-        })
-        .collect()
-}
-
 /// Every Service an Ingress routes to: its backends and the Services its forward
 /// actions name.
 fn backend_services(ing: &Ingress) -> impl Iterator<Item = String> {
     let actions = crate::k8s::annotations::action_services(ing.annotations());
-    service_backends(ing).into_iter().map(|b| b.service).chain(actions)
+    crate::k8s::service_backends(ing).into_iter().map(|b| b.service).chain(actions)
 }
 
 fn error_policy(ing: Arc<Ingress>, err: &Error, _ctx: Arc<Context>) -> Action {

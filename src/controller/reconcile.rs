@@ -59,7 +59,7 @@ fn group_of(ctx: &Context, ing: &Ingress) -> Result<GroupId, String> {
 }
 
 /// The groups an Ingress's finalizers say it has resources in.
-fn groups_of_finalizers(ing: &Ingress) -> Vec<(String, GroupId)> {
+pub(super) fn groups_of_finalizers(ing: &Ingress) -> Vec<(String, GroupId)> {
     ing.finalizers()
         .iter()
         .filter_map(|f| {
@@ -322,26 +322,49 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
     let cached = match (cached, desired) {
         (Some(mut c), Some(desired)) if Some(c.desired_hash) == desired_hash => {
             // Nothing but targets can differ: a pure diff, calls only for what moved.
-            sync::targets::sync(&ctx.aws, &desired.target_groups, &mut c.actual.target_groups).await?;
+            let result = sync::targets::sync(&ctx.aws, &desired.target_groups, &mut c.actual.target_groups).await;
+            let opened = match result {
+                Ok(()) => super::backend::open_targets(ctx, group, &c).await,
+                Err(e) => Err(e.into()),
+            };
             let dns = c.actual.dns_name().map(str::to_string);
             ctx.converged.lock().await.insert(group.clone(), c);
+            opened?;
             return Ok((dns, false));
         }
         (cached, _) => cached,
     };
     let verified_at = cached.as_ref().map_or_else(Instant::now, |c| c.verified_at);
-    let actual = sync::apply(&target, group, desired, cached.map(|c| c.actual)).await?;
+    let shared_group = match desired {
+        Some(stack) => super::backend::shared_group_for(ctx, stack).await?,
+        None => {
+            // Before the managed group goes: AWS refuses to delete a group other groups' rules name.
+            let own = match cached.as_ref().and_then(|c| c.actual.security_group.as_ref()) {
+                Some(sg) => Some(sg.id.clone()),
+                None => ctx.inventory.stack(&ctx.aws, &group.to_string()).await?.security_groups.into_iter().next(),
+            };
+            super::backend::close_targets(ctx, group, own).await?;
+            None
+        }
+    };
+    let actual = sync::apply(&target, group, desired, cached.map(|c| c.actual), shared_group.as_deref()).await?;
     let dns = actual.dns_name().map(str::to_string);
-    if let (Some(desired), Some(desired_hash)) = (desired, desired_hash) {
-        let target_groups = desired
-            .target_groups
-            .iter()
-            .filter_map(|d| {
-                let arn = actual.target_groups.iter().find(|a| a.serves(d))?.arn.clone();
-                Some(ConvergedTargetGroup { name: d.name.clone(), arn, source: d.source.clone() })
-            })
-            .collect();
-        ctx.converged.lock().await.insert(group.clone(), Converged { desired_hash, actual, verified_at, target_groups });
-    }
+    let (Some(desired), Some(desired_hash)) = (desired, desired_hash) else {
+        super::backend::release_shared_group_if_unused(ctx).await?;
+        return Ok((dns, true));
+    };
+    let target_groups = desired
+        .target_groups
+        .iter()
+        .filter_map(|d| {
+            let arn = actual.target_groups.iter().find(|a| a.serves(d))?.arn.clone();
+            Some(ConvergedTargetGroup { name: d.name.clone(), arn, source: d.source.clone() })
+        })
+        .collect();
+    let converged = Converged { desired_hash, actual, verified_at, target_groups, backend: desired.backend_rules, shared_group };
+    // The load balancer is converged whatever the targets' groups answer: cached first.
+    let opened = super::backend::open_targets(ctx, group, &converged).await;
+    ctx.converged.lock().await.insert(group.clone(), converged);
+    opened?;
     Ok((dns, true))
 }

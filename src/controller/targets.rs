@@ -151,6 +151,10 @@ async fn update(ctx: &Context, group: &GroupId, changed: &BTreeSet<Dependency>) 
             break;
         }
     }
+    if result.is_ok() {
+        // Pods on other nodes, or new ports: the targets' security groups follow.
+        result = super::backend::open_targets(ctx, group, &converged).await;
+    }
     // What succeeded is recorded in `actual`, so the entry stays right even on an error.
     ctx.converged.lock().await.insert(group.clone(), converged);
     result

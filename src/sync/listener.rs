@@ -1,13 +1,14 @@
 //! Listeners, matched by port: created tagged, modified in place (protocol, default
-//! action, default certificate, SSL policy), SNI certificates added/removed, deleted
-//! when no longer wanted; then each listener's rules.
+//! action, default certificate, SSL policy), SNI certificates added/removed (the default
+//! certificate's own entry in the list left alone), deleted when no longer wanted; then
+//! each listener's rules, even when a listener step failed (that error is returned after).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, Listener as SdkListener, ProtocolEnum};
 
 use super::attributes::{self, Owner};
-use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk};
+use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk, same_action};
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
 use crate::model::{Action, Listener, Rule, Tags, WeightedTargetGroup};
@@ -93,6 +94,11 @@ fn default_certificate(d: &Listener) -> Option<Certificate> {
     d.certificates.first().map(|arn| Certificate::builder().certificate_arn(arn).build())
 }
 
+/// The annotations behind each listener step, for the message of a failed step.
+const SETTINGS: &str =
+    "default action or certificate (annotations alb.ingress.kubernetes.io/certificate-arn, ssl-policy, ssl-redirect, defaultBackend)";
+const CERTIFICATES: &str = "certificates (annotation alb.ingress.kubernetes.io/certificate-arn)";
+
 pub async fn sync(
     aws: &Aws,
     lb_arn: &str,
@@ -100,32 +106,45 @@ pub async fn sync(
     tg_arns: &BTreeMap<String, String>,
     actual: &mut Vec<ActualListener>,
 ) -> Result<(), Error> {
+    // A failing listener step (settings, certificates, attributes) must not hold back the
+    // rules: it is reported once the rules have converged, and retried then.
+    let mut failed: Option<Error> = None;
+    let mut defer = |d: &Listener, what: String, e: crate::aws::Error| {
+        tracing::warn!(port = d.port, %what, error = %e, "listener step failed; rules are synced all the same");
+        failed.get_or_insert(Error::Listener { protocol: d.protocol.as_str().to_string(), port: d.port, what, source: e });
+    };
     for d in desired {
         let default_action = resolve(&d.default_action, tg_arns);
         let idx = match actual.iter().position(|a| a.port == d.port) {
             Some(i) => {
                 let a = &mut actual[i];
                 if a.protocol != d.protocol.as_str()
-                    || a.default_action.as_ref() != Some(&default_action)
+                    || !a.default_action.as_ref().is_some_and(|x| same_action(x, &default_action))
                     || a.default_certificate.as_ref() != d.certificates.first()
                     || a.ssl_policy != d.ssl_policy
                 {
-                    aws.call(ELBV2, "ModifyListener", || {
-                        aws.elbv2
-                            .modify_listener()
-                            .listener_arn(&a.arn)
-                            .port(d.port)
-                            .protocol(ProtocolEnum::from(d.protocol.as_str()))
-                            .set_certificates(default_certificate(d).map(|c| vec![c]))
-                            .set_ssl_policy(d.ssl_policy.clone())
-                            .default_actions(action_to_sdk(&default_action))
-                            .send()
-                    })
-                    .await?;
-                    a.protocol = d.protocol.as_str().to_string();
-                    a.default_action = Some(default_action);
-                    a.default_certificate = d.certificates.first().cloned();
-                    a.ssl_policy = d.ssl_policy.clone();
+                    let modified = aws
+                        .call(ELBV2, "ModifyListener", || {
+                            aws.elbv2
+                                .modify_listener()
+                                .listener_arn(&a.arn)
+                                .port(d.port)
+                                .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                                .set_certificates(default_certificate(d).map(|c| vec![c]))
+                                .set_ssl_policy(d.ssl_policy.clone())
+                                .default_actions(action_to_sdk(&default_action))
+                                .send()
+                        })
+                        .await;
+                    match modified {
+                        Ok(_) => {
+                            a.protocol = d.protocol.as_str().to_string();
+                            a.default_action = Some(default_action);
+                            a.default_certificate = d.certificates.first().cloned();
+                            a.ssl_policy = d.ssl_policy.clone();
+                        }
+                        Err(e) => defer(d, SETTINGS.to_string(), e),
+                    }
                 }
                 i
             }
@@ -161,8 +180,17 @@ pub async fn sync(
             }
         };
         let listener = &mut actual[idx];
-        sync_sni_certificates(aws, d, listener).await?;
-        attributes::sync(aws, Owner::Listener(&listener.arn), &d.attributes, &mut listener.attributes, false).await?;
+        if let Err(e) = sync_sni_certificates(aws, d, listener).await {
+            defer(d, CERTIFICATES.to_string(), e);
+        }
+        match attributes::sync(aws, Owner::Listener(&listener.arn), &d.attributes, &mut listener.attributes, false).await {
+            Ok(()) => {}
+            Err(Error::Aws(e)) => {
+                let annotation = format!("alb.ingress.kubernetes.io/listener-attributes.{}-{}", d.protocol.as_str(), d.port);
+                defer(d, format!("attributes (annotation {annotation})"), e);
+            }
+            Err(e) => return Err(e),
+        }
         let rules: Vec<Rule> = d.rules.iter().map(|r| Rule { action: resolve(&r.action, tg_arns), ..r.clone() }).collect();
         rule::sync(aws, &listener.arn, &rules, &mut listener.rules).await?;
     }
@@ -179,28 +207,87 @@ pub async fn sync(
         }
     }
     *actual = kept;
+    failed.map_or(Ok(()), Err)
+}
+
+/// The certificate list changes that make `actual` serve `desired`'s SNI certificates:
+/// (to add, to remove). The default certificate's own entry in the list is never removed
+/// (LBC since v3.4.1 adds it there; AWS refuses to remove it) and never added by us.
+fn certificate_changes(desired: &Listener, actual: &ActualListener) -> (Vec<String>, Vec<String>) {
+    let default = actual.default_certificate.as_ref();
+    let wanted: BTreeSet<&String> = desired.certificates.iter().skip(1).filter(|c| Some(*c) != default).collect();
+    let add = wanted.iter().filter(|c| !actual.sni_certificates.contains(**c)).map(|c| c.to_string()).collect();
+    let remove = actual.sni_certificates.iter().filter(|c| !wanted.contains(c) && Some(*c) != default).cloned().collect();
+    (add, remove)
+}
+
+/// Certificates beyond the default one are served by SNI. One certificate a call, as the
+/// API reference says; each success is recorded at once, so a failure leaves `a` true.
+async fn sync_sni_certificates(aws: &Aws, d: &Listener, a: &mut ActualListener) -> Result<(), crate::aws::Error> {
+    let (add, remove) = certificate_changes(d, a);
+    for arn in add {
+        let cert = Certificate::builder().certificate_arn(&arn).build();
+        aws.call(ELBV2, "AddListenerCertificates", || {
+            aws.elbv2.add_listener_certificates().listener_arn(&a.arn).certificates(cert.clone()).send()
+        })
+        .await?;
+        a.sni_certificates.insert(arn);
+    }
+    for arn in remove {
+        let cert = Certificate::builder().certificate_arn(&arn).build();
+        aws.call(ELBV2, "RemoveListenerCertificates", || {
+            aws.elbv2.remove_listener_certificates().listener_arn(&a.arn).certificates(cert.clone()).send()
+        })
+        .await?;
+        a.sni_certificates.remove(&arn);
+    }
     Ok(())
 }
 
-/// Certificates beyond the default one are served by SNI.
-async fn sync_sni_certificates(aws: &Aws, d: &Listener, a: &mut ActualListener) -> Result<(), Error> {
-    let desired: BTreeSet<String> = d.certificates.iter().skip(1).cloned().collect();
-    let add: Vec<Certificate> =
-        desired.difference(&a.sni_certificates).map(|arn| Certificate::builder().certificate_arn(arn).build()).collect();
-    let remove: Vec<Certificate> =
-        a.sni_certificates.difference(&desired).map(|arn| Certificate::builder().certificate_arn(arn).build()).collect();
-    if !add.is_empty() {
-        aws.call(ELBV2, "AddListenerCertificates", || {
-            aws.elbv2.add_listener_certificates().listener_arn(&a.arn).set_certificates(Some(add.clone())).send()
-        })
-        .await?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    fn desired(certificates: &[&str]) -> Listener {
+        Listener {
+            port: 443,
+            protocol: Protocol::Https,
+            certificates: certificates.iter().map(|c| c.to_string()).collect(),
+            ssl_policy: Some("ELBSecurityPolicy-2016-08".into()),
+            attributes: Tags::new(),
+            default_action: Action::fixed("404"),
+            rules: Vec::new(),
+            tags: Tags::new(),
+        }
     }
-    if !remove.is_empty() {
-        aws.call(ELBV2, "RemoveListenerCertificates", || {
-            aws.elbv2.remove_listener_certificates().listener_arn(&a.arn).set_certificates(Some(remove.clone())).send()
-        })
-        .await?;
+
+    fn actual(default: &str, listed: &[&str]) -> ActualListener {
+        ActualListener {
+            arn: "arn:listener".into(),
+            port: 443,
+            protocol: "HTTPS".into(),
+            default_action: Some(Action::fixed("404")),
+            ssl_policy: Some("ELBSecurityPolicy-2016-08".into()),
+            default_certificate: Some(default.into()),
+            sni_certificates: listed.iter().map(|c| c.to_string()).collect(),
+            attributes: None,
+            rules: Vec::new(),
+        }
     }
-    a.sni_certificates = desired;
-    Ok(())
+
+    #[test]
+    fn the_default_certificate_listed_by_lbc_is_left_alone() {
+        // LBC v3.4.1+ also puts the default certificate in the listener's certificate list.
+        assert_eq!(certificate_changes(&desired(&["a"]), &actual("a", &["a"])), (vec![], vec![]));
+        assert_eq!(certificate_changes(&desired(&["a", "b"]), &actual("a", &["a", "b"])), (vec![], vec![]));
+        assert_eq!(certificate_changes(&desired(&["a"]), &actual("a", &["a", "b"])), (vec![], vec!["b".to_string()]));
+    }
+
+    #[test]
+    fn sni_certificates_are_added_and_removed() {
+        assert_eq!(certificate_changes(&desired(&["a", "b", "c"]), &actual("a", &["b"])), (vec!["c".to_string()], vec![]));
+        // After the default moved from a to b, a is an SNI certificate like any other.
+        assert_eq!(certificate_changes(&desired(&["b"]), &actual("b", &["a", "b"])), (vec![], vec!["a".to_string()]));
+    }
 }

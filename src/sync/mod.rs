@@ -5,6 +5,8 @@
 //! rules, then deletions in reverse.
 
 mod attributes;
+pub mod backend_sg;
+pub mod endpoint_rules;
 mod listener;
 mod load_balancer;
 mod rule;
@@ -12,7 +14,7 @@ mod security_group;
 mod target_group;
 pub mod targets;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
@@ -33,6 +35,9 @@ pub enum Error {
         "load balancer {name} has deletion protection enabled (load-balancer-attributes deletion_protection.enabled=true): disable it on the load balancer (console, or aws elbv2 modify-load-balancer-attributes) and the deletion is retried"
     )]
     DeletionProtected { name: String },
+    /// A listener step that failed after the rest of the listener was synced.
+    #[error("listener {protocol}:{port}, {what}: {source}")]
+    Listener { protocol: String, port: i32, what: String, source: aws::Error },
 }
 
 /// What exists in AWS for one stack, as last read or written by us.
@@ -84,8 +89,15 @@ async fn read_load_balancer(t: &Target<'_>, known: StackResources, actual: &mut 
 /// in afterwards, for the cache.
 ///
 /// Targets come right after their target groups: after a restart, pods are registered
-/// before the load balancer, listeners and rules are even read.
-pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, cached: Option<Actual>) -> Result<Actual, Error> {
+/// before the load balancer, listeners and rules are even read. `backend_sg` is the
+/// cluster's shared backend security group, when the load balancer uses it.
+pub async fn apply(
+    t: &Target<'_>,
+    group: &GroupId,
+    desired: Option<&Stack>,
+    cached: Option<Actual>,
+    backend_sg: Option<&str>,
+) -> Result<Actual, Error> {
     let stack_tag = group.to_string();
     let Some(desired) = desired else {
         let mut actual = match cached {
@@ -112,10 +124,11 @@ pub async fn apply(t: &Target<'_>, group: &GroupId, desired: Option<&Stack>, cac
         read_load_balancer(t, known, &mut actual).await?;
     }
 
-    let sg_ids = match &desired.security_group {
+    let mut sg_ids = match &desired.security_group {
         Some(sg) => BTreeSet::from([security_group::sync(t, sg, &mut actual.security_group).await?]),
         None => desired.load_balancer.security_groups.clone(),
     };
+    sg_ids.extend(backend_sg.map(str::to_string));
     load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_ids, &mut actual).await?;
     let lb_arn = actual.load_balancer.as_ref().map(|lb| lb.arn.clone()).unwrap_or_default();
     listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners).await?;
@@ -137,8 +150,4 @@ async fn delete_all(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<
 
 pub(crate) fn elbv2_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
-}
-
-pub(crate) fn tags_from_sdk(tags: &[Tag]) -> Tags {
-    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect::<BTreeMap<_, _>>()
 }

@@ -33,7 +33,46 @@ impl ActualRule {
     fn same_content(&self, d: &Rule) -> bool {
         self.conditions.as_ref() == Some(&normalized(&d.conditions))
             && self.auth == d.auth.as_ref().map(without_secret)
-            && self.action.as_ref() == Some(&d.action)
+            && self.action.as_ref().is_some_and(|a| same_action(a, &d.action))
+    }
+}
+
+/// Whether two actions do the same, whoever wrote them: LBC and the console write some
+/// parts differently from us (a lone target group with a weight, redirect parts as their
+/// `#{…}` placeholders, an empty content type or body), and AWS describes them back so.
+pub fn same_action(a: &Action, b: &Action) -> bool {
+    canonical(a) == canonical(b)
+}
+
+fn canonical(a: &Action) -> Action {
+    let non_empty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    match a {
+        Action::FixedResponse { status_code, content_type, message_body } => Action::FixedResponse {
+            status_code: status_code.clone(),
+            content_type: non_empty(content_type),
+            message_body: non_empty(message_body),
+        },
+        Action::Forward { target_groups, stickiness_seconds } => {
+            let mut target_groups = target_groups.clone();
+            target_groups.sort_by(|x, y| x.target_group.cmp(&y.target_group));
+            // A lone target group gets every request whatever its weight.
+            if let [one] = target_groups.as_mut_slice() {
+                one.weight = None;
+            }
+            Action::Forward { target_groups, stickiness_seconds: *stickiness_seconds }
+        }
+        Action::Redirect { protocol, port, host, path, query, status_code } => {
+            // An omitted part keeps the request's: the same as its placeholder.
+            let part = |v: &Option<String>, placeholder: &str| non_empty(v).filter(|v| v != placeholder);
+            Action::Redirect {
+                protocol: part(protocol, "#{protocol}"),
+                port: part(port, "#{port}"),
+                host: part(host, "#{host}"),
+                path: part(path, "/#{path}"),
+                query: part(query, "#{query}"),
+                status_code: status_code.clone(),
+            }
+        }
     }
 }
 
@@ -180,17 +219,21 @@ fn rule_actions_from_sdk(actions: &[SdkAction]) -> (Option<Authenticate>, Option
     }
 }
 
+/// Conditions in a form that compares equal when AWS matches the same requests: values
+/// sorted, and lowercased where AWS compares without case (host names, HTTP header names
+/// and values, query strings; paths and methods keep their case).
 fn normalized(conditions: &[Condition]) -> Vec<Condition> {
+    let lower = |v: &[String]| sorted(&v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>());
     let mut c: Vec<Condition> = conditions
         .iter()
         .map(|c| match c {
-            Condition::HostHeader(v) => Condition::HostHeader(sorted(v)),
+            Condition::HostHeader(v) => Condition::HostHeader(lower(v)),
             Condition::PathPattern(v) => Condition::PathPattern(sorted(v)),
             Condition::PathRegex(v) => Condition::PathRegex(sorted(v)),
-            Condition::HttpHeader { name, values } => Condition::HttpHeader { name: name.clone(), values: sorted(values) },
+            Condition::HttpHeader { name, values } => Condition::HttpHeader { name: name.to_lowercase(), values: lower(values) },
             Condition::HttpRequestMethod(v) => Condition::HttpRequestMethod(sorted(v)),
             Condition::QueryString(v) => {
-                let mut v = v.clone();
+                let mut v: Vec<_> = v.iter().map(|(k, val)| (k.as_ref().map(|k| k.to_lowercase()), val.to_lowercase())).collect();
                 v.sort();
                 Condition::QueryString(v)
             }
@@ -656,6 +699,73 @@ mod tests {
         ];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));
+    }
+
+    #[test]
+    fn what_lbc_writes_equals_what_we_write() {
+        let tuple = |arn: &str, weight: Option<i32>| TargetGroupTuple::builder().target_group_arn(arn).set_weight(weight).build();
+        // LBC: a ForwardConfig with one target group (AWS describes it with weight 1,
+        // stickiness off, and the TargetGroupArn filled in), the action with an Order.
+        let lbc_forward = SdkAction::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .order(1)
+            .target_group_arn("arn:tg")
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(tuple("arn:tg", Some(1)))
+                    .target_group_stickiness_config(TargetGroupStickinessConfig::builder().enabled(false).build())
+                    .build(),
+            )
+            .build();
+        let (auth, action) = rule_actions_from_sdk(&[lbc_forward]);
+        assert_eq!((auth, action), (None, Some(Action::forward("arn:tg"))));
+        let weighted_one = Action::Forward {
+            target_groups: vec![WeightedTargetGroup { target_group: "arn:tg".into(), weight: Some(100) }],
+            stickiness_seconds: None,
+        };
+        assert!(same_action(&weighted_one, &Action::forward("arn:tg")), "a lone target group's weight is no difference");
+        let two = |a: i32, b: i32| Action::Forward {
+            target_groups: vec![
+                WeightedTargetGroup { target_group: "arn:b".into(), weight: Some(b) },
+                WeightedTargetGroup { target_group: "arn:a".into(), weight: Some(a) },
+            ],
+            stickiness_seconds: None,
+        };
+        let mut reordered = two(20, 80);
+        if let Action::Forward { target_groups, .. } = &mut reordered {
+            target_groups.reverse();
+        }
+        assert!(same_action(&two(20, 80), &reordered));
+        assert!(!same_action(&two(20, 80), &two(80, 20)), "weights of several target groups count");
+        // Redirect parts written as their placeholders; an empty content type or body.
+        let redirect = |host: Option<&str>, path: Option<&str>| Action::Redirect {
+            protocol: Some("HTTPS".into()),
+            port: Some("443".into()),
+            host: host.map(str::to_string),
+            path: path.map(str::to_string),
+            query: None,
+            status_code: "HTTP_301".into(),
+        };
+        assert!(same_action(&redirect(Some("#{host}"), Some("/#{path}")), &redirect(None, None)));
+        assert!(!same_action(&redirect(Some("example.com"), None), &redirect(None, None)));
+        let fixed = |ct: Option<&str>, body: Option<&str>| Action::FixedResponse {
+            status_code: "404".into(),
+            content_type: ct.map(str::to_string),
+            message_body: body.map(str::to_string),
+        };
+        assert!(same_action(&fixed(Some(""), Some("")), &fixed(None, None)));
+        assert!(!same_action(&fixed(Some("text/plain"), None), &fixed(Some("text/html"), None)));
+        // Conditions as legacy `Values` (older LBC) or as `*Config`, hosts in any case.
+        let legacy = [
+            RuleCondition::builder().field("host-header").values("Shop.Example.com").build(),
+            RuleCondition::builder().field("path-pattern").values("/*").build(),
+        ];
+        let ours = [Condition::HostHeader(vec!["shop.example.com".into()]), Condition::PathPattern(vec!["/*".into()])];
+        assert_eq!(conditions_from_sdk(&legacy), Some(normalized(&ours)));
+        let header = |name: &str, value: &str| Condition::HttpHeader { name: name.into(), values: vec![value.into()] };
+        assert_eq!(normalized(&[header("X-Env", "Canary")]), normalized(&[header("x-env", "canary")]));
+        let path = |p: &str| Condition::PathPattern(vec![p.into()]);
+        assert_ne!(normalized(&[path("/API")]), normalized(&[path("/api")]), "paths match with case");
     }
 
     #[test]

@@ -49,6 +49,22 @@ fn protocol(p: Option<&ProtocolEnum>) -> Protocol {
     }
 }
 
+fn is_grpc(protocol_version: &str) -> bool {
+    protocol_version.eq_ignore_ascii_case("GRPC")
+}
+
+/// gRPC target groups take gRPC codes (`GrpcCode`); AWS refuses an HTTP code for them.
+fn matcher(protocol_version: &str, codes: &str) -> Matcher {
+    if is_grpc(protocol_version) { Matcher::builder().grpc_code(codes).build() } else { Matcher::builder().http_code(codes).build() }
+}
+
+/// The codes of a described matcher, read from the field its protocol version uses.
+fn success_codes(tg: &SdkTargetGroup) -> String {
+    let m = tg.matcher();
+    let codes = if tg.protocol_version().is_some_and(is_grpc) { m.and_then(|m| m.grpc_code()) } else { m.and_then(|m| m.http_code()) };
+    codes.unwrap_or_default().to_string()
+}
+
 fn health_check_from_sdk(tg: &SdkTargetGroup) -> HealthCheck {
     HealthCheck {
         protocol: protocol(tg.health_check_protocol()),
@@ -58,7 +74,7 @@ fn health_check_from_sdk(tg: &SdkTargetGroup) -> HealthCheck {
         timeout_seconds: tg.health_check_timeout_seconds().unwrap_or_default(),
         healthy_threshold: tg.healthy_threshold_count().unwrap_or_default(),
         unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or_default(),
-        success_codes: tg.matcher().and_then(|m| m.http_code()).unwrap_or_default().to_string(),
+        success_codes: success_codes(tg),
     }
 }
 
@@ -124,7 +140,7 @@ pub async fn create_missing(
                         .health_check_timeout_seconds(hc.timeout_seconds)
                         .healthy_threshold_count(hc.healthy_threshold)
                         .unhealthy_threshold_count(hc.unhealthy_threshold)
-                        .matcher(Matcher::builder().http_code(&hc.success_codes).build())
+                        .matcher(matcher(&d.protocol_version, &hc.success_codes))
                         .send()
                 })
                 .await?;
@@ -156,7 +172,7 @@ pub async fn create_missing(
                     .health_check_timeout_seconds(hc.timeout_seconds)
                     .healthy_threshold_count(hc.healthy_threshold)
                     .unhealthy_threshold_count(hc.unhealthy_threshold)
-                    .matcher(Matcher::builder().http_code(&hc.success_codes).build())
+                    .matcher(matcher(&d.protocol_version, &hc.success_codes))
                     .set_tags(Some(elbv2_tags(&d.tags)))
                     .send()
             })
@@ -281,6 +297,19 @@ mod tests {
         assert!(ActualTargetGroup { protocol_version: None, ..actual() }.serves(&desired()), "AWS did not say: kept");
         assert!(!ActualTargetGroup { resource: Some("shop/other-web:80".into()), ..actual() }.serves(&desired()));
         assert!(!ActualTargetGroup { resource: None, ..actual() }.serves(&desired()), "untagged: not ours");
+    }
+
+    #[test]
+    fn grpc_target_groups_use_grpc_codes() {
+        let m = matcher("GRPC", "12");
+        assert_eq!((m.grpc_code(), m.http_code()), (Some("12"), None));
+        let m = matcher("HTTP1", "200-299");
+        assert_eq!((m.grpc_code(), m.http_code()), (None, Some("200-299")));
+        let described = |version: &str, m: Matcher| SdkTargetGroup::builder().protocol_version(version).matcher(m).build();
+        assert_eq!(success_codes(&described("GRPC", Matcher::builder().grpc_code("0-5").build())), "0-5");
+        assert_eq!(success_codes(&described("HTTP2", Matcher::builder().http_code("200").build())), "200");
+        // An LBC-made or hand-edited gRPC group read back the same way it is written.
+        assert_eq!(success_codes(&described("GRPC", Matcher::builder().http_code("200").build())), "");
     }
 
     #[test]
