@@ -1,6 +1,6 @@
 //! What the controller writes to Kubernetes: Events, status, finalizers.
 
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress, IngressPortStatus};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -15,20 +15,27 @@ pub async fn publish(ctx: &Context, ing: &Ingress, type_: EventType, reason: &st
     }
 }
 
-pub fn current_hostname(ing: &Ingress) -> Option<&str> {
-    ing.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.hostname.as_deref()
+/// `status.loadBalancer.ingress` as LBC v3 writes it: the load balancer's DNS name and
+/// every listener port of it, sorted, for every member of the group (`None`: no entry).
+fn lb_status(hostname: Option<&str>, ports: &[i32]) -> Option<Vec<IngressLoadBalancerIngress>> {
+    let mut ports = ports.to_vec();
+    ports.sort_unstable();
+    ports.dedup();
+    let ports = ports.into_iter().map(|port| IngressPortStatus { port, protocol: "TCP".into(), error: None }).collect::<Vec<_>>();
+    Some(vec![IngressLoadBalancerIngress { hostname: Some(hostname?.to_string()), ip: None, ports: (!ports.is_empty()).then_some(ports) }])
 }
 
-pub async fn patch_status(ctx: &Context, ing: &Ingress, hostname: Option<&str>) -> Result<(), Error> {
-    if current_hostname(ing) == hostname {
+/// Writes the load balancer status unless it already says so (a resync writes nothing).
+pub async fn patch_status(ctx: &Context, ing: &Ingress, hostname: Option<&str>, ports: &[i32]) -> Result<(), Error> {
+    let want = lb_status(hostname, ports);
+    let current = ing.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.clone()).filter(|i| !i.is_empty());
+    if current == want {
         return Ok(());
     }
     let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &ing.namespace().unwrap_or_default());
-    let lb = match hostname {
-        Some(h) => json!({"ingress": [{"hostname": h}]}),
-        None => json!({"ingress": null}),
-    };
-    match api.patch_status(&ing.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": {"loadBalancer": lb}}))).await {
+    // A merge patch replaces the list whole.
+    let patch = json!({"status": {"loadBalancer": {"ingress": want}}});
+    match api.patch_status(&ing.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
@@ -52,5 +59,20 @@ pub async fn set_finalizer(ctx: &Context, ing: &Ingress, finalizer: &str, presen
         Ok(patched) => Ok(patched),
         Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(ing.clone()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_lists_every_listener_port_sorted_as_tcp() {
+        let status = lb_status(Some("lb.example.com"), &[443, 80, 443]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            json!([{"hostname": "lb.example.com", "ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}]}])
+        );
+        assert_eq!(lb_status(None, &[80]), None, "no load balancer, no entry");
     }
 }
