@@ -1,16 +1,35 @@
 //! What the controller writes to Kubernetes: Events, status, finalizers.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
+
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress, IngressPortStatus};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{Context, Error};
 
+/// kube's Recorder folds every Event of one reason on an object into one series and keeps
+/// the first note, so a second, different Warning (two missing Services; another problem
+/// after a fix) would never show. One Recorder per note: each folds only its own repeats.
+static RECORDERS: LazyLock<Mutex<HashMap<String, Recorder>>> = LazyLock::new(Default::default);
+/// Past this many distinct notes the map starts again (repeats then make new Events).
+const MAX_RECORDERS: usize = 512;
+
+fn recorder_for(ctx: &Context, note: &str) -> Recorder {
+    let mut recorders = RECORDERS.lock().unwrap_or_else(PoisonError::into_inner);
+    if recorders.len() >= MAX_RECORDERS && !recorders.contains_key(note) {
+        recorders.clear();
+    }
+    recorders.entry(note.to_string()).or_insert_with(|| Recorder::new(ctx.client.clone(), ctx.reporter.clone())).clone()
+}
+
 pub async fn publish(ctx: &Context, ing: &Ingress, type_: EventType, reason: &str, note: String) {
+    let recorder = recorder_for(ctx, &note);
     let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &ing.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, &ing.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing event failed");
     }
 }

@@ -18,7 +18,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -83,7 +83,8 @@ pub struct Context {
     filter: ClassFilter,
     discovery: Discovery,
     inventory: Inventory,
-    recorder: Recorder,
+    /// Who our Events say reported them (k8s_writes makes a Recorder per note).
+    reporter: Reporter,
     ingresses: Store<Ingress>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -316,7 +317,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         filter: ClassFilter { controller: cfg.controller_name.clone(), legacy_class: cfg.ingress_class.clone() },
         discovery: Discovery::new(cfg.aws_vpc_id.clone(), cfg.discovery_ttl),
         inventory: Inventory::new(cfg.cluster_name.clone(), cfg.aws_vpc_id.clone(), cfg.drift_check_interval),
-        recorder: Recorder::new(client.clone(), reporter),
+        reporter,
         ingresses: ingresses.clone(),
         services: services.clone(),
         slices: slices.clone(),
