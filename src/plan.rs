@@ -38,6 +38,14 @@ pub struct PlanArgs {
     certificates: Vec<String>,
     #[arg(long, default_value = "instance", value_parser = TargetType::parse)]
     default_target_type: TargetType,
+    /// As the controller's flag: a rule forwarding to a missing Service answers a fixed
+    /// 503; `false` fails its Ingress instead.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    tolerate_non_existent_backend_service: bool,
+    /// As the controller's flag: a `use-annotation` backend without its `actions.*`
+    /// annotation answers a fixed 503; `false` fails its Ingress instead.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    tolerate_non_existent_backend_action: bool,
     #[arg(long, default_value = "ingress.k8s.aws/alb")]
     controller_name: String,
     #[arg(long, default_value = "alb")]
@@ -260,7 +268,12 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             security_groups: &security_groups,
             secrets: &objects.secrets,
             nodes: &objects.nodes,
-            options: model::Options { default_target_type: args.default_target_type, ..model::Options::default() },
+            options: model::Options {
+                default_target_type: args.default_target_type,
+                tolerate_missing_backend_service: args.tolerate_non_existent_backend_service,
+                tolerate_missing_backend_action: args.tolerate_non_existent_backend_action,
+                ..model::Options::default()
+            },
             gated_pods: &Default::default(),
             params: &params,
         });

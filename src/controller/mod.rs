@@ -19,7 +19,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -96,7 +96,8 @@ pub struct Context {
     backend_sg: sync::backend_sg::BackendGroup,
     /// Network problems already reported, by group (each is reported once while it lasts).
     network_warnings: Mutex<HashMap<GroupId, BTreeSet<String>>>,
-    recorder: Recorder,
+    /// Who our Events say reported them (k8s_writes makes a Recorder per note).
+    reporter: Reporter,
     ingresses: Store<Ingress>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -337,7 +338,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         ),
         backend_sg: sync::backend_sg::BackendGroup::new(cfg.cluster_name.clone(), cfg.backend_security_group.clone()),
         network_warnings: Mutex::new(HashMap::new()),
-        recorder: Recorder::new(client.clone(), reporter),
+        reporter,
         ingresses: ingresses.clone(),
         services: services.clone(),
         slices: slices.clone(),

@@ -119,7 +119,7 @@ async fn reconcile_ingress(ing: &Ingress, ctx: &Context) -> Result<Action, Error
             reconcile_group(ctx, &group).await?;
             ing = set_finalizer(ctx, &ing, &finalizer, false).await?;
             if current.is_none() && ing.metadata.deletion_timestamp.is_none() {
-                patch_status(ctx, &ing, None).await?;
+                patch_status(ctx, &ing, None, &[]).await?;
             }
             tracing::info!(ingress = %key_of(&ing), %group, "released the Ingress from its group");
         }
@@ -236,8 +236,9 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
     ctx.targets.follow(group, stack.target_groups.iter().flat_map(|tg| tg.source.dependencies()).collect());
     let (dns, changed) = sync_group(ctx, group, Some(&stack)).await?;
     let in_alb: BTreeSet<ObjKey> = contributing.iter().map(|m| key_of(m)).collect();
+    let ports: Vec<i32> = stack.listeners.iter().map(|l| l.port).collect();
     for m in members.iter().filter(|m| in_alb.contains(&key_of(m))) {
-        patch_status(ctx, m, dns.as_deref()).await?;
+        patch_status(ctx, m, dns.as_deref(), &ports).await?;
         if changed && !bad.contains(&key_of(m)) {
             publish(ctx, m, EventType::Normal, "SuccessfullyReconciled", "Successfully reconciled".into()).await;
         }

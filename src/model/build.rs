@@ -94,8 +94,8 @@ struct Member<'a> {
     cfg: IngressConfig,
     ports: Vec<(Protocol, i32)>,
     default_action: Option<Action>,
-    /// (conditions, authentication, action) in this Ingress's own order.
-    rules: Vec<(Vec<Condition>, Option<Authenticate>, Action)>,
+    /// In this Ingress's own order.
+    rules: Vec<RuleParts>,
     target_groups: Vec<TargetGroup>,
     warnings: Vec<Problem>,
 }
@@ -284,19 +284,13 @@ pub fn build(inputs: &Inputs) -> Built {
     for (&port, &protocol) in &listeners {
         let redirect = group_cfg.ssl_redirect.filter(|_| protocol == Protocol::Http);
         let mut rules = Vec::new();
-        // Whose rule each is: a rule carries its own Ingress's tags, not the group's (as LBC).
-        let mut owners: Vec<(&RuleParts, &Tags)> = Vec::new();
         if redirect.is_none() {
             for m in built.iter().filter(|m| m.ports.iter().any(|&(_, p)| p == port)) {
                 rules.extend(m.rules.iter().cloned());
-                owners.extend(m.rules.iter().map(|r| (r, &m.cfg.tags)));
             }
         }
-        let rules = optimize(rules, protocol, port);
-        // The optimizer only drops rules, so the kept ones are found in order.
-        let mut owners = owners.into_iter();
-        let rule_tags: Vec<Tags> =
-            rules.iter().map(|r| owners.find(|(o, _)| *o == r).map_or_else(|| tags.clone(), |(_, t)| t.clone())).collect();
+        let (rules, unreachable) = optimize(rules, protocol, port);
+        out.warnings.extend(unreachable);
         listener_list.push(Listener {
             port,
             protocol,
@@ -320,18 +314,19 @@ pub fn build(inputs: &Inputs) -> Built {
             },
             rules: rules
                 .into_iter()
-                .zip(rule_tags)
                 .enumerate()
-                .map(|(i, ((conditions, auth, action), mut tags))| Rule {
+                .map(|(i, r)| Rule {
                     priority: i as i32 + 1,
-                    conditions,
+                    conditions: r.conditions,
                     // ALBs authenticate on HTTPS listeners only.
-                    auth: auth.filter(|_| protocol == Protocol::Https),
-                    action,
+                    auth: r.auth.filter(|_| protocol == Protocol::Https),
+                    action: r.action,
+                    // A rule carries its own Ingress's tags, not the group's (as LBC).
                     tags: {
-                        tags.extend(base.clone());
-                        tags.insert(TAG_RESOURCE.to_string(), format!("{port}:{}", i + 1));
-                        tags
+                        let mut t = built.iter().find(|m| m.key == r.from).map_or_else(|| tags.clone(), |m| m.cfg.tags.clone());
+                        t.extend(base.clone());
+                        t.insert(TAG_RESOURCE.to_string(), format!("{port}:{}", i + 1));
+                        t
                     },
                 })
                 .collect(),
@@ -404,30 +399,96 @@ pub fn build(inputs: &Inputs) -> Built {
 
 type Parsed<'a> = (&'a Ingress, ObjKey, IngressConfig);
 
-type RuleParts = (Vec<Condition>, Option<Authenticate>, Action);
+/// One listener rule before it gets its priority.
+#[derive(Clone)]
+struct RuleParts {
+    /// The Ingress it comes from, and its host and path as written there, for messages.
+    from: ObjKey,
+    written: String,
+    conditions: Vec<Condition>,
+    auth: Option<Authenticate>,
+    action: Action,
+}
 
-/// As LBC's rule optimizer: on an HTTPS listener, a redirect to HTTPS on the same port
-/// (the `actions.ssl-redirect` pattern) would loop, so it is dropped; after a rule that
-/// matches every request, later rules can never match, so they are dropped too.
-fn optimize(rules: Vec<RuleParts>, protocol: Protocol, port: i32) -> Vec<RuleParts> {
-    let loops = |a: &Action| match a {
-        Action::Redirect { protocol: p, port: to, host: None, path: None, query: None, .. } => {
-            protocol == Protocol::Https
-                && p.as_deref().is_none_or(|p| p == "HTTPS" || p == "#{protocol}")
-                && to.as_deref().is_none_or(|to| to == "#{port}" || to == port.to_string())
+/// As LBC's rule optimizer (pkg/ingress/rule_optimizer.go): a redirect that would
+/// redirect to itself is dropped (`actions.ssl-redirect` on the HTTPS listener), and so
+/// is a rule an earlier redirect already answers (the rules after `ssl-redirect` on the
+/// HTTP listener). Every other rule is kept, even one an earlier rule leaves unreachable
+/// (an ALB LBC made keeps its rules); that one gets a warning naming the earlier rule.
+fn optimize(rules: Vec<RuleParts>, protocol: Protocol, port: i32) -> (Vec<RuleParts>, Vec<Problem>) {
+    let mut kept: Vec<RuleParts> = Vec::new();
+    let mut warnings = Vec::new();
+    for rule in rules {
+        if redirects_to_itself(&rule, protocol, port)
+            || kept.iter().any(|k| matches!(k.action, Action::Redirect { .. }) && answers_all(&k.conditions, &rule.conditions))
+        {
+            continue;
         }
-        _ => false,
-    };
-    let catch_all = |c: &[Condition]| c == [Condition::PathPattern(vec!["/*".into()])];
-    let mut out = Vec::new();
-    for rule in rules.into_iter().filter(|r| !loops(&r.2)) {
-        let last = catch_all(&rule.0) && rule.1.is_none();
-        out.push(rule);
-        if last {
-            break;
+        if let Some((i, earlier)) = kept.iter().enumerate().find(|(_, k)| answers_all(&k.conditions, &rule.conditions)) {
+            warnings.push(Problem {
+                ingress: rule.from.clone(),
+                reason: "UnreachableRule",
+                message: format!(
+                    "the rule for {} on port {port} can never match: rule {} of the listener, for {} of {}, matches every request it would (kept, as LBC keeps it)",
+                    rule.written,
+                    i + 1,
+                    earlier.written,
+                    earlier.from
+                ),
+            });
+        }
+        kept.push(rule);
+    }
+    (kept, warnings)
+}
+
+/// LBC's `isInfiniteRedirectRule`: every part of the redirect target is the request's own
+/// (unset, the `#{…}` placeholder, or a value the rule's conditions require).
+fn redirects_to_itself(rule: &RuleParts, protocol: Protocol, port: i32) -> bool {
+    let Action::Redirect { protocol: to_protocol, port: to_port, host, path, query, .. } = &rule.action else { return false };
+    let mut hosts = Vec::new();
+    let mut paths = Vec::new();
+    for c in &rule.conditions {
+        match c {
+            Condition::HostHeader(v) => hosts.extend(v),
+            Condition::PathPattern(v) => paths.extend(v),
+            // A regular expression cannot be compared with a redirect path.
+            Condition::PathRegex(_) => return false,
+            _ => {}
         }
     }
-    out
+    host.as_ref().is_none_or(|h| h == "#{host}" || hosts.contains(&h))
+        && path.as_ref().is_none_or(|p| p == "/#{path}" || paths.contains(&p))
+        && to_port.as_deref().is_none_or(|p| p == "#{port}" || p == port.to_string())
+        && to_protocol.as_deref().is_none_or(|p| p == "#{protocol}" || p == protocol.as_str())
+        && query.as_deref().is_none_or(|q| q == "#{query}")
+}
+
+/// Whether a rule with conditions `earlier` matches every request `later` matches, judged
+/// as LBC's `isSupersetConditions`: only host and path conditions, compared as sets of
+/// values (`/*` covers every path); any other condition on `earlier` narrows it.
+fn answers_all(earlier: &[Condition], later: &[Condition]) -> bool {
+    type Values<'c> = (BTreeSet<&'c String>, BTreeSet<(bool, &'c String)>);
+    fn values(conditions: &[Condition], strict: bool) -> Option<Values<'_>> {
+        let (mut hosts, mut paths) = (BTreeSet::new(), BTreeSet::new());
+        for c in conditions {
+            match c {
+                Condition::HostHeader(v) => hosts.extend(v),
+                Condition::PathPattern(v) => paths.extend(v.iter().map(|p| (false, p))),
+                Condition::PathRegex(v) => paths.extend(v.iter().map(|p| (true, p))),
+                _ if strict => return None,
+                _ => {}
+            }
+        }
+        Some((hosts, paths))
+    }
+    let (Some((e_hosts, e_paths)), Some((l_hosts, l_paths))) = (values(earlier, true), values(later, false)) else {
+        return false;
+    };
+    let every_path = String::from("/*");
+    let hosts = e_hosts.is_empty() || (!l_hosts.is_empty() && e_hosts.is_superset(&l_hosts));
+    let paths = e_paths.is_empty() || e_paths.contains(&(false, &every_path)) || (!l_paths.is_empty() && e_paths.is_superset(&l_paths));
+    hosts && paths
 }
 
 /// A setting as a user wrote it (`"internet-facing"`, `["a","b"]`, `443`), for messages.
@@ -542,7 +603,11 @@ fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: Ing
             }
             let action = backend_action(inputs, &mut m, &path.backend)?;
             let auth = rule_auth(inputs, &m, &path.backend)?;
-            m.rules.push((conditions, auth, action));
+            let written = match rule.host.as_deref().filter(|h| !h.is_empty()) {
+                Some(host) => format!("host {host:?} path {:?}", path.path.as_deref().unwrap_or("")),
+                None => format!("path {:?}", path.path.as_deref().unwrap_or("")),
+            };
+            m.rules.push(RuleParts { from: m.key.clone(), written, conditions, auth, action });
         }
     }
     Ok(m)
@@ -552,9 +617,29 @@ fn ing_key(ing: &Ingress) -> ObjKey {
     ObjKey { namespace: ing.metadata.namespace.clone().unwrap_or_default(), name: ing.metadata.name.clone().unwrap_or_default() }
 }
 
+/// LBC's bodies of the fixed 503 that stands in for a missing backend.
+const NO_SERVICE_BODY: &str = "Backend service does not exist";
+const NO_ACTION_BODY: &str = "Backend action does not exist";
+/// Ours: LBC fails the build on a missing Service port.
+const NO_PORT_BODY: &str = "Backend service port does not exist";
+
+/// The fixed 503 a rule answers while its backend is missing (as LBC's, text/plain).
+fn unavailable(body: &str) -> Action {
+    Action::FixedResponse { status_code: "503".into(), content_type: Some("text/plain".into()), message_body: Some(body.into()) }
+}
+
+/// A warning on the member, once however many rules share its cause.
+fn warn(m: &mut Member, message: String) {
+    let w = problem(&m.key, message);
+    if !m.warnings.contains(&w) {
+        m.warnings.push(w);
+    }
+}
+
 /// The action of an Ingress backend: an `actions.${name}` annotation when the port is
-/// `use-annotation`, else a forward to the Service port's target group. A Service or
-/// port that does not exist answers a fixed 503 (with a warning), as LBC answers; an
+/// `use-annotation`, else a forward to the Service port's target group. A missing
+/// annotation, Service or port answers a fixed 503 with a warning (LBC's
+/// `--tolerate-non-existent-backend-*`), or fails the member when not tolerated; an
 /// invalid annotation is an error (the member is left out).
 fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> Result<Action, String> {
     let Some(svc_ref) = backend.service.as_ref() else {
@@ -567,9 +652,15 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         (None, None) => return Err(format!("backend Service {}/{} has no port", m.key.namespace, svc_ref.name)),
     };
     if port_str == "use-annotation" {
-        let spec = m.cfg.actions.get(&svc_ref.name).cloned().ok_or_else(|| {
-            format!("backend {:?} uses annotation {}actions.{}, which is not set", svc_ref.name, annotations::PREFIX, svc_ref.name)
-        })?;
+        let Some(spec) = m.cfg.actions.get(&svc_ref.name).cloned() else {
+            let missing =
+                format!("backend {:?} uses annotation {}actions.{}, which is not set", svc_ref.name, annotations::PREFIX, svc_ref.name);
+            if !inputs.options.tolerate_missing_backend_action {
+                return Err(missing);
+            }
+            warn(m, format!("{missing}; its rules answer 503 ({NO_ACTION_BODY:?}) until it is"));
+            return Ok(unavailable(NO_ACTION_BODY));
+        };
         return match spec {
             ActionSpec::Fixed(action) => Ok(action),
             ActionSpec::Forward { targets, stickiness_seconds } => {
@@ -577,9 +668,11 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
                 for (target, weight) in targets {
                     let target_group = match target {
                         TargetRef::Arn(arn) => arn,
+                        // One missing Service makes the whole forward a 503 (LBC fails the
+                        // build unless the forward is to that one Service alone).
                         TargetRef::Service { name, port } => match service_target_group(inputs, m, &name, &port)? {
-                            Some(tg) => tg,
-                            None => return Ok(Action::fixed("503")),
+                            Backend::TargetGroup(tg) => tg,
+                            Backend::Missing(body) => return Ok(unavailable(body)),
                         },
                     };
                     target_groups.push(WeightedTargetGroup { target_group, weight });
@@ -592,8 +685,8 @@ fn backend_action(inputs: &Inputs, m: &mut Member, backend: &IngressBackend) -> 
         };
     }
     Ok(match service_target_group(inputs, m, &svc_ref.name, &port_str)? {
-        Some(tg) => Action::forward(&tg),
-        None => Action::fixed("503"),
+        Backend::TargetGroup(tg) => Action::forward(&tg),
+        Backend::Missing(body) => unavailable(body),
     })
 }
 
@@ -642,17 +735,35 @@ fn rule_auth(inputs: &Inputs, m: &Member, backend: &IngressBackend) -> Result<Op
     }))
 }
 
-/// The name of the target group of a Service port, made on first use; `None` (with a
-/// warning) when the Service or port does not exist.
-fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_str: &str) -> Result<Option<String>, String> {
+/// Where a Service backend's requests go.
+enum Backend {
+    /// The name of its target group.
+    TargetGroup(String),
+    /// Nowhere: the Service or its port is missing; a fixed 503 with this body.
+    Missing(&'static str),
+}
+
+/// The target group of a Service port, made on first use; `Missing` (with a warning)
+/// when the Service or port does not exist and `--tolerate-non-existent-backend-service`
+/// allows it, else an error.
+fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_str: &str) -> Result<Backend, String> {
+    let tolerate = inputs.options.tolerate_missing_backend_service;
     let svc_key = ObjKey { namespace: m.key.namespace.clone(), name: svc_name.to_string() };
     let Some(svc) = inputs.services.get(&svc_key) else {
-        m.warnings.push(problem(&m.key, format!("backend Service {svc_key} not found; its rules answer 503 until it exists")));
-        return Ok(None);
+        let missing = format!("backend Service {svc_key} not found");
+        if !tolerate {
+            return Err(missing);
+        }
+        warn(m, format!("{missing}; its rules answer 503 ({NO_SERVICE_BODY:?}) until it exists"));
+        return Ok(Backend::Missing(NO_SERVICE_BODY));
     };
     let Some(svc_port) = service_port(svc, port_str) else {
-        m.warnings.push(problem(&m.key, format!("backend Service {svc_key} has no port {port_str}; its rules answer 503 until it does")));
-        return Ok(None);
+        let missing = format!("backend Service {svc_key} has no port {port_str}");
+        if !tolerate {
+            return Err(missing);
+        }
+        warn(m, format!("{missing}; its rules answer 503 ({NO_PORT_BODY:?}) until it does"));
+        return Ok(Backend::Missing(NO_PORT_BODY));
     };
     let resource_id = format!("{}/{}-{}:{}", m.key.namespace, m.key.name, svc_key.name, port_str);
     let backend = BackendRef {
@@ -665,7 +776,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
     let (name, mut backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
     m.warnings.extend(backend_cfg.warnings.drain(..).map(|w| annotation_warning(&m.key, w.to_string())));
     if m.target_groups.iter().any(|tg| tg.name == name) {
-        return Ok(Some(name));
+        return Ok(Backend::TargetGroup(name));
     }
     // As LBC: IngressClassParams tags over the Service's over the Ingress's, key by key.
     let mut tags = std::mem::take(&mut backend_cfg.tags);
@@ -695,7 +806,7 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         source,
         tags,
     });
-    Ok(Some(name))
+    Ok(Backend::TargetGroup(name))
 }
 
 /// The Service port an Ingress backend names, by number or by name.
@@ -1284,10 +1395,43 @@ spec:
         assert!(built.problems[0].message.contains("at least 2 subnets"), "{:?}", built.problems);
     }
 
-    #[test]
-    fn missing_service_answers_503_with_a_warning_naming_it() {
-        let f = with_web(
-            r#"
+    /// As `run`, with the controller-wide options given.
+    fn run_options(f: &Fixture, options: Options) -> Built {
+        let no_secrets = BTreeMap::new();
+        let ing = &f.ingresses[0];
+        build(&Inputs {
+            cluster: "test",
+            group: GroupId::Implicit { namespace: ing.metadata.namespace.clone().unwrap(), name: ing.metadata.name.clone().unwrap() },
+            members: f.ingresses.iter().collect(),
+            services: &f.services,
+            endpoint_slices: &f.slices,
+            subnets: &subnets(),
+            certificates: &[],
+            security_groups: &[],
+            secrets: &no_secrets,
+            nodes: &[],
+            options,
+            gated_pods: &BTreeSet::new(),
+            params: &BTreeMap::new(),
+        })
+    }
+
+    const STRICT: Options = Options {
+        default_target_type: TargetType::Ip,
+        backend_security_group: true,
+        unrestricted_sg_rules: false,
+        tolerate_missing_backend_service: false,
+        tolerate_missing_backend_action: false,
+    };
+
+    fn fixed_body(a: &Action) -> Option<(&str, &str)> {
+        match a {
+            Action::FixedResponse { status_code, message_body, .. } => Some((status_code, message_body.as_deref()?)),
+            _ => None,
+        }
+    }
+
+    const MISSING_SERVICE: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: shop, namespace: shop}
@@ -1297,18 +1441,40 @@ spec:
     http:
       paths:
       - {path: /, pathType: Prefix, backend: {service: {name: nope, port: {number: 80}}}}
+      - {path: /again, pathType: Prefix, backend: {service: {name: nope, port: {number: 80}}}}
       - {path: /web, pathType: Prefix, backend: {service: {name: web, port: {number: 81}}}}
-"#,
-        );
-        let built = run(&f, &subnets());
+"#;
+
+    #[test]
+    fn missing_service_answers_503_with_lbcs_body_and_a_warning_naming_it() {
+        let built = run(&with_web(MISSING_SERVICE), &subnets());
         let stack = built.stack.unwrap();
         let rules = &stack.listeners[0].rules;
         assert_eq!(rules[0].conditions[0], Condition::HostHeader(vec!["shop.example.com".into()]));
-        assert!(rules.iter().all(|r| r.action == Action::fixed("503")));
+        // Longest Prefix first: /again, /web, then / (which covers the other two).
+        let bodies: Vec<_> = rules.iter().map(|r| fixed_body(&r.action)).collect();
+        assert_eq!(
+            bodies,
+            vec![
+                Some(("503", "Backend service does not exist")),
+                Some(("503", "Backend service port does not exist")),
+                Some(("503", "Backend service does not exist")),
+            ]
+        );
+        assert!(matches!(&rules[0].action, Action::FixedResponse { content_type: Some(t), .. } if t == "text/plain"));
         assert!(stack.target_groups.is_empty());
-        assert_eq!(built.warnings.len(), 2);
-        assert!(built.warnings.iter().any(|w| w.message.contains("shop/nope not found")), "{:?}", built.warnings);
-        assert!(built.warnings.iter().any(|w| w.message.contains("has no port 81")), "{:?}", built.warnings);
+        let messages: Vec<&str> = built.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(messages.iter().filter(|m| m.contains("shop/nope not found")).count(), 1, "once for both rules: {messages:?}");
+        assert!(messages.iter().any(|m| m.contains("has no port 81")), "{messages:?}");
+    }
+
+    #[test]
+    fn missing_service_or_port_fails_the_member_when_not_tolerated() {
+        let built = run_options(&with_web(MISSING_SERVICE), STRICT);
+        assert!(built.stack.is_none());
+        assert_eq!(built.problems.len(), 1, "{:?}", built.problems);
+        assert_eq!(built.problems[0].reason, "FailedBuildModel");
+        assert!(built.problems[0].message.contains("backend Service shop/nope not found"), "{:?}", built.problems);
     }
 
     #[test]
@@ -1713,19 +1879,157 @@ spec:
         assert!(matches!(&rules[2].action, Action::Redirect { host: Some(h), .. } if h == "new.example.com"));
     }
 
+    const MISSING_ACTION: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: shop}
+spec:
+  defaultBackend: {service: {name: nothing, port: {name: use-annotation}}}
+  rules:
+  - http:
+      paths:
+      - {path: /gone, pathType: Exact, backend: {service: {name: nothing, port: {name: use-annotation}}}}
+      - {path: /web, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}
+"#;
+
     #[test]
-    fn a_missing_use_annotation_action_is_a_problem() {
+    fn a_missing_use_annotation_action_answers_503_with_lbcs_body() {
+        let built = run(&with_web(MISSING_ACTION), &subnets());
+        assert!(built.problems.is_empty(), "{:?}", built.problems);
+        let stack = built.stack.unwrap();
+        let l = &stack.listeners[0];
+        assert_eq!(fixed_body(&l.default_action), Some(("503", "Backend action does not exist")));
+        assert_eq!(fixed_body(&l.rules[0].action), Some(("503", "Backend action does not exist")));
+        assert_eq!(l.rules[1].action, Action::forward(&stack.target_groups[0].name), "the other rule still forwards");
+        assert_eq!(built.warnings.len(), 1, "{:?}", built.warnings);
+        assert!(built.warnings[0].message.contains("actions.nothing, which is not set"), "{:?}", built.warnings);
+    }
+
+    #[test]
+    fn a_missing_use_annotation_action_fails_the_member_when_not_tolerated() {
+        let built = run_options(&with_web(MISSING_ACTION), STRICT);
+        assert!(built.stack.is_none());
+        assert!(built.problems[0].message.contains("actions.nothing"), "{:?}", built.problems);
+    }
+
+    #[test]
+    fn a_missing_service_in_a_weighted_forward_makes_the_rule_a_503() {
+        let f = with_web(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/actions.split: >
+      {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"web","servicePort":80,"weight":90},{"serviceName":"canary","servicePort":80,"weight":10}]}}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /split, pathType: Exact, backend: {service: {name: split, port: {name: use-annotation}}}}
+"#,
+        );
+        let built = run(&f, &subnets());
+        let stack = built.stack.unwrap();
+        assert_eq!(fixed_body(&stack.listeners[0].rules[0].action), Some(("503", "Backend service does not exist")));
+        assert!(built.warnings.iter().any(|w| w.message.contains("shop/canary not found")), "{:?}", built.warnings);
+        let strict = run_options(&f, STRICT);
+        assert!(strict.stack.is_none() && strict.problems[0].message.contains("shop/canary not found"), "{:?}", strict.problems);
+    }
+
+    fn rule(conditions: Vec<Condition>, action: Action) -> RuleParts {
+        RuleParts { from: ObjKey { namespace: "shop".into(), name: "a".into() }, written: "x".into(), conditions, auth: None, action }
+    }
+
+    fn path(p: &str) -> Condition {
+        Condition::PathPattern(vec![p.into()])
+    }
+
+    fn redirect(protocol: Option<&str>, port: Option<&str>, host: Option<&str>) -> Action {
+        Action::Redirect {
+            protocol: protocol.map(Into::into),
+            port: port.map(Into::into),
+            host: host.map(Into::into),
+            path: None,
+            query: None,
+            status_code: "HTTP_301".into(),
+        }
+    }
+
+    #[test]
+    fn rules_after_a_catch_all_forward_are_kept_with_a_warning_naming_both() {
         let f = with_web(
             r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: shop, namespace: shop}
 spec:
-  defaultBackend: {service: {name: nothing, port: {name: use-annotation}}}
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+  - http:
+      paths:
+      - {path: /api, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /late, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}
 "#,
         );
         let built = run(&f, &subnets());
-        assert!(built.problems[0].message.contains("actions.nothing"), "{:?}", built.problems);
+        let stack = built.stack.unwrap();
+        assert_eq!(rule_paths(&stack, 80), vec!["/*", "/api,/api/*", "/late"], "every rule kept");
+        assert_eq!(built.warnings.len(), 1, "only /late is shadowed (/api has no host): {:?}", built.warnings);
+        let w = &built.warnings[0];
+        assert_eq!((w.reason, w.ingress.to_string().as_str()), ("UnreachableRule", "shop/shop"));
+        assert_eq!(
+            w.message,
+            r#"the rule for host "shop.example.com" path "/late" on port 80 can never match: rule 1 of the listener, for host "shop.example.com" path "/" of shop/shop, matches every request it would (kept, as LBC keeps it)"#
+        );
+    }
+
+    #[test]
+    fn the_optimizer_drops_self_redirects_and_what_an_earlier_redirect_answers() {
+        let to_https = redirect(Some("HTTPS"), Some("443"), None);
+        let forward = Action::forward("tg");
+        let rules = vec![
+            rule(vec![path("/*")], to_https.clone()),
+            rule(vec![path("/a")], forward.clone()),
+            rule(vec![Condition::HttpHeader { name: "X".into(), values: vec!["1".into()] }, path("/b")], forward.clone()),
+        ];
+        // HTTP:80: the redirect answers everything after it.
+        let (kept, warnings) = optimize(rules.clone(), Protocol::Http, 80);
+        assert_eq!(kept.len(), 1);
+        assert!(warnings.is_empty(), "dropping is not worth a warning: the ssl-redirect pattern");
+        // HTTPS:443: the redirect would loop, so it goes; the rest stay.
+        let (kept, _) = optimize(rules, Protocol::Https, 443);
+        assert_eq!(kept.iter().map(|r| r.conditions.last().cloned()).collect::<Vec<_>>(), vec![Some(path("/a")), Some(path("/b"))]);
+        // As LBC's isInfiniteRedirectRule: a placeholder or the rule's own host is "itself"
+        // too; another host, port or protocol is not.
+        let host = |h: &str| Condition::HostHeader(vec![h.into()]);
+        let loops = |c: Vec<Condition>, a: Action, protocol, port| optimize(vec![rule(c, a)], protocol, port).0.is_empty();
+        assert!(loops(vec![path("/*")], redirect(None, None, None), Protocol::Http, 80));
+        assert!(loops(vec![host("a.com")], redirect(Some("#{protocol}"), Some("#{port}"), Some("a.com")), Protocol::Http, 80));
+        assert!(!loops(vec![host("a.com")], redirect(None, None, Some("b.com")), Protocol::Http, 80));
+        assert!(!loops(vec![path("/*")], redirect(Some("HTTPS"), Some("443"), None), Protocol::Http, 80));
+        assert!(!loops(vec![Condition::PathRegex(vec!["^/x".into()])], redirect(None, None, None), Protocol::Http, 80));
+    }
+
+    #[test]
+    fn only_host_and_path_conditions_make_an_earlier_rule_answer_all() {
+        let host = |h: &str| Condition::HostHeader(vec![h.into()]);
+        let header = Condition::HttpHeader { name: "X".into(), values: vec!["1".into()] };
+        assert!(answers_all(&[path("/*")], &[host("a.com"), path("/x")]));
+        assert!(answers_all(&[host("a.com")], &[host("a.com"), header.clone(), path("/x")]));
+        assert!(answers_all(&[Condition::PathPattern(vec!["/a".into(), "/a/*".into()])], &[path("/a")]));
+        assert!(!answers_all(&[host("a.com"), path("/*")], &[path("/x")]), "a later rule without the host matches more");
+        assert!(!answers_all(&[header, path("/*")], &[path("/x")]), "a header narrows the earlier rule");
+        assert!(!answers_all(&[path("/a/*")], &[path("/a/b")]), "patterns are compared as values, as LBC does");
+        assert!(!answers_all(&[Condition::PathRegex(vec!["/*".into()])], &[path("/x")]));
     }
 
     #[test]
