@@ -8,23 +8,7 @@ use std::time::Duration;
 use aws_sdk_elasticloadbalancingv2::types::Rule;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use support::{Bed, eventually};
-
-const WEB: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
-- addresses: [10.0.128.10]
-"#;
+use support::{Bed, WEB, eventually};
 
 fn member(name: &str, order: i32, path: &str) -> String {
     format!(

@@ -11,23 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, Rule};
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ListParams, Patch, PatchParams};
-use support::{Bed, eventually};
-
-const WEB: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
-- addresses: [10.0.128.10]
-"#;
+use support::{Bed, WEB, eventually};
 
 /// The HTTP:80 listener's rules of the Ingress's load balancer, once it has `count`.
 async fn rules_of(bed: &Bed, ingress: &str, port: i32, count: usize) -> Vec<Rule> {

@@ -22,6 +22,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
 
+/// The Service `web` (port 80 → 8080) with one ready endpoint, 10.0.128.10.
+pub const WEB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints:
+- addresses: [10.0.128.10]
+"#;
+
 /// A controller process of a bed.
 pub struct Replica {
     child: Child,
