@@ -56,10 +56,7 @@ impl Inventory {
     /// tagged for `stack`.
     pub async fn stack(&self, aws: &Aws, stack: &str) -> Result<StackResources, Error> {
         let mut state = self.state.lock().await;
-        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
-            *state = Some((Instant::now(), self.load(aws).await?));
-        }
-        let loaded = &state.as_ref().expect("just loaded").1;
+        let loaded = self.fresh(aws, &mut state).await?;
         Ok(StackResources {
             load_balancers: loaded.lbs.get(stack).cloned().unwrap_or_default(),
             target_groups: loaded.tgs.get(stack).cloned().unwrap_or_default(),
@@ -71,19 +68,14 @@ impl Inventory {
     /// The cluster's shared backend security groups (normally one).
     pub async fn backend_security_groups(&self, aws: &Aws) -> Result<Vec<String>, Error> {
         let mut state = self.state.lock().await;
-        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
-            *state = Some((Instant::now(), self.load(aws).await?));
-        }
-        Ok(state.as_ref().map(|(_, l)| l.backend_sgs.clone()).unwrap_or_default())
+        Ok(self.fresh(aws, &mut state).await?.backend_sgs.clone())
     }
 
     /// Whether a load balancer of the cluster has this security group.
     pub async fn any_load_balancer_uses(&self, aws: &Aws, sg: &str) -> Result<bool, Error> {
         let mut state = self.state.lock().await;
-        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
-            *state = Some((Instant::now(), self.load(aws).await?));
-        }
-        Ok(state.as_ref().is_some_and(|(_, l)| l.lbs.values().flatten().any(|lb| lb.security_groups().iter().any(|s| s == sg))))
+        let loaded = self.fresh(aws, &mut state).await?;
+        Ok(loaded.lbs.values().flatten().any(|lb| lb.security_groups().iter().any(|s| s == sg)))
     }
 
     pub async fn put_backend_security_group(&self, id: String) {
@@ -140,6 +132,16 @@ impl Inventory {
         {
             v.retain(|(tg, _)| tg.target_group_arn() != Some(arn));
         }
+    }
+
+    /// What was loaded, re-read first when older than the TTL.
+    async fn fresh<'s>(&self, aws: &Aws, state: &'s mut Option<(Instant, Loaded)>) -> Result<&'s Loaded, Error> {
+        if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
+            let loaded = self.load(aws).await?;
+            return Ok(&state.insert((Instant::now(), loaded)).1);
+        }
+        // Not stale, so present: nothing is inserted here.
+        Ok(&state.get_or_insert_with(|| (Instant::now(), Loaded::default())).1)
     }
 
     async fn load(&self, aws: &Aws) -> Result<Loaded, Error> {
