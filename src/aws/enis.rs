@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::{Filter, NetworkInterface};
+use aws_sdk_ec2::types::NetworkInterface;
 use tokio::sync::Mutex;
 
-use super::{Aws, Error, paginate};
+use super::{Aws, Error, ec2_filter, paginate};
 
 const EC2: &str = "ec2";
 /// Values per filter (AWS allows 200; one more filter holds the VPC, as LBC counts it).
@@ -34,10 +34,6 @@ pub struct Enis {
     by_instance: Mutex<HashMap<String, Cached>>,
 }
 
-fn filter(name: &str, values: &[String]) -> Filter {
-    Filter::builder().name(name).set_values(Some(values.to_vec())).build()
-}
-
 fn eni_of(n: &NetworkInterface) -> Option<Eni> {
     let id = n.network_interface_id()?.to_string();
     Some(Eni { id, security_groups: n.groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect() })
@@ -55,7 +51,7 @@ impl Enis {
         let missing: Vec<String> = ips.iter().filter(|ip| cache.get(*ip).is_none_or(|(at, _)| at.elapsed() >= self.ttl)).cloned().collect();
         let vpc = [self.vpc_id.clone()];
         for chunk in missing.chunks(VALUES_PER_CALL) {
-            let filters = vec![filter("vpc-id", &vpc), filter("addresses.private-ip-address", chunk)];
+            let filters = vec![ec2_filter("vpc-id", vpc.clone()), ec2_filter("addresses.private-ip-address", chunk.to_vec())];
             let filters = &filters;
             let found = paginate(|token| async move {
                 let out = aws
@@ -87,7 +83,7 @@ impl Enis {
         let missing: Vec<String> = ids.iter().filter(|id| cache.get(*id).is_none_or(|(at, _)| at.elapsed() >= self.ttl)).cloned().collect();
         for chunk in missing.chunks(VALUES_PER_CALL) {
             // A filter, not InstanceIds: an unknown ID must not fail the whole call.
-            let filters = vec![filter("instance-id", chunk)];
+            let filters = vec![ec2_filter("instance-id", chunk.to_vec())];
             let filters = &filters;
             let reservations = paginate(|token| async move {
                 let out = aws

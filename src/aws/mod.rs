@@ -180,6 +180,11 @@ impl Aws {
     }
 }
 
+/// An EC2 Describe filter.
+pub fn ec2_filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder().name(name).set_values(Some(values.into_iter().map(Into::into).collect())).build()
+}
+
 /// ELBv2 tags as a map.
 pub fn elbv2_tags_to_map(tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> crate::model::Tags {
     tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()

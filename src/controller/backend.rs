@@ -39,25 +39,17 @@ async fn all_groups_known(ctx: &Context) -> bool {
 
 /// Records what a converged group needs and brings the endpoint groups' rules there.
 pub(super) async fn open_targets(ctx: &Context, group: &GroupId, converged: &Converged) -> Result<(), Error> {
-    let source = match converged.backend {
-        Some(BackendRules { source: BackendSource::SharedBackendGroup, .. }) => converged.shared_group.clone(),
-        Some(BackendRules { source: BackendSource::ManagedGroup, .. }) => converged.actual.security_group.as_ref().map(|sg| sg.id.clone()),
-        None => None,
+    let managed = converged.actual.security_group.as_ref().map(|sg| sg.id.clone());
+    let (source, own_source) = match converged.backend {
+        Some(BackendRules { source: BackendSource::SharedBackendGroup, .. }) => (converged.shared_group.clone(), None),
+        Some(BackendRules { source: BackendSource::ManagedGroup, .. }) => (managed.clone(), managed),
+        None => (None, None),
     };
     let (needs, problems) = match (converged.backend, source) {
         (Some(rules), Some(source)) => needs_of(ctx, &converged.actual.target_groups, rules, &source).await?,
         _ => (GroupNeeds::default(), Vec::new()),
     };
-    let needs = GroupNeeds {
-        uses_shared: converged.shared_group.is_some(),
-        own_source: match converged.backend {
-            Some(BackendRules { source: BackendSource::ManagedGroup, .. }) => {
-                converged.actual.security_group.as_ref().map(|sg| sg.id.clone())
-            }
-            _ => None,
-        },
-        ..needs
-    };
+    let needs = GroupNeeds { uses_shared: converged.shared_group.is_some(), own_source, ..needs };
     report(ctx, group, problems).await;
     let complete = all_groups_known(ctx).await;
     ctx.endpoint_rules.set(&ctx.aws, group, needs, complete).await?;

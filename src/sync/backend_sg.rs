@@ -5,10 +5,11 @@
 //! deleted once none does. `--backend-security-group` names one to use instead; that one is
 //! never created or deleted.
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use tokio::sync::Mutex;
 
 use super::{Error, Target};
+use crate::aws::ec2_filter;
 use crate::aws::inventory::{BACKEND_SG_TAG, BACKEND_SG_VALUE};
 use crate::model::{TAG_CLUSTER, names};
 
@@ -89,8 +90,7 @@ impl BackendGroup {
 
     async fn find_by_name(&self, t: &Target<'_>, name: &str) -> Result<Option<String>, Error> {
         let aws = t.aws;
-        let filters =
-            vec![Filter::builder().name("vpc-id").values(t.vpc_id).build(), Filter::builder().name("group-name").values(name).build()];
+        let filters = vec![ec2_filter("vpc-id", [t.vpc_id]), ec2_filter("group-name", [name])];
         let out = aws
             .call(EC2, "DescribeSecurityGroups", || aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).send())
             .await?;

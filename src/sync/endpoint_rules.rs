@@ -19,7 +19,7 @@ use aws_sdk_ec2::types::{Filter, IpPermission, UserIdGroupPair};
 use tokio::sync::Mutex;
 
 use crate::aws::enis::Eni;
-use crate::aws::{self, Aws, paginate};
+use crate::aws::{self, Aws, ec2_filter, paginate};
 use crate::model::{GroupId, Tags};
 
 const EC2: &str = "ec2";
@@ -121,10 +121,6 @@ pub struct EndpointRules {
     /// How long a security group's rules are trusted before they are read again.
     ttl: Duration,
     inner: Mutex<Inner>,
-}
-
-fn filter(name: &str, values: Vec<String>) -> Filter {
-    Filter::builder().name(name).set_values(Some(values)).build()
 }
 
 fn permission(rule: &SgRule, with_description: bool) -> IpPermission {
@@ -230,8 +226,8 @@ impl EndpointRules {
     /// The VPC's security groups tagged for the cluster (the nodes' groups), once.
     async fn list_cluster_groups(&self, aws: &Aws, inner: &mut Inner) -> Result<(), aws::Error> {
         let filters = vec![
-            filter("vpc-id", vec![self.vpc_id.clone()]),
-            filter(&format!("tag:{CLUSTER_TAG_PREFIX}{}", self.cluster), vec!["owned".into(), "shared".into()]),
+            ec2_filter("vpc-id", [self.vpc_id.as_str()]),
+            ec2_filter(&format!("tag:{CLUSTER_TAG_PREFIX}{}", self.cluster), ["owned", "shared"]),
         ];
         self.describe(aws, inner, filters).await?;
         inner.listed = true;
@@ -245,7 +241,7 @@ impl EndpointRules {
             for id in chunk {
                 inner.sgs.remove(id);
             }
-            self.describe(aws, inner, vec![filter("group-id", chunk.to_vec())]).await?;
+            self.describe(aws, inner, vec![ec2_filter("group-id", chunk.to_vec())]).await?;
         }
         Ok(())
     }
