@@ -63,6 +63,10 @@ impl Error {
     pub fn is_code(&self, codes: &[&str]) -> bool {
         self.code().is_some_and(|c| codes.contains(&c))
     }
+    /// A refusal of the request itself (4xx, not throttling): repeating it cannot help.
+    pub fn is_client_error(&self) -> bool {
+        self.outcome() == Outcome::ClientError
+    }
     fn outcome(&self) -> Outcome {
         match self {
             Error::Api { outcome, .. } => *outcome,

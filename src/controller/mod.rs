@@ -114,6 +114,8 @@ pub struct Context {
     /// The last version of each Ingress that built without problems: an Ingress that turns
     /// invalid keeps contributing this version, so it keeps its last good resources.
     last_good: Mutex<HashMap<ObjKey, Arc<Ingress>>>,
+    /// Members whose rules AWS refused: (hash of the refused version, when).
+    refused: Mutex<HashMap<ObjKey, (u64, std::time::Instant)>>,
     metrics: Arc<Metrics>,
     /// Set once every cache has listed its objects.
     synced: tokio::sync::watch::Receiver<bool>,
@@ -350,6 +352,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         converged: Mutex::new(HashMap::new()),
         group_locks: Mutex::new(HashMap::new()),
         last_good: Mutex::new(HashMap::new()),
+        refused: Mutex::new(HashMap::new()),
         metrics,
         synced: ready_rx,
         cfg: cfg.clone(),

@@ -194,26 +194,11 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             params: &params,
         })
     };
-    let mut built = build(&members);
-    let bad: BTreeSet<ObjKey> = built.problems.iter().map(|p| p.ingress.clone()).collect();
-    // A member with problems keeps contributing its last good version, if it has one.
-    let mut contributing = members.clone();
-    if !bad.is_empty() {
-        let last_good = ctx.last_good.lock().await;
-        let substitutes: Vec<Arc<Ingress>> = members
-            .iter()
-            .filter_map(|m| {
-                let key = key_of(m);
-                if bad.contains(&key) { last_good.get(&key).cloned() } else { Some(m.clone()) }
-            })
-            .collect();
-        drop(last_good);
-        if substitutes.len() != members.len() || substitutes.iter().zip(&members).any(|(a, b)| !Arc::ptr_eq(a, b)) {
-            let rebuilt = build(&substitutes);
-            built.stack = rebuilt.stack;
-            contributing = substitutes;
-        }
-    }
+    let built = build(&members);
+    let mut bad: BTreeSet<ObjKey> = built.problems.iter().map(|p| p.ingress.clone()).collect();
+    // Members whose rules AWS refused, unchanged since: left out as if they had problems.
+    let mut refused = refused_members(ctx, &members).await;
+    bad.extend(refused.iter().cloned());
     let by_key: HashMap<ObjKey, &Arc<Ingress>> = members.iter().map(|m| (key_of(m), m)).collect();
     for p in built.problems.iter().chain(&built.warnings) {
         tracing::warn!(ingress = %p.ingress, reason = p.reason, message = %p.message, "problem");
@@ -221,20 +206,53 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             publish(ctx, ing, EventType::Warning, p.reason, p.message.clone()).await;
         }
     }
+    let mut previous_good: HashMap<ObjKey, Arc<Ingress>> = HashMap::new();
     {
         let mut last_good = ctx.last_good.lock().await;
         for m in members.iter().filter(|m| !bad.contains(&key_of(m))) {
-            last_good.insert(key_of(m), m.clone());
+            if let Some(prev) = last_good.insert(key_of(m), m.clone()) {
+                previous_good.insert(key_of(m), prev);
+            }
         }
     }
-    let Some(stack) = built.stack else {
-        // Left as it is in AWS until fixed; a fix changes an Ingress and triggers us.
-        return Ok(());
+    // When AWS refuses one member's rule, that member is left out (keeping its last good
+    // version, if it has one) and the others are synced again without it.
+    let (dns, changed, remarks, stack, contributing) = loop {
+        let contributing = contributing_members(ctx, &members, &bad, &refused).await;
+        let same = contributing.len() == members.len() && contributing.iter().zip(&members).all(|(a, b)| Arc::ptr_eq(a, b));
+        let stack = if same { built.stack.clone() } else { build(&contributing).stack };
+        let Some(stack) = stack else {
+            // Left as it is in AWS until fixed; a fix changes an Ingress and triggers us.
+            return Ok(());
+        };
+        // Before AWS is called: an endpoint change from now on marks the group, and is
+        // applied once this sync ends.
+        ctx.targets.follow(group, stack.target_groups.iter().flat_map(|tg| tg.source.dependencies()).collect());
+        match sync_group(ctx, group, Some(&stack)).await {
+            Ok((dns, changed, remarks)) => break (dns, changed, remarks, stack, contributing),
+            Err(Error::Sync(sync::Error::RuleRefused { ingress, source })) if by_key.contains_key(&ingress) && !refused.contains(&ingress) => {
+                let ing = by_key[&ingress];
+                let e = sync::Error::RuleRefused { ingress: ingress.clone(), source };
+                tracing::warn!(ingress = %ingress, error = %e, "AWS refused a rule of one member; syncing the group without it");
+                publish(ctx, ing, EventType::Warning, "FailedDeployModel", e.to_string()).await;
+                ctx.refused.lock().await.insert(ingress.clone(), (content_hash(ing), Instant::now()));
+                let mut last_good = ctx.last_good.lock().await;
+                match previous_good.remove(&ingress) {
+                    Some(prev) => drop(last_good.insert(ingress.clone(), prev)),
+                    None => drop(last_good.remove(&ingress)),
+                }
+                bad.insert(ingress.clone());
+                refused.insert(ingress);
+            }
+            Err(e) => return Err(e),
+        }
     };
-    // Before AWS is called: an endpoint change from now on marks the group, and is
-    // applied once this sync ends.
-    ctx.targets.follow(group, stack.target_groups.iter().flat_map(|tg| tg.source.dependencies()).collect());
-    let (dns, changed) = sync_group(ctx, group, Some(&stack)).await?;
+    for r in &remarks {
+        tracing::warn!(ingress = %r.ingress, reason = r.reason, message = %r.message, "remark");
+        if let Some(ing) = by_key.get(&r.ingress) {
+            publish(ctx, ing, EventType::Warning, r.reason, r.message.clone()).await;
+        }
+    }
     let in_alb: BTreeSet<ObjKey> = contributing.iter().map(|m| key_of(m)).collect();
     let ports: Vec<i32> = stack.listeners.iter().map(|l| l.port).collect();
     for m in members.iter().filter(|m| in_alb.contains(&key_of(m))) {
@@ -244,6 +262,43 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// What of an Ingress AWS's refusal of its rules depends on: its annotations and spec.
+fn content_hash(ing: &Ingress) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&(&ing.metadata.annotations, &ing.spec)).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// The members whose rules AWS refused as they are now (within a drift-check interval:
+/// what AWS refused, e.g. a target group that did not exist, may have changed since).
+async fn refused_members(ctx: &Context, members: &[Arc<Ingress>]) -> BTreeSet<ObjKey> {
+    let mut refused = ctx.refused.lock().await;
+    refused.retain(|_, (_, at)| at.elapsed() < ctx.cfg.drift_check_interval);
+    members.iter().filter(|m| refused.get(&key_of(m)).is_some_and(|(hash, _)| *hash == content_hash(m))).map(|m| key_of(m)).collect()
+}
+
+/// The members that make the stack: the good ones as they are, the others as their last
+/// good version if they have one (a refused member's, only if it differs from the refused one).
+async fn contributing_members(
+    ctx: &Context,
+    members: &[Arc<Ingress>],
+    bad: &BTreeSet<ObjKey>,
+    refused: &BTreeSet<ObjKey>,
+) -> Vec<Arc<Ingress>> {
+    let last_good = ctx.last_good.lock().await;
+    members
+        .iter()
+        .filter_map(|m| {
+            let key = key_of(m);
+            if !bad.contains(&key) {
+                return Some(m.clone());
+            }
+            let good = last_good.get(&key)?;
+            (!refused.contains(&key) || content_hash(good) != content_hash(m)).then(|| good.clone())
+        })
+        .collect()
 }
 
 /// The Secrets OIDC authentication names, read when needed (never cached in memory).
@@ -314,7 +369,8 @@ fn stack_hash(stack: &Stack) -> u64 {
 
 /// Makes AWS match `desired` for the group (`None`: nothing of it remains). Returns the
 /// load balancer's DNS name and whether anything new was applied.
-async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> Result<(Option<String>, bool), Error> {
+/// Also what the sync had to do differently, for Warnings on the members.
+async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> Result<(Option<String>, bool, Vec<model::Problem>), Error> {
     let target = sync::Target { aws: &ctx.aws, inventory: &ctx.inventory, vpc_id: &ctx.cfg.aws_vpc_id };
     let desired_hash = desired.map(stack_hash);
     // The group lock is held, so the entry can be taken out while AWS is called; on an
@@ -331,7 +387,7 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
             let dns = c.actual.dns_name().map(str::to_string);
             ctx.converged.lock().await.insert(group.clone(), c);
             opened?;
-            return Ok((dns, false));
+            return Ok((dns, false, Vec::new()));
         }
         (cached, _) => cached,
     };
@@ -348,11 +404,12 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
             None
         }
     };
-    let actual = sync::apply(&target, group, desired, cached.map(|c| c.actual), shared_group.as_deref()).await?;
+    let mut actual = sync::apply(&target, group, desired, cached.map(|c| c.actual), shared_group.as_deref()).await?;
+    let remarks = std::mem::take(&mut actual.remarks);
     let dns = actual.dns_name().map(str::to_string);
     let (Some(desired), Some(desired_hash)) = (desired, desired_hash) else {
         super::backend::release_shared_group_if_unused(ctx).await?;
-        return Ok((dns, true));
+        return Ok((dns, true, remarks));
     };
     let target_groups = desired
         .target_groups
@@ -367,5 +424,5 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
     let opened = super::backend::open_targets(ctx, group, &converged).await;
     ctx.converged.lock().await.insert(group.clone(), converged);
     opened?;
-    Ok((dns, true))
+    Ok((dns, true, remarks))
 }

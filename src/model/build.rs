@@ -12,6 +12,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::limits::{self, MAX_RULES};
 use super::*;
 use crate::k8s::annotations::{self, ActionSpec, AuthIdp, IngressConfig, TargetRef};
 use crate::k8s::params::IngressClassParamsSpec;
@@ -82,10 +83,10 @@ const ROLE_ELB: &str = "kubernetes.io/role/elb";
 const ROLE_INTERNAL_ELB: &str = "kubernetes.io/role/internal-elb";
 const CLUSTER_TAG_PREFIX: &str = "kubernetes.io/cluster/";
 const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
-/// ALB quotas checked before AWS is called.
-const MAX_RULES: usize = 100;
+/// ALB quota checked before AWS is called (the others are in `limits`).
 const MAX_CERTIFICATES: usize = 25;
-const MAX_CONDITION_VALUES: usize = 5;
+/// The tags the controller adds to every resource: cluster, stack, resource.
+const OWN_TAGS: usize = 3;
 
 /// One valid member and what it contributes.
 struct Member<'a> {
@@ -125,6 +126,7 @@ pub fn build(inputs: &Inputs) -> Built {
                 }
                 Ok(cfg)
             });
+        let parsed = parsed.and_then(|cfg| own_settings_resolve(inputs, &cfg).map(|()| cfg));
         match parsed {
             Ok(mut cfg) => {
                 out.warnings.extend(cfg.warnings.drain(..).map(|w| annotation_warning(&key, w.to_string())));
@@ -136,7 +138,7 @@ pub fn build(inputs: &Inputs) -> Built {
     // LBC's order: group.order, then namespace/name.
     members.sort_by(|a, b| (a.2.group_order, &a.1).cmp(&(b.2.group_order, &b.1)));
     let members = drop_order_clashes(members, &mut out.problems);
-    let (members, group_cfg) = merge_exclusive(members, &mut out.problems);
+    let (members, mut group_cfg) = merge_exclusive(members, &mut out.problems);
 
     // Each member on its own: backends, rules, ports. A failure leaves that member out.
     let mut built: Vec<Member> = Vec::new();
@@ -177,6 +179,19 @@ pub fn build(inputs: &Inputs) -> Built {
                 return false;
             }
         }
+        let merged = tag_owner.len() + m.cfg.tags.keys().filter(|k| !tag_owner.contains_key(*k)).count();
+        if merged + OWN_TAGS > limits::MAX_TAGS {
+            out.problems.push(problem(
+                &m.key,
+                format!(
+                    "annotation {}tags: with this Ingress's tags the load balancer would have {} tags (with the controller's own); AWS allows {}",
+                    annotations::PREFIX,
+                    merged + OWN_TAGS,
+                    limits::MAX_TAGS
+                ),
+            ));
+            return false;
+        }
         for (k, v) in &m.cfg.tags {
             tag_owner.entry(k.clone()).or_insert_with(|| (v.clone(), m.key.clone()));
         }
@@ -216,7 +231,7 @@ pub fn build(inputs: &Inputs) -> Built {
         }
     };
 
-    let certificates = match certificates(inputs, &built, &listeners) {
+    let mut certificates = match certificates(inputs, &built, &listeners) {
         Ok(c) => c,
         Err(problems) => {
             let bad: BTreeSet<ObjKey> = problems.iter().map(|p| p.ingress.clone()).collect();
@@ -232,9 +247,14 @@ pub fn build(inputs: &Inputs) -> Built {
     if let Some(port) = group_cfg.ssl_redirect
         && listeners.get(&port) != Some(&Protocol::Https)
     {
+        // The members that ask for it are left out; the others do not redirect.
         let msg = format!("annotation {}ssl-redirect: port {port} is not an HTTPS listen port of this load balancer", annotations::PREFIX);
-        out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
-        return out;
+        drop_members(&mut built, &mut listeners, &mut out.problems, |m| m.cfg.ssl_redirect.is_some(), &msg);
+        group_cfg.ssl_redirect = None;
+        if built.is_empty() {
+            return out;
+        }
+        certificates = self::certificates(inputs, &built, &listeners).unwrap_or_default();
     }
 
     let custom_sgs = match &group_cfg.security_groups {
@@ -253,19 +273,46 @@ pub fn build(inputs: &Inputs) -> Built {
     let backend_rules = if custom_sgs.is_empty() {
         let source = if inputs.options.backend_security_group { BackendSource::SharedBackendGroup } else { BackendSource::ManagedGroup };
         Some(BackendRules { source, all_ports })
-    } else if group_cfg.manage_backend_security_group_rules == Some(true) {
-        if !inputs.options.backend_security_group {
-            let msg = format!(
-                "annotation {}manage-backend-security-group-rules: needs the shared backend security group, which --enable-backend-security-group=false turns off",
-                annotations::PREFIX
-            );
-            out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
+    } else if group_cfg.manage_backend_security_group_rules == Some(true) && !inputs.options.backend_security_group {
+        // The members that ask for it are left out; the others need no backend rules.
+        let msg = format!(
+            "annotation {}manage-backend-security-group-rules: needs the shared backend security group, which --enable-backend-security-group=false turns off",
+            annotations::PREFIX
+        );
+        drop_members(&mut built, &mut listeners, &mut out.problems, |m| m.cfg.manage_backend_security_group_rules == Some(true), &msg);
+        if built.is_empty() {
             return out;
         }
+        certificates = self::certificates(inputs, &built, &listeners).unwrap_or_default();
+        None
+    } else if group_cfg.manage_backend_security_group_rules == Some(true) {
         Some(BackendRules { source: BackendSource::SharedBackendGroup, all_ports })
     } else {
         None
     };
+
+    // The rules quota: in group order, a member whose rules do not fit is left out.
+    if rule_count(&built, &listeners, group_cfg.ssl_redirect) > MAX_RULES {
+        let mut kept: Vec<Member> = Vec::new();
+        for m in std::mem::take(&mut built) {
+            kept.push(m);
+            let total = rule_count(&kept, &listeners, group_cfg.ssl_redirect);
+            if total > MAX_RULES {
+                let m = kept.pop().expect("just pushed");
+                let msg = format!(
+                    "with this Ingress's {} rules the load balancer would have {total} rules; an ALB allows {MAX_RULES} (default rules not counted)",
+                    m.rules.len()
+                );
+                out.problems.push(problem(&m.key, msg));
+            }
+        }
+        built = kept;
+        listeners.retain(|port, _| built.iter().any(|m| m.ports.iter().any(|(_, p)| p == port)));
+        if built.is_empty() {
+            return out;
+        }
+        certificates = self::certificates(inputs, &built, &listeners).unwrap_or_default();
+    }
 
     let mut tags = Tags::new();
     for m in &built {
@@ -317,6 +364,7 @@ pub fn build(inputs: &Inputs) -> Built {
                 .enumerate()
                 .map(|(i, r)| Rule {
                     priority: i as i32 + 1,
+                    from: r.from.clone(),
                     conditions: r.conditions,
                     // ALBs authenticate on HTTPS listeners only.
                     auth: r.auth.filter(|_| protocol == Protocol::Https),
@@ -334,12 +382,6 @@ pub fn build(inputs: &Inputs) -> Built {
         });
     }
 
-    let total_rules: usize = listener_list.iter().map(|l| l.rules.len()).sum();
-    if total_rules > MAX_RULES {
-        let msg = format!("the load balancer would have {total_rules} rules; an ALB allows {MAX_RULES} (default rules not counted)");
-        out.problems.extend(built.iter().map(|m| problem(&m.key, msg.clone())));
-        return Built { stack: None, ..out };
-    }
     let cidrs = group_cfg.inbound_cidrs.clone().unwrap_or_else(|| {
         let mut c = vec!["0.0.0.0/0".to_string()];
         // As LBC, both dual-stack types open IPv6 too.
@@ -398,6 +440,58 @@ pub fn build(inputs: &Inputs) -> Built {
 }
 
 type Parsed<'a> = (&'a Ingress, ObjKey, IngressConfig);
+
+/// The settings of one member that name or size AWS things, checked on that member alone so
+/// that a bad one leaves only it out: its `subnets` and `security-groups` must exist, its
+/// load balancer attributes be in range.
+fn own_settings_resolve(inputs: &Inputs, cfg: &IngressConfig) -> Result<(), String> {
+    if let Some(names) = &cfg.subnets {
+        select_subnets(inputs.subnets, Scheme::Internal, inputs.cluster, SubnetChoice::Named(names))?;
+    }
+    if let Some(tags) = &cfg.subnet_tags {
+        select_subnets(inputs.subnets, Scheme::Internal, inputs.cluster, SubnetChoice::Tagged(tags))?;
+    }
+    if let Some(wanted) = &cfg.security_groups {
+        resolve_security_groups(inputs.security_groups, wanted)?;
+    }
+    if let Some(attrs) = &cfg.load_balancer_attributes {
+        limits::check_attributes(attrs, &format!("{}load-balancer-attributes", annotations::PREFIX))?;
+    }
+    for (port, attrs) in &cfg.listener_attributes {
+        limits::check_attributes(attrs, &format!("{}listener-attributes (port {port})", annotations::PREFIX))?;
+    }
+    Ok(())
+}
+
+/// Leaves out the members `bad` picks, with `message`, and the listeners only they had.
+fn drop_members(
+    built: &mut Vec<Member>,
+    listeners: &mut BTreeMap<i32, Protocol>,
+    problems: &mut Vec<Problem>,
+    bad: impl Fn(&Member) -> bool,
+    message: &str,
+) {
+    built.retain(|m| {
+        if bad(m) {
+            problems.push(problem(&m.key, message.to_string()));
+        }
+        !bad(m)
+    });
+    listeners.retain(|port, _| built.iter().any(|m| m.ports.iter().any(|(_, p)| p == port)));
+}
+
+/// How many rules the listeners would have: each listener's members' rules, optimized
+/// (none on an HTTP listener that redirects to HTTPS).
+fn rule_count(built: &[Member], listeners: &BTreeMap<i32, Protocol>, ssl_redirect: Option<i32>) -> usize {
+    listeners
+        .iter()
+        .filter(|(_, protocol)| ssl_redirect.is_none() || **protocol == Protocol::Https)
+        .map(|(&port, &protocol)| {
+            let rules = built.iter().filter(|m| m.ports.iter().any(|&(_, p)| p == port)).flat_map(|m| m.rules.iter().cloned()).collect();
+            optimize(rules, protocol, port).0.len()
+        })
+        .sum()
+}
 
 /// One listener rule before it gets its priority.
 #[derive(Clone)]
@@ -594,23 +688,24 @@ fn build_member<'a>(inputs: &Inputs<'a>, ing: &'a Ingress, key: ObjKey, cfg: Ing
         for path in sort_paths(&http.paths) {
             let extra = path.backend.service.as_ref().and_then(|s| m.cfg.conditions.get(&s.name)).cloned().unwrap_or_default();
             let conditions = conditions(rule.host.as_deref(), path, extra, m.cfg.use_regex_path_match)?;
-            let values: usize = conditions.iter().map(Condition::value_count).sum();
-            if values > MAX_CONDITION_VALUES {
-                return Err(format!(
-                    "a rule for path {:?} would have {values} condition values; an ALB rule allows {MAX_CONDITION_VALUES}",
-                    path.path.as_deref().unwrap_or("")
-                ));
-            }
-            let action = backend_action(inputs, &mut m, &path.backend)?;
-            let auth = rule_auth(inputs, &m, &path.backend)?;
             let written = match rule.host.as_deref().filter(|h| !h.is_empty()) {
-                Some(host) => format!("host {host:?} path {:?}", path.path.as_deref().unwrap_or("")),
-                None => format!("path {:?}", path.path.as_deref().unwrap_or("")),
+                Some(host) => format!("host {:?} path {:?}", shortened(host), shortened(path.path.as_deref().unwrap_or(""))),
+                None => format!("path {:?}", shortened(path.path.as_deref().unwrap_or(""))),
             };
+            limits::check_conditions(&conditions, &written)?;
+            let action = backend_action(inputs, &mut m, &path.backend)?;
+            limits::check_action(&action)?;
+            let auth = rule_auth(inputs, &m, &path.backend)?;
             m.rules.push(RuleParts { from: m.key.clone(), written, conditions, auth, action });
         }
     }
     Ok(m)
+}
+
+/// A host or path as messages quote it: a prefix when it is long.
+fn shortened(s: &str) -> String {
+    const SHOWN: usize = 60;
+    if s.chars().count() <= SHOWN { s.to_string() } else { format!("{}…", s.chars().take(SHOWN).collect::<String>()) }
 }
 
 fn ing_key(ing: &Ingress) -> ObjKey {
@@ -774,6 +869,8 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
         default_target_type: inputs.options.default_target_type,
     };
     let (name, mut backend_cfg, tg_port) = backend.target_group(svc, svc_port, port_str)?;
+    limits::check_attributes(&backend_cfg.attributes, &format!("{}target-group-attributes", annotations::PREFIX))
+        .map_err(|e| format!("backend Service {svc_key}: {e}"))?;
     m.warnings.extend(backend_cfg.warnings.drain(..).map(|w| annotation_warning(&m.key, w.to_string())));
     if m.target_groups.iter().any(|tg| tg.name == name) {
         return Ok(Backend::TargetGroup(name));
@@ -782,6 +879,13 @@ fn service_target_group(inputs: &Inputs, m: &mut Member, svc_name: &str, port_st
     let mut tags = std::mem::take(&mut backend_cfg.tags);
     if let Some(Ok(p)) = inputs.params.get(&m.key) {
         tags.extend(p.tags.iter().flatten().map(|t| (t.key.clone(), t.value.clone())));
+    }
+    if tags.len() + OWN_TAGS > limits::MAX_TAGS {
+        return Err(format!(
+            "backend Service {svc_key}: its target group would have {} tags (with the controller's own); AWS allows {}",
+            tags.len() + OWN_TAGS,
+            limits::MAX_TAGS
+        ));
     }
     let source = match backend_cfg.target_type {
         TargetType::Ip => TargetSource::Endpoints {
@@ -1640,6 +1744,78 @@ spec:
         assert_eq!(built.problems.len(), 1);
         assert!(built.problems[0].message.contains("healthcheck-interval-seconds"), "{}", built.problems[0].message);
         assert_eq!(rule_paths(&built.stack.unwrap(), 80), vec!["/b"]);
+    }
+
+    #[test]
+    fn an_unresolvable_subnet_leaves_only_the_member_that_names_it_out() {
+        let f = fixture(&format!(
+            "{WEB}{}{}",
+            member("a", ", alb.ingress.kubernetes.io/subnets: 'subnet-nope, subnet-priv-a'", "/a"),
+            member("b", "", "/b"),
+        ));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.len(), 1, "{:?}", built.problems);
+        assert_eq!(built.problems[0].ingress.name, "a");
+        assert!(built.problems[0].message.contains("subnets") && built.problems[0].message.contains("subnet-nope"));
+        let stack = built.stack.unwrap();
+        assert_eq!(rule_paths(&stack, 80), vec!["/b"]);
+        // b's own choice, discovery, applies.
+        assert_eq!(stack.load_balancer.subnets.len(), 3);
+    }
+
+    #[test]
+    fn a_rule_aws_would_refuse_leaves_only_its_member_out() {
+        // Valid for Kubernetes (labels of at most 63), over AWS's 128 characters.
+        let long_host = format!("{}.{}.example.com", "a".repeat(63), "b".repeat(63));
+        let bad = format!(
+            r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: long, namespace: shop, annotations: {{alb.ingress.kubernetes.io/group.name: shop}}}}
+spec:
+  rules:
+  - host: {long_host}
+    http:
+      paths:
+      - {{path: /x, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+        );
+        let long_path = format!("/{}", "p".repeat(128));
+        let f = fixture(&format!("{WEB}{bad}{}{}", member("ok", "", "/ok"), member("path", "", &long_path)));
+        let built = run_group(&f, &[]);
+        let mut bad: Vec<&str> = built.problems.iter().map(|p| p.ingress.name.as_str()).collect();
+        bad.sort();
+        assert_eq!(bad, ["long", "path"], "{:?}", built.problems);
+        assert!(built.problems.iter().all(|p| p.message.contains("1-128") && p.message.len() < 400), "{:?}", built.problems);
+        assert_eq!(rule_paths(&built.stack.unwrap(), 80), vec!["/ok"]);
+    }
+
+    #[test]
+    fn members_past_the_rules_quota_are_left_out_in_group_order() {
+        let many = |name: &str, order: i32, n: usize| {
+            let paths: String =
+                (0..n).map(|i| format!("\n      - {{path: /{name}{i}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}")).collect();
+            format!(
+                "\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: shop, annotations: {{alb.ingress.kubernetes.io/group.name: shop, alb.ingress.kubernetes.io/group.order: '{order}'}}}}\nspec:\n  rules:\n  - http:\n      paths:{paths}\n"
+            )
+        };
+        let f = fixture(&format!("{WEB}{}{}{}", many("a", 1, 60), many("b", 2, 50), many("c", 3, 30)));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.len(), 1, "{:?}", built.problems);
+        assert_eq!(built.problems[0].ingress.name, "b");
+        assert!(built.problems[0].message.contains("110 rules"), "{}", built.problems[0].message);
+        assert_eq!(built.stack.unwrap().listeners[0].rules.len(), 90, "a and c fit");
+    }
+
+    #[test]
+    fn an_ssl_redirect_to_a_port_that_is_not_https_leaves_its_member_out() {
+        let f = fixture(&format!("{WEB}{}{}", member("a", ", alb.ingress.kubernetes.io/ssl-redirect: '443'", "/a"), member("b", "", "/b")));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.iter().map(|p| p.ingress.name.as_str()).collect::<Vec<_>>(), ["a"]);
+        let stack = built.stack.unwrap();
+        assert_eq!(rule_paths(&stack, 80), vec!["/b"]);
+        assert_eq!(stack.listeners[0].default_action, Action::fixed("404"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! produces it. Nothing here talks to Kubernetes or AWS.
 
 mod build;
+mod limits;
 pub mod names;
 mod targets;
 
@@ -228,6 +229,9 @@ pub struct Listener {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Rule {
     pub priority: i32,
+    /// The member Ingress it comes from, so that AWS refusing it is put on that member.
+    #[serde(skip)]
+    pub from: ObjKey,
     pub conditions: Vec<Condition>,
     /// Authentication before `action` (HTTPS listeners only).
     pub auth: Option<Authenticate>,

@@ -11,7 +11,7 @@ use super::attributes::{self, Owner};
 use super::rule::{self, ActualRule, action_from_sdk, action_to_sdk, same_action};
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, Listener, Rule, Tags, WeightedTargetGroup};
+use crate::model::{Action, Listener, Problem, Protocol, Rule, Tags, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -90,6 +90,16 @@ fn resolve(action: &Action, tg_arns: &BTreeMap<String, String>) -> Action {
     }
 }
 
+/// Whether ModifyListener is needed to make `a` what `d` describes. Only what the
+/// protocol makes meaningful is compared: an HTTP listener has no SSL policy nor
+/// certificate, whatever AWS (or the emulator) describes for it.
+fn needs_modify(a: &ActualListener, d: &Listener, default_action: &Action) -> bool {
+    if a.protocol != d.protocol.as_str() || !a.default_action.as_ref().is_some_and(|x| same_action(x, default_action)) {
+        return true;
+    }
+    d.protocol == Protocol::Https && (a.default_certificate.as_ref() != d.certificates.first() || a.ssl_policy != d.ssl_policy)
+}
+
 fn default_certificate(d: &Listener) -> Option<Certificate> {
     d.certificates.first().map(|arn| Certificate::builder().certificate_arn(arn).build())
 }
@@ -105,6 +115,7 @@ pub async fn sync(
     desired: &[Listener],
     tg_arns: &BTreeMap<String, String>,
     actual: &mut Vec<ActualListener>,
+    remarks: &mut Vec<Problem>,
 ) -> Result<(), Error> {
     // A failing listener step (settings, certificates, attributes) must not hold back the
     // rules: it is reported once the rules have converged, and retried then.
@@ -118,11 +129,7 @@ pub async fn sync(
         let idx = match actual.iter().position(|a| a.port == d.port) {
             Some(i) => {
                 let a = &mut actual[i];
-                if a.protocol != d.protocol.as_str()
-                    || !a.default_action.as_ref().is_some_and(|x| same_action(x, &default_action))
-                    || a.default_certificate.as_ref() != d.certificates.first()
-                    || a.ssl_policy != d.ssl_policy
-                {
+                if needs_modify(a, d, &default_action) {
                     let modified = aws
                         .call(ELBV2, "ModifyListener", || {
                             aws.elbv2
@@ -192,7 +199,8 @@ pub async fn sync(
             Err(e) => return Err(e),
         }
         let rules: Vec<Rule> = d.rules.iter().map(|r| Rule { action: resolve(&r.action, tg_arns), ..r.clone() }).collect();
-        rule::sync(aws, &listener.arn, &rules, &mut listener.rules).await?;
+        let on = format!("{}:{}", d.protocol.as_str(), d.port);
+        rule::sync(aws, &listener.arn, &on, &rules, &mut listener.rules, remarks).await?;
     }
     let mut kept = Vec::new();
     for a in actual.drain(..) {
@@ -247,7 +255,6 @@ async fn sync_sni_certificates(aws: &Aws, d: &Listener, a: &mut ActualListener) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Protocol;
 
     fn desired(certificates: &[&str]) -> Listener {
         Listener {
@@ -282,6 +289,21 @@ mod tests {
         assert_eq!(certificate_changes(&desired(&["a"]), &actual("a", &["a"])), (vec![], vec![]));
         assert_eq!(certificate_changes(&desired(&["a", "b"]), &actual("a", &["a", "b"])), (vec![], vec![]));
         assert_eq!(certificate_changes(&desired(&["a"]), &actual("a", &["a", "b"])), (vec![], vec!["b".to_string()]));
+    }
+
+    #[test]
+    fn http_listeners_ignore_the_ssl_policy_and_certificate_aws_describes() {
+        let mut d = desired(&[]);
+        (d.port, d.protocol, d.ssl_policy) = (80, Protocol::Http, None);
+        let mut a = actual("arn:cert", &[]);
+        (a.port, a.protocol) = (80, "HTTP".into());
+        assert!(!needs_modify(&a, &d, &Action::fixed("404")), "an SslPolicy on an HTTP listener is no difference");
+        assert!(needs_modify(&a, &d, &Action::fixed("503")));
+        let https = desired(&["arn:cert"]);
+        let mut a = actual("arn:cert", &[]);
+        assert!(!needs_modify(&a, &https, &Action::fixed("404")));
+        a.ssl_policy = Some("ELBSecurityPolicy-TLS13-1-2-2021-06".into());
+        assert!(needs_modify(&a, &https, &Action::fixed("404")), "on HTTPS the policy counts");
     }
 
     #[test]

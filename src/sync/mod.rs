@@ -20,7 +20,7 @@ use aws_sdk_elasticloadbalancingv2::types::Tag;
 
 use crate::aws::inventory::{Inventory, StackResources};
 use crate::aws::{self, Aws};
-use crate::model::{GroupId, Stack, Tags};
+use crate::model::{GroupId, ObjKey, Problem, Stack, Tags};
 
 pub use listener::ActualListener;
 pub use load_balancer::ActualLoadBalancer;
@@ -35,6 +35,10 @@ pub enum Error {
         "load balancer {name} has deletion protection enabled (load-balancer-attributes deletion_protection.enabled=true): disable it on the load balancer (console, or aws elbv2 modify-load-balancer-attributes) and the deletion is retried"
     )]
     DeletionProtected { name: String },
+    /// AWS refused the content of one member's rule (a ValidationError the model did not
+    /// foresee, a target group ARN that does not exist, …): that member is to be left out.
+    #[error("AWS refused a listener rule of this Ingress, which is left out of the load balancer until it changes: {source}")]
+    RuleRefused { ingress: ObjKey, source: aws::Error },
     /// A listener step that failed after the rest of the listener was synced.
     #[error("listener {protocol}:{port}, {what}: {source}")]
     Listener { protocol: String, port: i32, what: String, source: aws::Error },
@@ -47,6 +51,9 @@ pub struct Actual {
     pub target_groups: Vec<ActualTargetGroup>,
     pub load_balancer: Option<ActualLoadBalancer>,
     pub listeners: Vec<ActualListener>,
+    /// What the last sync had to do differently and the members should hear of (Warnings),
+    /// taken out by the caller.
+    pub remarks: Vec<Problem>,
 }
 
 impl Actual {
@@ -131,7 +138,7 @@ pub async fn apply(
     sg_ids.extend(backend_sg.map(str::to_string));
     load_balancer::sync(t, &stack_tag, &desired.load_balancer, &sg_ids, &mut actual).await?;
     let lb_arn = actual.load_balancer.as_ref().map(|lb| lb.arn.clone()).unwrap_or_default();
-    listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners).await?;
+    listener::sync(t.aws, &lb_arn, &desired.listeners, &tg_arns, &mut actual.listeners, &mut actual.remarks).await?;
     // Only now that no rule points at them can old target groups go.
     target_group::delete_unwanted(t, &stack_tag, &desired.target_groups, &mut actual.target_groups).await?;
     if desired.security_group.is_none() {

@@ -2,7 +2,7 @@
 //! (moved with SetRulePriorities if needed), a changed rule is modified with ModifyRule,
 //! so no request ever meets a missing rule.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action as SdkAction, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
@@ -14,7 +14,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, AuthSession, Authenticate, Condition, Rule, WeightedTargetGroup};
+use crate::model::{Action, AuthSession, Authenticate, Condition, ObjKey, Problem, Rule, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -507,8 +507,115 @@ pub fn plan(actual: &[ActualRule], desired: &[Rule]) -> Plan {
     plan
 }
 
+/// AWS error codes that refuse what one rule holds (API reference, CreateRule and
+/// ModifyRule errors): the member the rule comes from is at fault, not the group.
+const REFUSES_THE_RULE: &[&str] = &[
+    "ValidationError",
+    "InvalidConfigurationRequest",
+    "InvalidLoadBalancerAction",
+    "TargetGroupNotFound",
+    "TooManyActions",
+    "TooManyUniqueTargetGroupsPerLoadBalancer",
+    "TargetGroupAssociationLimit",
+    "IncompatibleProtocols",
+];
+
+/// An error of CreateRule or ModifyRule for `d`: a refusal of its content is that
+/// member's, anything else the group's.
+fn rule_error(d: &Rule, e: crate::aws::Error) -> Error {
+    if e.is_code(REFUSES_THE_RULE) { Error::RuleRefused { ingress: d.from.clone(), source: e } } else { e.into() }
+}
+
+/// Single moves (rule ARN, priority) that bring every rule of `moves` to its priority
+/// without two rules ever sharing one, for when AWS refuses them as one
+/// SetRulePriorities call: a rule moves once its priority is free; a cycle (a swap) is
+/// broken by parking one of its rules above every priority in use first. `current` is
+/// every rule of the listener with its priority now.
+fn one_at_a_time(current: &BTreeMap<String, i32>, moves: &[(String, i32)]) -> Vec<(String, i32)> {
+    let mut at = current.clone();
+    let mut pending = moves.to_vec();
+    let mut out = Vec::new();
+    let holder = |at: &BTreeMap<String, i32>, p: i32| at.iter().find(|(_, q)| **q == p).map(|(arn, _)| arn.clone());
+    while !pending.is_empty() {
+        if let Some(i) = pending.iter().position(|(_, p)| holder(&at, *p).is_none()) {
+            let (arn, p) = pending.remove(i);
+            at.insert(arn.clone(), p);
+            out.push((arn, p));
+            continue;
+        }
+        // Every wanted priority is held. Park a rule that holds one and moves itself.
+        let parked = pending.iter().find_map(|(_, p)| holder(&at, *p).filter(|h| pending.iter().any(|(arn, _)| arn == h)));
+        let Some(arn) = parked else {
+            // Held by a rule that is not moving: nothing we can free; AWS will say why.
+            out.append(&mut pending);
+            break;
+        };
+        let above = at.values().chain(pending.iter().map(|(_, p)| p)).copied().max().unwrap_or(0) + 1;
+        at.insert(arn.clone(), above);
+        out.push((arn, above));
+    }
+    out
+}
+
+fn priority_pairs(moves: &[(String, i32)]) -> Vec<RulePriorityPair> {
+    moves.iter().map(|(arn, p)| RulePriorityPair::builder().rule_arn(arn).priority(*p).build()).collect()
+}
+
+/// Moves rules to new priorities: in one SetRulePriorities call, as LBC does and AWS
+/// applies as a whole; if that is refused, one rule at a time through free priorities
+/// (which cannot conflict), with a remark for the members whose rules moved, so that a
+/// refused reordering never blocks the group's other changes.
+async fn set_priorities(
+    aws: &Aws,
+    listener: &str,
+    moves: &[(String, i32)],
+    rules: &mut BTreeMap<String, ActualRule>,
+    desired: &[Rule],
+    remarks: &mut Vec<Problem>,
+) -> Result<(), Error> {
+    let pairs = priority_pairs(moves);
+    let all_at_once =
+        aws.call(ELBV2, "SetRulePriorities", || aws.elbv2.set_rule_priorities().set_rule_priorities(Some(pairs.clone())).send()).await;
+    match all_at_once {
+        Ok(_) => {}
+        Err(e) if e.is_client_error() => {
+            tracing::warn!(%listener, error = %e, "SetRulePriorities refused the reordering as one call; moving the rules one at a time");
+            let current: BTreeMap<String, i32> = rules.iter().map(|(arn, r)| (arn.clone(), r.priority)).collect();
+            for step in one_at_a_time(&current, moves) {
+                let pair = priority_pairs(std::slice::from_ref(&step));
+                aws.call(ELBV2, "SetRulePriorities", || aws.elbv2.set_rule_priorities().set_rule_priorities(Some(pair.clone())).send())
+                    .await?;
+                if let Some(r) = rules.get_mut(&step.0) {
+                    r.priority = step.1;
+                }
+            }
+            let moved: BTreeSet<&ObjKey> =
+                moves.iter().filter_map(|(_, p)| desired.iter().find(|d| d.priority == *p)).map(|d| &d.from).collect();
+            let message = format!(
+                "listener {listener}: AWS refused to reorder the rules in one SetRulePriorities call ({e}); they were moved one at a time instead"
+            );
+            remarks.extend(moved.into_iter().map(|ingress| Problem { ingress: ingress.clone(), reason: "RuleReorderFallback", message: message.clone() }));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    for (arn, p) in moves {
+        if let Some(r) = rules.get_mut(arn) {
+            r.priority = *p;
+        }
+    }
+    Ok(())
+}
+
 /// Makes the listener's rules equal `desired` (actions already resolved to ARNs).
-pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut Vec<ActualRule>) -> Result<(), Error> {
+/// `listener` names it in messages (`HTTP:80`).
+pub async fn sync(
+    aws: &Aws,
+    listener_arn: &str,
+    listener: &str,
+    desired: &[Rule],
+    actual: &mut Vec<ActualRule>,
+    remarks: &mut Vec<Problem>,
+) -> Result<(), Error> {
     let plan = plan(actual, desired);
     if plan.is_empty() {
         return Ok(());
@@ -523,14 +630,7 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
         by_arn.remove(arn);
     }
     if !plan.reprioritize.is_empty() {
-        let pairs: Vec<RulePriorityPair> =
-            plan.reprioritize.iter().map(|(arn, p)| RulePriorityPair::builder().rule_arn(arn).priority(*p).build()).collect();
-        aws.call(ELBV2, "SetRulePriorities", || aws.elbv2.set_rule_priorities().set_rule_priorities(Some(pairs.clone())).send()).await?;
-        for (arn, p) in &plan.reprioritize {
-            if let Some(r) = by_arn.get_mut(arn) {
-                r.priority = *p;
-            }
-        }
+        set_priorities(aws, listener, &plan.reprioritize, &mut by_arn, desired, remarks).await?;
     }
     for (arn, di) in &plan.modify {
         let d = &desired[*di];
@@ -542,7 +642,8 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
                 .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
                 .send()
         })
-        .await?;
+        .await
+        .map_err(|e| rule_error(d, e))?;
         if let Some(r) = by_arn.get_mut(arn) {
             r.conditions = Some(normalized(&d.conditions));
             r.auth = d.auth.as_ref().map(without_secret);
@@ -562,7 +663,8 @@ pub async fn sync(aws: &Aws, listener_arn: &str, desired: &[Rule], actual: &mut 
                     .set_tags(Some(elbv2_tags(&d.tags)))
                     .send()
             })
-            .await?;
+            .await
+            .map_err(|e| rule_error(d, e))?;
         let arn = out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
         by_arn.insert(
             arn.clone(),
@@ -588,6 +690,7 @@ mod tests {
     fn rule(priority: i32, path: &str, tg: &str) -> Rule {
         Rule {
             priority,
+            from: ObjKey { namespace: "shop".into(), name: "shop".into() },
             conditions: vec![Condition::PathPattern(vec![path.into()])],
             auth: None,
             action: Action::forward(tg),
@@ -629,6 +732,42 @@ mod tests {
         assert_eq!(p.reprioritize, vec![("r1".into(), 2), ("r2".into(), 3)]);
         assert_eq!(p.create, vec![0]);
         assert!(p.modify.is_empty() && p.delete.is_empty());
+    }
+
+    /// Applies single moves to `current`, asserting no two rules ever share a priority.
+    fn replay(current: &BTreeMap<String, i32>, steps: &[(String, i32)]) -> BTreeMap<String, i32> {
+        let mut at = current.clone();
+        for (arn, p) in steps {
+            assert!(!at.iter().any(|(other, q)| other != arn && q == p), "{arn} to {p} meets another rule: {steps:?}");
+            at.insert(arn.clone(), *p);
+        }
+        at
+    }
+
+    #[test]
+    fn a_swap_is_split_into_moves_that_never_conflict() {
+        let current = BTreeMap::from([("r1".to_string(), 1), ("r2".to_string(), 2), ("r3".to_string(), 3)]);
+        let swap = vec![("r1".to_string(), 2), ("r2".to_string(), 1)];
+        let steps = one_at_a_time(&current, &swap);
+        assert_eq!(steps.len(), 3, "park one, then two moves: {steps:?}");
+        assert_eq!(steps[0].1, 4, "parked above every priority in use");
+        assert_eq!(replay(&current, &steps), BTreeMap::from([("r1".to_string(), 2), ("r2".to_string(), 1), ("r3".to_string(), 3)]));
+        // A shift down a chain needs no parking: each move frees the next.
+        let shift = vec![("r1".to_string(), 2), ("r2".to_string(), 3), ("r3".to_string(), 4)];
+        let steps = one_at_a_time(&current, &shift);
+        assert_eq!(steps.len(), 3);
+        assert_eq!(replay(&current, &steps).values().copied().collect::<Vec<_>>(), vec![2, 3, 4]);
+        // A rotation of three.
+        let rotate = vec![("r1".to_string(), 2), ("r2".to_string(), 3), ("r3".to_string(), 1)];
+        let steps = one_at_a_time(&current, &rotate);
+        assert_eq!(replay(&current, &steps), BTreeMap::from([("r1".to_string(), 2), ("r2".to_string(), 3), ("r3".to_string(), 1)]));
+    }
+
+    #[test]
+    fn a_priority_held_by_a_rule_that_does_not_move_is_left_to_aws() {
+        let current = BTreeMap::from([("r1".to_string(), 1), ("r2".to_string(), 2)]);
+        let steps = one_at_a_time(&current, &[("r1".to_string(), 2)]);
+        assert_eq!(steps, vec![("r1".to_string(), 2)], "no endless parking");
     }
 
     #[test]
