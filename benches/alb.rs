@@ -3,6 +3,8 @@
 //! - the wall time until every Ingress has a hostname,
 //! - the AWS calls by operation, per Ingress,
 //! - the AWS calls made by a full resync after convergence (an IngressClass change),
+//! - the AWS calls of one drift-check round over the converged Ingresses (reads only, writes
+//!   counted apart: a write there is a false repair),
 //! - the controller's peak RSS,
 //! - LocalStack's raw rate for a simple call, measured in the same run, and the controller's
 //!   call rate during convergence as a fraction of it.
@@ -11,7 +13,9 @@
 //! it and returns at once. Needs the bed (`hack/bench.sh` starts one).
 //!
 //! Knobs (env): BENCH_INGRESSES (200), BENCH_TIMEOUT_SECS (1200), BENCH_CREATE_CONCURRENCY (16),
-//! BENCH_RAW_CALLS (300), BENCH_RAW_CONCURRENCY (8), ALB_CONTROLLER_BIN (the controller binary).
+//! BENCH_RAW_CALLS (300), BENCH_RAW_CONCURRENCY (8), BENCH_DRIFT_SECS (120: the controller's
+//! drift-check interval; longer than convergence, so rounds only start after it),
+//! ALB_CONTROLLER_BIN (the controller binary).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -283,9 +287,11 @@ async fn run() -> i32 {
     let create_concurrency: usize = env_or("BENCH_CREATE_CONCURRENCY", 16);
     let raw_calls: usize = env_or("BENCH_RAW_CALLS", 300);
     let raw_concurrency: usize = env_or("BENCH_RAW_CONCURRENCY", 8);
+    let drift_secs: u64 = env_or("BENCH_DRIFT_SECS", 120);
     let t_bench = Instant::now();
 
-    let mut bed = Bed::start_from_env("bench").await;
+    let drift_flag = format!("{drift_secs}s");
+    let mut bed = Bed::start_from_env_with_args("bench", &["--drift-check-interval", &drift_flag]).await;
     let pid = bed.controller_pid();
     log(t_bench, format_args!("namespace {} account {} controller pid {pid} log {}", bed.ns, bed.account, bed.log.display()));
     if let Err(e) = bed.wait_metrics_up().await {
@@ -411,6 +417,29 @@ async fn run() -> i32 {
         format_args!("resync: {reconciles_resync} reconciles in {:.2}s, {} AWS calls", resync_time.as_secs_f64(), total(&calls_resync)),
     );
 
+    // ---- one drift-check round: each Ingress (its own group here) is requeued one interval
+    // after its resync reconcile, finds its cached state stale and reads AWS again ----
+    if wall.as_secs() >= drift_secs {
+        log(t_bench, format_args!("note: convergence took longer than the drift-check interval ({drift_secs}s): rounds overlapped it"));
+    }
+    log(t_bench, format_args!("drift round: waiting for every load balancer's listeners to be read again (interval {drift_secs}s)"));
+    let calls_before_drift = aws_calls(&bed).await;
+    let listeners_read = |calls: &Calls| by_operation(calls).get("DescribeListeners").copied().unwrap_or(0);
+    let want_reads = listeners_read(&calls_before_drift) + n as u64;
+    let drift_deadline = Instant::now() + Duration::from_secs(drift_secs * 6 / 5 + 180);
+    let mut drift_done = true;
+    while listeners_read(&aws_calls(&bed).await) < want_reads {
+        if Instant::now() > drift_deadline {
+            drift_done = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bed.wait_quiet_for(quiet, Duration::from_secs(180)).await;
+    let calls_drift = delta(&aws_calls(&bed).await, &calls_before_drift);
+    let drift_writes: u64 = by_operation(&calls_drift).iter().filter(|(op, _)| is_mutating(op)).map(|(_, v)| v).sum();
+    log(t_bench, format_args!("drift round: {} AWS calls, {drift_writes} of them writes", total(&calls_drift)));
+
     log(t_bench, format_args!("LocalStack raw rate (with {n} load balancers in the account)"));
     let raw_after = raw_rate(&bed.elbv2, raw_calls, raw_concurrency).await;
     log(t_bench, format_args!("  {:.0} calls/s", raw_after.rate()));
@@ -465,6 +494,16 @@ async fn run() -> i32 {
         println!("    {op:<32} {v:>6}");
     }
     println!();
+    println!("One drift-check round over the converged Ingresses (interval {drift_secs} s)");
+    if !drift_done {
+        println!("  NOT every load balancer was read again within the deadline");
+    }
+    println!("  AWS calls                    {:>8}  ({:.2} per Ingress)", total(&calls_drift), total(&calls_drift) as f64 / n as f64);
+    println!("  of which writes              {drift_writes:>8}  (target: 0; a write here is a false repair)");
+    for (op, v) in by_operation(&calls_drift) {
+        println!("    {op:<32} {v:>6}");
+    }
+    println!();
     println!("Controller process (pid {pid})");
     println!("  peak RSS (VmHWM)             {:>8.1} MiB", hwm_kib as f64 / 1024.0);
     println!("  RSS at convergence / end     {:>8.1} / {:.1} MiB", rss_kib as f64 / 1024.0, rss_end as f64 / 1024.0);
@@ -508,6 +547,8 @@ async fn run() -> i32 {
             "aws_calls_per_ingress_by_operation": ops_per_ingress,
             "resync_reconciles": reconciles_resync,
             "resync_aws_calls": total(&calls_resync),
+            "drift_round_aws_calls_per_ingress": round2(total(&calls_drift) as f64 / n as f64),
+            "drift_round_writes": drift_writes,
             "peak_rss_mib": round2(hwm_kib as f64 / 1024.0),
             "cpu_seconds": round2(cpu_total),
             "localstack_raw_calls_per_second": round2(raw_before.rate()),

@@ -4,7 +4,8 @@
 # state dir, free LocalStack port), runs the bench and stops the bed on exit.
 #
 #   alb    BENCH_INGRESSES (200), BENCH_TIMEOUT_SECS (1200), BENCH_CREATE_CONCURRENCY (16),
-#          BENCH_RAW_CALLS / BENCH_RAW_CONCURRENCY (300 / 8): convergence and AWS calls.
+#          BENCH_RAW_CALLS / BENCH_RAW_CONCURRENCY (300 / 8), BENCH_DRIFT_SECS (120): convergence,
+#          AWS calls, a full resync and one drift-check round.
 #   churn  CHURN_INGRESSES / CHURN_ENDPOINTS (50 / 40), CHURN_RATE / CHURN_SECONDS (100 / 60),
 #          CHURN_IN_FLIGHT (4), CHURN_BURST_SLICES (10), CHURN_SETUP_TIMEOUT_SECS (600): targets
 #          under endpoint churn and rolling-update bursts.
