@@ -103,7 +103,10 @@ async fn rules_aws_would_refuse_stay_with_their_members() {
     }
     for healthy in ["good", "later"] {
         let warnings = bed.warnings(healthy).await;
-        assert!(!warnings.iter().any(|w| w.contains("1-128") || w.contains("rule for")), "{healthy} is not told of the others: {warnings:?}");
+        assert!(
+            !warnings.iter().any(|w| w.contains("1-128") || w.contains("rule for")),
+            "{healthy} is not told of the others: {warnings:?}"
+        );
     }
 }
 

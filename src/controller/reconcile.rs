@@ -230,7 +230,9 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         ctx.targets.follow(group, stack.target_groups.iter().flat_map(|tg| tg.source.dependencies()).collect());
         match sync_group(ctx, group, Some(&stack)).await {
             Ok((dns, changed, remarks)) => break (dns, changed, remarks, stack, contributing),
-            Err(Error::Sync(sync::Error::RuleRefused { ingress, source })) if by_key.contains_key(&ingress) && !refused.contains(&ingress) => {
+            Err(Error::Sync(sync::Error::RuleRefused { ingress, source }))
+                if by_key.contains_key(&ingress) && !refused.contains(&ingress) =>
+            {
                 let ing = by_key[&ingress];
                 let e = sync::Error::RuleRefused { ingress: ingress.clone(), source };
                 tracing::warn!(ingress = %ingress, error = %e, "AWS refused a rule of one member; syncing the group without it");

@@ -1017,15 +1017,27 @@ fn certificates(inputs: &Inputs, members: &[Member], listeners: &BTreeMap<i32, P
         return Ok(Vec::new());
     }
     let mut arns: Vec<String> = Vec::new();
+    let mut problems = Vec::new();
     for m in members {
+        let mut own = arns.clone();
         for arn in &m.cfg.certificate_arns {
-            if !arns.contains(arn) {
-                arns.push(arn.clone());
+            if !own.contains(arn) {
+                own.push(arn.clone());
             }
         }
+        // The member whose certificate-arn takes the listener over the quota is at fault.
+        if own.len() > MAX_CERTIFICATES {
+            let msg = format!(
+                "annotation {}certificate-arn: with this Ingress's certificates the HTTPS listener would have {}; an ALB listener allows {MAX_CERTIFICATES}",
+                annotations::PREFIX,
+                own.len()
+            );
+            problems.push(problem(&m.key, msg));
+            continue;
+        }
+        arns = own;
     }
     let https_members: Vec<&Member> = members.iter().filter(|m| m.ports.iter().any(|(p, _)| *p == Protocol::Https)).collect();
-    let mut problems = Vec::new();
     // A host some member gave a certificate for explicitly is not discovered again: an
     // Ingress without certificate-arn must not add a certificate that SNI could pick
     // over the chosen one (LBC #4850).
@@ -1794,8 +1806,11 @@ spec:
     #[test]
     fn members_past_the_rules_quota_are_left_out_in_group_order() {
         let many = |name: &str, order: i32, n: usize| {
-            let paths: String =
-                (0..n).map(|i| format!("\n      - {{path: /{name}{i}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}")).collect();
+            let paths: String = (0..n)
+                .map(|i| {
+                    format!("\n      - {{path: /{name}{i}, pathType: Exact, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}")
+                })
+                .collect();
             format!(
                 "\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: shop, annotations: {{alb.ingress.kubernetes.io/group.name: shop, alb.ingress.kubernetes.io/group.order: '{order}'}}}}\nspec:\n  rules:\n  - http:\n      paths:{paths}\n"
             )
@@ -1806,6 +1821,30 @@ spec:
         assert_eq!(built.problems[0].ingress.name, "b");
         assert!(built.problems[0].message.contains("110 rules"), "{}", built.problems[0].message);
         assert_eq!(built.stack.unwrap().listeners[0].rules.len(), 90, "a and c fit");
+    }
+
+    #[test]
+    fn the_member_whose_certificates_pass_the_quota_is_left_out() {
+        let arns = |from: usize, n: usize| {
+            (from..from + n).map(|i| format!("arn:aws:acm:us-east-1:1:certificate/c{i}")).collect::<Vec<_>>().join(",")
+        };
+        let https = |certs: String| {
+            format!(
+                ", alb.ingress.kubernetes.io/listen-ports: '[{{\"HTTPS\": 443}}]', alb.ingress.kubernetes.io/certificate-arn: '{certs}'"
+            )
+        };
+        let f = fixture(&format!(
+            "{WEB}{}{}{}",
+            member("a", &https(arns(0, 20)), "/a"),
+            member("b", &https(arns(20, 10)), "/b"),
+            member("c", &https(arns(0, 3)), "/c")
+        ));
+        let built = run_group(&f, &[]);
+        assert_eq!(built.problems.iter().map(|p| p.ingress.name.as_str()).collect::<Vec<_>>(), ["b"], "{:?}", built.problems);
+        assert!(built.problems[0].message.contains("30"), "{}", built.problems[0].message);
+        let stack = built.stack.unwrap();
+        assert_eq!(stack.listeners[0].certificates.len(), 20);
+        assert_eq!(rule_paths(&stack, 443), vec!["/a", "/c"]);
     }
 
     #[test]

@@ -55,14 +55,18 @@ pub fn check_conditions(conditions: &[Condition], written: &str) -> Result<(), S
             Condition::PathPattern(v) | Condition::PathRegex(v) => ("path", v.iter().collect()),
             Condition::HttpHeader { name, values } => {
                 if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.contains(['*', '?']) {
-                    return refuse(format!("has an http-header name of {} characters; AWS takes 1-{MAX_NAME_LEN}, no wildcards", name.chars().count()));
+                    return refuse(format!(
+                        "has an http-header name of {} characters; AWS takes 1-{MAX_NAME_LEN}, no wildcards",
+                        name.chars().count()
+                    ));
                 }
                 ("http-header value", values.iter().collect())
             }
             Condition::HttpRequestMethod(v) => {
-                if let Some(m) = v.iter().find(|m| {
-                    m.is_empty() || m.len() > MAX_NAME_LEN || !m.chars().all(|c| c.is_ascii_uppercase() || c == '-' || c == '_')
-                }) {
+                if let Some(m) = v
+                    .iter()
+                    .find(|m| m.is_empty() || m.len() > MAX_NAME_LEN || !m.chars().all(|c| c.is_ascii_uppercase() || c == '-' || c == '_'))
+                {
                     return refuse(format!("has the request method {:?}; AWS takes 1-{MAX_NAME_LEN} of A-Z, - and _", excerpt(m)));
                 }
                 continue;
@@ -83,7 +87,9 @@ pub fn check_conditions(conditions: &[Condition], written: &str) -> Result<(), S
         }
     }
     if wildcards > MAX_CONDITION_WILDCARDS {
-        return refuse(format!("would have {wildcards} wildcards (* or ?) in its conditions; an ALB rule allows {MAX_CONDITION_WILDCARDS}"));
+        return refuse(format!(
+            "would have {wildcards} wildcards (* or ?) in its conditions; an ALB rule allows {MAX_CONDITION_WILDCARDS}"
+        ));
     }
     Ok(())
 }
@@ -94,10 +100,9 @@ pub fn check_action(action: &Action) -> Result<(), String> {
         Action::Forward { stickiness_seconds: Some(s), .. } if !(1..=MAX_STICKINESS_SECONDS).contains(s) => {
             Err(format!("the forward action's stickiness duration {s}s must be 1-{MAX_STICKINESS_SECONDS} seconds"))
         }
-        Action::FixedResponse { message_body: Some(body), .. } if body.chars().count() > MAX_MESSAGE_BODY => Err(format!(
-            "the fixed-response body has {} characters; AWS takes up to {MAX_MESSAGE_BODY}",
-            body.chars().count()
-        )),
+        Action::FixedResponse { message_body: Some(body), .. } if body.chars().count() > MAX_MESSAGE_BODY => {
+            Err(format!("the fixed-response body has {} characters; AWS takes up to {MAX_MESSAGE_BODY}", body.chars().count()))
+        }
         _ => Ok(()),
     }
 }

@@ -19,7 +19,17 @@ pub enum Owner<'a> {
 
 /// The desired attributes whose value differs from `actual` (`None`: not known, so all).
 pub fn changes(actual: Option<&Tags>, desired: &Tags) -> Tags {
-    desired.iter().filter(|(k, v)| actual.is_none_or(|a| a.get(*k) != Some(*v))).map(|(k, v)| (k.clone(), v.clone())).collect()
+    desired
+        .iter()
+        .filter(|(k, v)| actual.is_none_or(|a| !a.get(*k).is_some_and(|have| same_value(have, v))))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Whether two attribute values mean the same: AWS describes numbers in their plain form
+/// (`60` for a written `060`), which is no difference to repair.
+fn same_value(have: &str, want: &str) -> bool {
+    have == want || matches!((have.parse::<i64>(), want.parse::<i64>()), (Ok(a), Ok(b)) if a == b)
 }
 
 fn pairs<'a>(list: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
@@ -109,5 +119,7 @@ mod tests {
         assert_eq!(changes(Some(&actual), &desired), t(&[("idle_timeout.timeout_seconds", "120")]));
         assert_eq!(changes(None, &desired), desired, "unknown actual: set every listed key");
         assert!(changes(Some(&actual), &Tags::new()).is_empty());
+        let padded = t(&[("idle_timeout.timeout_seconds", "060")]);
+        assert!(changes(Some(&actual), &padded).is_empty(), "a number AWS writes plainly is no difference");
     }
 }

@@ -594,7 +594,11 @@ async fn set_priorities(
             let message = format!(
                 "listener {listener}: AWS refused to reorder the rules in one SetRulePriorities call ({e}); they were moved one at a time instead"
             );
-            remarks.extend(moved.into_iter().map(|ingress| Problem { ingress: ingress.clone(), reason: "RuleReorderFallback", message: message.clone() }));
+            remarks.extend(moved.into_iter().map(|ingress| Problem {
+                ingress: ingress.clone(),
+                reason: "RuleReorderFallback",
+                message: message.clone(),
+            }));
         }
         Err(e) => return Err(e.into()),
     }
