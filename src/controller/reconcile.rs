@@ -216,9 +216,12 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         }
     }
     // When AWS refuses one member's rule, that member is left out (keeping its last good
-    // version, if it has one) and the others are synced again without it.
+    // version, if it has one; altogether if AWS refuses that too) and the others are
+    // synced again without it.
+    let mut dropped: BTreeSet<ObjKey> = BTreeSet::new();
     let (dns, changed, remarks, stack, contributing) = loop {
-        let contributing = contributing_members(ctx, &members, &bad, &refused).await;
+        let mut contributing = contributing_members(ctx, &members, &bad, &refused).await;
+        contributing.retain(|m| !dropped.contains(&key_of(m)));
         let same = contributing.len() == members.len() && contributing.iter().zip(&members).all(|(a, b)| Arc::ptr_eq(a, b));
         let stack = if same { built.stack.clone() } else { build(&contributing).stack };
         let Some(stack) = stack else {
@@ -230,6 +233,10 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         ctx.targets.follow(group, stack.target_groups.iter().flat_map(|tg| tg.source.dependencies()).collect());
         match sync_group(ctx, group, Some(&stack)).await {
             Ok((dns, changed, remarks)) => break (dns, changed, remarks, stack, contributing),
+            Err(Error::Sync(sync::Error::RuleRefused { ingress, .. })) if refused.contains(&ingress) && !dropped.contains(&ingress) => {
+                tracing::warn!(ingress = %ingress, "AWS refused the last good version of a refused member too; syncing the group without it");
+                dropped.insert(ingress);
+            }
             Err(Error::Sync(sync::Error::RuleRefused { ingress, source }))
                 if by_key.contains_key(&ingress) && !refused.contains(&ingress) =>
             {
