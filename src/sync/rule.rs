@@ -768,6 +768,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_of_what_a_rule_holds_is_its_members() {
+        let api = |code: &str| crate::aws::Error::Api {
+            service: ELBV2,
+            operation: "CreateRule",
+            outcome: crate::aws::Outcome::ClientError,
+            code: Some(code.into()),
+            message: "refused".into(),
+        };
+        let d = rule(1, "/a", "arn:tg");
+        assert!(matches!(rule_error(&d, api("TargetGroupNotFound")), Error::RuleRefused { ingress, .. } if ingress == d.from));
+        assert!(matches!(rule_error(&d, api("ValidationError")), Error::RuleRefused { .. }));
+        assert!(matches!(rule_error(&d, api("ListenerNotFound")), Error::Aws(_)), "not the rule's fault");
+    }
+
+    #[test]
     fn a_priority_held_by_a_rule_that_does_not_move_is_left_to_aws() {
         let current = BTreeMap::from([("r1".to_string(), 1), ("r2".to_string(), 2)]);
         let steps = one_at_a_time(&current, &[("r1".to_string(), 2)]);
