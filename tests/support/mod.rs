@@ -106,6 +106,39 @@ impl Drop for Replica {
     }
 }
 
+/// A fresh AWS account on the bed's LocalStack (LocalStack maps each 12-digit access key id
+/// to its own account), seeded by localstack/seed.sh, with SDK clients for it.
+pub struct Account {
+    pub id: String,
+    /// What localstack/seed.py made: vpc_id, public_subnets, private_subnets, certificate_arn.
+    pub seed: serde_json::Value,
+    pub elbv2: elbv2::Client,
+    pub ec2: aws_sdk_ec2::Client,
+}
+
+impl Account {
+    /// A new random account, seeded for `cluster`.
+    pub async fn seeded(cluster: &str) -> Account {
+        require_env("AWS_ENDPOINT_URL");
+        let id = format!("{}", rand::random_range(100_000_000_000u64..999_999_999_999));
+        let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
+            .args(["--cluster", cluster])
+            .env("AWS_ACCESS_KEY_ID", &id)
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("run localstack/seed.sh");
+        assert!(seed.status.success(), "seed failed: {}", String::from_utf8_lossy(&seed.stderr));
+        let seed: serde_json::Value = serde_json::from_slice(&seed.stdout).expect("seed prints JSON");
+        let creds = elbv2::config::Credentials::new(&id, "test", None, None, "test");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(creds)
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        Account { id, seed, elbv2: elbv2::Client::new(&sdk), ec2: aws_sdk_ec2::Client::new(&sdk) }
+    }
+}
+
 pub struct Bed {
     bin: PathBuf,
     /// The controller authenticates as deploy/manifests.yaml's ServiceAccount, bound only
@@ -173,16 +206,8 @@ impl Bed {
         let suffix: u32 = rand::random_range(100_000..999_999);
         let ns = format!("{test}-{suffix}");
         let cluster = format!("c{suffix}");
-        let account = format!("{}", rand::random_range(100_000_000_000u64..999_999_999_999));
 
-        let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
-            .args(["--cluster", &cluster])
-            .env("AWS_ACCESS_KEY_ID", &account)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .output()
-            .expect("run localstack/seed.sh");
-        assert!(seed.status.success(), "seed failed: {}", String::from_utf8_lossy(&seed.stderr));
-        let seeded: serde_json::Value = serde_json::from_slice(&seed.stdout).expect("seed prints JSON");
+        let Account { id: account, seed: seeded, elbv2, ec2 } = Account::seeded(&cluster).await;
         let vpc_id = seeded["vpc_id"].as_str().unwrap().to_string();
 
         let client = Client::try_default().await.expect("kube client from KUBECONFIG");
@@ -191,13 +216,6 @@ impl Bed {
         ensure_ingress_class(&client).await;
         ensure_crds(&client).await;
         let kubeconfig = service_account_kubeconfig(&client, &ns).await;
-
-        let creds = elbv2::config::Credentials::new(&account, "test", None, None, "test");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .credentials_provider(creds)
-            .region(aws_config::Region::new("us-east-1"))
-            .load()
-            .await;
 
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let replica = Replica::spawn(bin, &ns, &cluster, &vpc_id, &account, &extra, &ns, &kubeconfig);
@@ -209,8 +227,8 @@ impl Bed {
             kubeconfig,
             extra,
             client,
-            elbv2: elbv2::Client::new(&sdk),
-            ec2: aws_sdk_ec2::Client::new(&sdk),
+            elbv2,
+            ec2,
             ns,
             cluster,
             account,
