@@ -345,7 +345,7 @@ async fn condition_values_must_be_unique_non_empty_and_of_allowed_characters() {
     for (what, condition) in cases {
         assert_eq!(refused(&format!("CreateRule with {what}"), alb.create_rule(1, vec![condition]).await), "ValidationError");
     }
-    alb.rule(1, vec![host(&["*.Example.COM"]), path(&["/a-b_c.d/$~'@:+&*?"]), method(&["GET", "CUSTOM_VERB-1"])]).await;
+    alb.rule(1, vec![host(&["*.Example.COM"]), path(&["/a-b_c.d/$~'@:+&*?"]), method(&["GET", "CUSTOM_VERB-X"])]).await;
 }
 
 #[tokio::test]

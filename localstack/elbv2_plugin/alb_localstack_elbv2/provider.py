@@ -28,18 +28,28 @@ Fixes on top of moto (see ../README.md "Fidelity gaps"):
   certificate (AWS: OperationNotPermitted), adds a certificate already in the list a
   second time (AWS: no-op) or one that does not exist (AWS: CertificateNotFound), forgets the SNI certificates on ModifyListener (AWS keeps
   them) and lists every certificate in DescribeListeners (AWS: the default only).
-* Tags (CreateLoadBalancer, CreateTargetGroup, CreateListener, CreateRule, AddTags):
-  moto takes any key and value; AWS refuses a key outside 1-128 characters, a value
-  over 256, or a character that is not a letter, digit, space or ``_.:/=+-@``.
+* Requests AWS refuses and moto accepts are refused first, each check in
+  ``validation.py`` with its source: tags (characters, lengths, ``aws:``, 50 per
+  resource; moto refused an 11th tag in AddTags), load balancer names, rule priorities,
+  rule conditions (lengths, characters, one per field, 5 values and 5 wildcards per rule),
+  100 rules per load balancer, certificates and SSL policies only on HTTPS listeners,
+  GRPC/HTTP2 target groups only behind HTTPS listeners.
+* CreateListener on a port in use: moto made a second listener there (its check compared
+  the port with listener ARNs). AWS returns the existing listener when the settings match
+  and answers DuplicateListener otherwise; ModifyListener to a used port too.
+* SetRulePriorities: moto checked each new priority against the current ones, so a swap
+  of two rules in one call was PriorityInUse, and applied pairs one by one. AWS checks the
+  order the call leads to and applies it as a whole.
 """
 
 import threading
-import unicodedata
 
 from localstack.aws.api import CommonServiceException, RequestContext, ServiceRequest, ServiceResponse
 from localstack.aws.spec import load_service
 from localstack.services.moto import call_moto
 from localstack.services.plugins import Service, ServiceLifecycleHook, aws_provider
+
+from . import validation
 
 SERVICE = "elbv2"
 
@@ -48,37 +58,28 @@ def _to_moto(context: RequestContext, request: ServiceRequest) -> ServiceRespons
     return call_moto(context)
 
 
-_create_lock = threading.Lock()
+# Held while a request is checked against moto's state and applied, so that two requests
+# (e.g. two CreateListener on one port) cannot both pass the check.
+_state_lock = threading.RLock()
 
 
-def _tag_chars_ok(text: str) -> bool:
-    # AWS's pattern ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$
-    return all(unicodedata.category(c)[0] in "LZN" or c in "_.:/=+-@" for c in text)
+def _backend(context: RequestContext):
+    from moto.elbv2.models import elbv2_backends
+
+    return elbv2_backends[context.account_id][context.region]
 
 
-def _check_tags(request: ServiceRequest) -> None:
-    for tag in request.get("Tags") or []:
-        key, value = tag.get("Key") or "", tag.get("Value") or ""
-        if not (1 <= len(key) <= 128) or len(value) > 256 or not _tag_chars_ok(key) or not _tag_chars_ok(value):
-            raise CommonServiceException(
-                "ValidationError",
-                f"1 validation error detected: Value '{key}={value}' at 'tags' failed to satisfy constraint: "
-                "Member must satisfy regular expression pattern: ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
-                status_code=400,
-            )
+def _client(context: RequestContext):
+    from localstack.aws.connect import connect_to
 
-
-def _tagged_to_moto(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    _check_tags(request)
-    return call_moto(context)
+    return connect_to(aws_access_key_id=context.account_id, region_name=context.region).elbv2
 
 
 def _create_load_balancer(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    from moto.elbv2.models import elbv2_backends
-
-    _check_tags(request)
-    with _create_lock:
-        backend = elbv2_backends[context.account_id][context.region]
+    validation.check_load_balancer_name(request.get("Name") or "")
+    validation.check_tags(request.get("Tags"))
+    with _state_lock:
+        backend = _backend(context)
         existing = [lb for lb in backend.load_balancers.values() if lb.name == request.get("Name")]
         if not existing:
             return call_moto(context)
@@ -97,19 +98,13 @@ def _create_load_balancer(context: RequestContext, request: ServiceRequest) -> S
                 status_code=400,
             )
     # same settings: AWS answers with the existing load balancer
-    from localstack.aws.connect import connect_to
-
-    described = connect_to(
-        aws_access_key_id=context.account_id, region_name=context.region
-    ).elbv2.describe_load_balancers(LoadBalancerArns=[lb.arn])
+    described = _client(context).describe_load_balancers(LoadBalancerArns=[lb.arn])
     return {"LoadBalancers": described["LoadBalancers"]}
 
 
 def _create_target_group(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    from moto.elbv2.models import elbv2_backends
-
-    _check_tags(request)
-    backend = elbv2_backends[context.account_id][context.region]
+    validation.check_tags(request.get("Tags"))
+    backend = _backend(context)
     tg = next((t for t in backend.target_groups.values() if t.name == request.get("Name")), None)
     if tg is None:
         return call_moto(context)
@@ -122,16 +117,11 @@ def _create_target_group(context: RequestContext, request: ServiceRequest) -> Se
     )
     if not same:
         return call_moto(context)  # moto raises DuplicateTargetGroupName
-    from localstack.aws.connect import connect_to
-
-    described = connect_to(
-        aws_access_key_id=context.account_id, region_name=context.region
-    ).elbv2.describe_target_groups(TargetGroupArns=[tg.arn])
+    described = _client(context).describe_target_groups(TargetGroupArns=[tg.arn])
     return {"TargetGroups": described["TargetGroups"]}
 
 
-def _invalid(message: str) -> CommonServiceException:
-    return CommonServiceException("ValidationError", message, status_code=400)
+_invalid = validation.invalid
 
 
 def _codes_in_range(codes: str, low: int, high: int) -> bool:
@@ -193,9 +183,7 @@ def _checked_create_target_group(context: RequestContext, request: ServiceReques
 
 
 def _modify_target_group(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    from moto.elbv2.models import elbv2_backends
-
-    backend = elbv2_backends[context.account_id][context.region]
+    backend = _backend(context)
     tg = backend.target_groups.get(request.get("TargetGroupArn"))
     if tg is not None:
         _check_health_check(request, tg.protocol, tg.protocol_version, current=tg)
@@ -209,13 +197,24 @@ def _modify_target_group(context: RequestContext, request: ServiceRequest) -> Se
 
 
 def _listener(context: RequestContext, arn: str | None):
-    from moto.elbv2.models import elbv2_backends
-
-    backend = elbv2_backends[context.account_id][context.region]
-    for lb in backend.load_balancers.values():
+    for lb in _backend(context).load_balancers.values():
         if arn in lb.listeners:
             return lb.listeners[arn]
     return None
+
+
+def _rule(context: RequestContext, arn: str | None):
+    """(listener, rule) of a non-default rule, or (None, None)."""
+    for lb in _backend(context).load_balancers.values():
+        for listener in lb.listeners.values():
+            if arn in listener._non_default_rules:
+                return listener, listener._non_default_rules[arn]
+    return None, None
+
+
+def _actions(moto_actions) -> list:
+    """moto's actions as request-shaped dicts."""
+    return [a.data for a in moto_actions or []]
 
 
 def _default_certificate_only(response: ServiceResponse) -> ServiceResponse:
@@ -231,28 +230,64 @@ def _describe_listeners(context: RequestContext, request: ServiceRequest) -> Ser
     return _default_certificate_only(call_moto(context))
 
 
+def _duplicate_listener() -> CommonServiceException:
+    return validation.error("DuplicateListener", "A listener with the specified port already exists.")
+
+
 def _create_listener(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    _check_tags(request)
-    return _default_certificate_only(call_moto(context))
+    backend = _backend(context)
+    protocol = request.get("Protocol")
+    validation.check_tags(request.get("Tags"))
+    validation.check_listener_security(protocol, request)
+    validation.check_forward_protocol(backend, protocol, request.get("DefaultActions"))
+    with _state_lock:
+        lb = backend.load_balancers.get(request.get("LoadBalancerArn"))
+        on_port = [lst for lst in (lb.listeners.values() if lb else []) if str(lst.port) == str(request.get("Port"))]
+        if not on_port:
+            return _default_certificate_only(call_moto(context))
+    # One listener per port (moto compared the port with listener ARNs and made a second
+    # one). CreateListener: "If you attempt to create multiple listeners with the same
+    # settings, each call succeeds" - with the existing listener.
+    existing = _client(context).describe_listeners(ListenerArns=[on_port[0].arn])["Listeners"][0]
+    certificate = lambda certs: (certs or [{}])[0].get("CertificateArn")  # noqa: E731
+    same = (
+        (existing.get("Protocol") or "").upper() == (protocol or "").upper()
+        and certificate(existing.get("Certificates")) == certificate(request.get("Certificates"))
+        and validation.action_summary(existing.get("DefaultActions")) == validation.action_summary(request.get("DefaultActions"))
+    )
+    if not same:
+        raise _duplicate_listener()
+    return {"Listeners": [existing]}
 
 
 def _modify_listener(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    backend = _backend(context)
     listener = _listener(context, request.get("ListenerArn"))
-    extra = list(listener.certificates[1:]) if listener is not None else []
+    if listener is None:
+        return call_moto(context)  # ListenerNotFound
+    port = request.get("Port")
+    lb = backend.load_balancers.get(listener.load_balancer_arn)
+    if port is not None and any(str(o.port) == str(port) and o.arn != listener.arn for o in lb.listeners.values()):
+        raise _duplicate_listener()
+    protocol = request.get("Protocol") or listener.protocol
+    validation.check_listener_security(protocol, request, has_certificate=bool(listener.certificates))
+    validation.check_forward_protocol(backend, protocol, request.get("DefaultActions") or _actions(listener.default_actions))
+    if protocol != listener.protocol:
+        for rule in listener._non_default_rules.values():
+            validation.check_forward_protocol(backend, protocol, _actions(rule.actions))
+    extra = list(listener.certificates[1:])
     response = call_moto(context)
-    if listener is not None and request.get("Certificates"):
+    if request.get("Certificates"):
         # AWS replaces the default certificate only; the certificate list stays.
         listener.certificates = listener.certificates[:1] + extra
     return _default_certificate_only(response)
 
 
 def _add_listener_certificates(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    from moto.elbv2.models import elbv2_backends
-
     listener = _listener(context, request.get("ListenerArn"))
     if listener is None:
         return call_moto(context)
-    backend = elbv2_backends[context.account_id][context.region]
+    backend = _backend(context)
     for cert in request.get("Certificates") or []:
         # moto adds any ARN; AWS (like moto's own CreateListener) wants it in ACM or IAM.
         if not backend._certificate_exists(certificate_arn=cert.get("CertificateArn")):
@@ -281,6 +316,60 @@ def _remove_listener_certificates(context: RequestContext, request: ServiceReque
     return call_moto(context)
 
 
+def _create_rule(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    validation.check_tags(request.get("Tags"))
+    validation.check_priority(request.get("Priority"))
+    validation.check_conditions(request.get("Conditions"))
+    backend = _backend(context)
+    with _state_lock:
+        listener = _listener(context, request.get("ListenerArn"))
+        if listener is not None:
+            validation.check_forward_protocol(backend, listener.protocol, request.get("Actions"))
+            validation.check_rule_quota(backend.load_balancers[listener.load_balancer_arn])
+        return call_moto(context)  # moto refuses a priority in use
+
+
+def _modify_rule(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    validation.check_conditions(request.get("Conditions"))
+    listener, _ = _rule(context, request.get("RuleArn"))
+    if listener is not None:
+        validation.check_forward_protocol(_backend(context), listener.protocol, request.get("Actions"))
+    return call_moto(context)
+
+
+def _set_rule_priorities(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    # Checked and applied as a whole (moto checked each pair against the current priorities,
+    # refusing a swap, and applied the pairs one by one).
+    with _state_lock:
+        changes = validation.final_priorities(_backend(context), request.get("RulePriorities") or [])
+        for rule, priority in changes:
+            rule.priority = type(rule.priority)(priority)  # int or str, as moto parsed it
+    if not changes:
+        return {"Rules": []}
+    return {"Rules": _client(context).describe_rules(RuleArns=[rule.arn for rule, _ in changes])["Rules"]}
+
+
+def _add_tags(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+    tagging = _backend(context).tagging_service
+    with _state_lock:
+        for arn in request.get("ResourceArns") or []:
+            validation.check_tags(request.get("Tags"), tagging.get_tag_dict_for_resource(arn))
+        return call_moto(context)
+
+
+def _lift_moto_tag_quota() -> None:
+    """moto refuses an AddTags once a resource has 10 tags; AWS allows 50 per resource, which
+    ``validation.check_tags`` enforces before moto runs."""
+    from moto.elbv2.models import ELBv2Backend
+
+    def add_tags(self, resource_arns, tags):
+        for arn in resource_arns:
+            self._get_resource_by_arn(arn)  # LoadBalancerNotFound, TargetGroupNotFound, ...
+            self.tagging_service.tag_resource(arn, tags)
+
+    ELBv2Backend.add_tags = add_tags
+
+
 class Elbv2MotoProvider(ServiceLifecycleHook):
     service = SERVICE
 
@@ -295,8 +384,10 @@ def moto_dispatch_table(provider: Elbv2MotoProvider) -> dict:
     table["ModifyListener"] = _modify_listener
     table["AddListenerCertificates"] = _add_listener_certificates
     table["RemoveListenerCertificates"] = _remove_listener_certificates
-    for op in ("CreateRule", "AddTags"):
-        table[op] = _tagged_to_moto
+    table["CreateRule"] = _create_rule
+    table["ModifyRule"] = _modify_rule
+    table["SetRulePriorities"] = _set_rule_priorities
+    table["AddTags"] = _add_tags
     return table
 
 
@@ -305,4 +396,5 @@ def elbv2() -> Service:
     from . import ec2_fidelity
 
     ec2_fidelity.apply()
+    _lift_moto_tag_quota()
     return Service.for_provider(Elbv2MotoProvider(), dispatch_table_factory=moto_dispatch_table)
