@@ -13,7 +13,7 @@ use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, ForwardActionConfig, HostHeaderConditionConfig, HttpHeaderConditionConfig,
     HttpRequestMethodConditionConfig, Matcher, PathPatternConditionConfig, ProtocolEnum, QueryStringConditionConfig,
-    QueryStringKeyValuePair, RuleCondition, RulePriorityPair, Tag, TargetGroupTuple, TargetTypeEnum,
+    QueryStringKeyValuePair, RuleCondition, RulePriorityPair, SourceIpConditionConfig, Tag, TargetGroupTuple, TargetTypeEnum,
 };
 use support::Account;
 
@@ -72,6 +72,16 @@ fn query(pairs: &[(&str, &str)]) -> RuleCondition {
 fn method(values: &[&str]) -> RuleCondition {
     let config = HttpRequestMethodConditionConfig::builder().set_values(Some(values.iter().map(|v| v.to_string()).collect())).build();
     RuleCondition::builder().field("http-request-method").http_request_method_config(config).build()
+}
+
+fn source_ip(values: &[&str]) -> RuleCondition {
+    let config = SourceIpConditionConfig::builder().set_values(Some(values.iter().map(|v| v.to_string()).collect())).build();
+    RuleCondition::builder().field("source-ip").source_ip_config(config).build()
+}
+
+fn path_regex(values: &[&str]) -> RuleCondition {
+    let config = PathPatternConditionConfig::builder().set_regex_values(Some(values.iter().map(|v| v.to_string()).collect())).build();
+    RuleCondition::builder().field("path-pattern").path_pattern_config(config).build()
 }
 
 fn tags(n: usize, prefix: &str) -> Vec<Tag> {
@@ -265,6 +275,16 @@ async fn a_refused_set_rule_priorities_changes_nothing() {
     let out = alb.c().set_rule_priorities().rule_priorities(pair(&a, 40)).rule_priorities(pair(&b, 0)).send().await;
     assert_eq!(refused("SetRulePriorities with one priority out of range", out), "ValidationError");
     assert_eq!(alb.priorities().await, before);
+
+    let out = alb.c().set_rule_priorities().rule_priorities(pair(&a, 50)).rule_priorities(pair(&a, 51)).send().await;
+    assert_eq!(refused("SetRulePriorities naming a rule twice", out), "ValidationError");
+    assert_eq!(alb.priorities().await, before);
+
+    let rules = alb.c().describe_rules().listener_arn(&alb.listener).send().await.unwrap();
+    let default = rules.rules().iter().find(|r| r.is_default() == Some(true)).unwrap().rule_arn().unwrap().to_string();
+    let out = alb.c().set_rule_priorities().rule_priorities(pair(&a, 60)).rule_priorities(pair(&default, 61)).send().await;
+    assert_eq!(refused("SetRulePriorities moving the default rule", out), "OperationNotPermitted");
+    assert_eq!(alb.priorities().await, before);
 }
 
 #[tokio::test]
@@ -281,6 +301,7 @@ async fn condition_values_over_their_lengths_are_refused() {
         ("a 129-character query-string value", query(&[("k", &long)])),
         ("a 129-character query-string key", query(&[(&long, "v")])),
         ("a 41-character method", method(&[&"M".repeat(41)])),
+        ("a 129-character path regex", path_regex(&[&format!("^{}$", "p".repeat(127))])),
     ];
     for (what, condition) in cases {
         assert_eq!(refused(&format!("CreateRule with {what}"), alb.create_rule(10, vec![condition]).await), "ValidationError");
@@ -341,11 +362,14 @@ async fn condition_values_must_be_unique_non_empty_and_of_allowed_characters() {
         ("a comma in a path", path(&["/a,/b"])),
         ("a lowercase method", method(&["get"])),
         ("a wildcard in a header name", header("X-*", &["v"])),
+        ("the host header as an http-header", header("Host", &["a.example.com"])),
+        ("a source IP that is no CIDR", source_ip(&["10.0.0.300/8"])),
     ];
     for (what, condition) in cases {
         assert_eq!(refused(&format!("CreateRule with {what}"), alb.create_rule(1, vec![condition]).await), "ValidationError");
     }
     alb.rule(1, vec![host(&["*.Example.COM"]), path(&["/a-b_c.d/$~'@:+&*?"]), method(&["GET", "CUSTOM_VERB-X"])]).await;
+    alb.rule(2, vec![source_ip(&["10.0.0.0/8", "2001:db8::/32"]), path_regex(&["^/api/v[0-9]+/.*$"])]).await;
 }
 
 #[tokio::test]
@@ -479,6 +503,9 @@ async fn tag_limits_on_create_and_add_tags() {
         let add = alb.c().add_tags().resource_arns(&alb.lb).tags(tag.clone()).send().await;
         assert_eq!(refused(&format!("AddTags with {what}"), add), "ValidationError");
     }
+
+    let twice = tg("emu-tags-twice").tags(Tag::builder().key("k").value("1").build()).tags(Tag::builder().key("k").value("2").build());
+    assert_eq!(refused("CreateTargetGroup with a key twice", twice.send().await), "DuplicateTagKeys");
 
     // 50 tags per resource, whether set at once or a few at a time.
     let tagged = accepted("CreateTargetGroup with 50 tags", tg("emu-tags-50").set_tags(Some(tags(50, "k"))).send().await);

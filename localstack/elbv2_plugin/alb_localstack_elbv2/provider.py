@@ -22,7 +22,7 @@ Fixes on top of moto (see ../README.md "Fidelity gaps"):
   match. We compare protocol, port, VPC and target type.
 * Health checks (CreateTargetGroup, ModifyTargetGroup): moto accepts any matcher and
   most out-of-range values; AWS refuses them with ValidationError. We check them as the
-  API reference states them (see ``_check_health_check``). moto also drops a GrpcCode
+  API reference states them (``validation.check_health_check``). moto also drops a GrpcCode
   sent to ModifyTargetGroup; we store it.
 * Listener certificates: moto lets RemoveListenerCertificates remove the default
   certificate (AWS: OperationNotPermitted), adds a certificate already in the list a
@@ -121,64 +121,8 @@ def _create_target_group(context: RequestContext, request: ServiceRequest) -> Se
     return {"TargetGroups": described["TargetGroups"]}
 
 
-_invalid = validation.invalid
-
-
-def _codes_in_range(codes: str, low: int, high: int) -> bool:
-    """ "200", "200,202", "200-299": every code (and range end) within [low, high]."""
-    for part in codes.split(","):
-        ends = part.split("-")
-        if len(ends) > 2 or not all(e.strip().isdigit() for e in ends):
-            return False
-        values = [int(e) for e in ends]
-        if not all(low <= v <= high for v in values) or values != sorted(values):
-            return False
-    return True
-
-
-def _check_health_check(request: dict, protocol: str | None, version: str | None, current=None) -> None:
-    """Refuses what AWS refuses for an HTTP/HTTPS (application load balancer) target group.
-
-    ``current`` is the target group being modified: values the request leaves out keep
-    theirs, so the timeout is compared with the interval the group will have.
-    """
-
-    def ranged(key: str, low: int, high: int) -> None:
-        value = request.get(key)
-        if value is not None and not low <= int(value) <= high:
-            raise _invalid(f"Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: "
-                           f"Member must have value between {low} and {high}")
-
-    ranged("HealthCheckIntervalSeconds", 5, 300)
-    ranged("HealthCheckTimeoutSeconds", 2, 120)
-    ranged("HealthyThresholdCount", 2, 10)
-    ranged("UnhealthyThresholdCount", 2, 10)
-    path = request.get("HealthCheckPath")
-    if path is not None and not 1 <= len(path) <= 1024:
-        raise _invalid("Value at 'healthCheckPath' failed to satisfy constraint: Member must have length between 1 and 1024")
-    if protocol not in ("HTTP", "HTTPS"):
-        return
-    interval = request.get("HealthCheckIntervalSeconds")
-    timeout = request.get("HealthCheckTimeoutSeconds")
-    if current is not None:
-        interval = interval if interval is not None else current.health_check_interval_seconds
-        timeout = timeout if timeout is not None else current.health_check_timeout_seconds
-    if interval is not None and timeout is not None and int(timeout) >= int(interval):
-        raise _invalid(f"Health check timeout '{timeout}' must be smaller than the interval '{interval}'")
-    matcher = request.get("Matcher") or {}
-    grpc = (version or "HTTP1").upper() == "GRPC"
-    if grpc and matcher.get("HttpCode") is not None:
-        raise _invalid("Health check matcher HTTP code cannot be used with protocol version GRPC; use GrpcCode")
-    if not grpc and matcher.get("GrpcCode") is not None:
-        raise _invalid(f"Health check matcher gRPC code cannot be used with protocol version {version or 'HTTP1'}; use HttpCode")
-    if matcher.get("HttpCode") is not None and not _codes_in_range(matcher["HttpCode"], 200, 499):
-        raise _invalid(f"Health check matcher HTTP code '{matcher['HttpCode']}' must be within '200-499'")
-    if matcher.get("GrpcCode") is not None and not _codes_in_range(matcher["GrpcCode"], 0, 99):
-        raise _invalid(f"Health check matcher gRPC code '{matcher['GrpcCode']}' must be within '0-99'")
-
-
 def _checked_create_target_group(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
-    _check_health_check(request, request.get("Protocol"), request.get("ProtocolVersion"))
+    validation.check_health_check(request, request.get("Protocol"), request.get("ProtocolVersion"))
     return _create_target_group(context, request)
 
 
@@ -186,7 +130,7 @@ def _modify_target_group(context: RequestContext, request: ServiceRequest) -> Se
     backend = _backend(context)
     tg = backend.target_groups.get(request.get("TargetGroupArn"))
     if tg is not None:
-        _check_health_check(request, tg.protocol, tg.protocol_version, current=tg)
+        validation.check_health_check(request, tg.protocol, tg.protocol_version, current=tg)
     response = call_moto(context)
     if tg is not None and request.get("Matcher"):
         # moto keeps only an HttpCode; AWS stores the matcher as sent.
@@ -262,24 +206,25 @@ def _create_listener(context: RequestContext, request: ServiceRequest) -> Servic
 
 def _modify_listener(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
     backend = _backend(context)
-    listener = _listener(context, request.get("ListenerArn"))
-    if listener is None:
-        return call_moto(context)  # ListenerNotFound
-    port = request.get("Port")
-    lb = backend.load_balancers.get(listener.load_balancer_arn)
-    if port is not None and any(str(o.port) == str(port) and o.arn != listener.arn for o in lb.listeners.values()):
-        raise _duplicate_listener()
-    protocol = request.get("Protocol") or listener.protocol
-    validation.check_listener_security(protocol, request, has_certificate=bool(listener.certificates))
-    validation.check_forward_protocol(backend, protocol, request.get("DefaultActions") or _actions(listener.default_actions))
-    if protocol != listener.protocol:
-        for rule in listener._non_default_rules.values():
-            validation.check_forward_protocol(backend, protocol, _actions(rule.actions))
-    extra = list(listener.certificates[1:])
-    response = call_moto(context)
-    if request.get("Certificates"):
-        # AWS replaces the default certificate only; the certificate list stays.
-        listener.certificates = listener.certificates[:1] + extra
+    with _state_lock:
+        listener = _listener(context, request.get("ListenerArn"))
+        if listener is None:
+            return call_moto(context)  # ListenerNotFound
+        port = request.get("Port")
+        lb = backend.load_balancers.get(listener.load_balancer_arn)
+        if port is not None and any(str(o.port) == str(port) and o.arn != listener.arn for o in lb.listeners.values()):
+            raise _duplicate_listener()
+        protocol = request.get("Protocol") or listener.protocol
+        validation.check_listener_security(protocol, request, has_certificate=bool(listener.certificates))
+        validation.check_forward_protocol(backend, protocol, request.get("DefaultActions") or _actions(listener.default_actions))
+        if protocol != listener.protocol:
+            for rule in listener._non_default_rules.values():
+                validation.check_forward_protocol(backend, protocol, _actions(rule.actions))
+        extra = list(listener.certificates[1:])
+        response = call_moto(context)
+        if request.get("Certificates"):
+            # AWS replaces the default certificate only; the certificate list stays.
+            listener.certificates = listener.certificates[:1] + extra
     return _default_certificate_only(response)
 
 
@@ -357,9 +302,11 @@ def _add_tags(context: RequestContext, request: ServiceRequest) -> ServiceRespon
         return call_moto(context)
 
 
-def _lift_moto_tag_quota() -> None:
-    """moto refuses an AddTags once a resource has 10 tags; AWS allows 50 per resource, which
-    ``validation.check_tags`` enforces before moto runs."""
+def _patch_moto() -> None:
+    """Where moto refuses what AWS accepts, and ``validation`` already checks it as AWS does:
+    * AddTags once a resource has 10 tags (AWS: 50 per resource);
+    * a condition that has only ``RegexValues`` (host-header, path-pattern, http-header):
+      moto reads its ``Values`` and fails with an InternalError (KeyError)."""
     from moto.elbv2.models import ELBv2Backend
 
     def add_tags(self, resource_arns, tags):
@@ -367,7 +314,17 @@ def _lift_moto_tag_quota() -> None:
             self._get_resource_by_arn(arn)  # LoadBalancerNotFound, TargetGroupNotFound, ...
             self.tagging_service.tag_resource(arn, tags)
 
+    def regex_only(condition: dict) -> bool:
+        configs = [v for k, v in condition.items() if k.endswith("Config") and isinstance(v, dict)]
+        return any("RegexValues" in c and "Values" not in c for c in configs)
+
+    validate_conditions = ELBv2Backend._validate_conditions
+
+    def _validate_conditions(self, conditions):
+        validate_conditions(self, [c for c in conditions or [] if not regex_only(c)])
+
     ELBv2Backend.add_tags = add_tags
+    ELBv2Backend._validate_conditions = _validate_conditions
 
 
 class Elbv2MotoProvider(ServiceLifecycleHook):
@@ -396,5 +353,5 @@ def elbv2() -> Service:
     from . import ec2_fidelity
 
     ec2_fidelity.apply()
-    _lift_moto_tag_quota()
+    _patch_moto()
     return Service.for_provider(Elbv2MotoProvider(), dispatch_table_factory=moto_dispatch_table)

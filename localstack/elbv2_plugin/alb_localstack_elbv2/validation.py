@@ -60,6 +60,65 @@ def check_tags(tags: list | None, existing: dict | None = None) -> None:
         raise error("TooManyTags", "The quota for the number of tags that can be assigned to a load balancer has been reached")
 
 
+# ---- target groups ---------------------------------------------------------------------
+
+
+def _codes_in_range(codes: str, low: int, high: int) -> bool:
+    """ "200", "200,202", "200-299": every code (and range end) within [low, high]."""
+    for part in codes.split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or not all(e.strip().isdigit() for e in ends):
+            return False
+        values = [int(e) for e in ends]
+        if not all(low <= v <= high for v in values) or values != sorted(values):
+            return False
+    return True
+
+
+def check_health_check(request: dict, protocol: str | None, version: str | None, current=None) -> None:
+    """Refuses what AWS refuses for an HTTP/HTTPS (application load balancer) target group:
+    API reference CreateTargetGroup/ModifyTargetGroup (HealthCheckIntervalSeconds 5-300,
+    HealthCheckTimeoutSeconds 2-120 and "must be smaller than the interval", thresholds 2-10,
+    HealthCheckPath 1-1024) and Matcher (HttpCode 200-499, GrpcCode 0-99, by ProtocolVersion).
+
+    ``current`` is the target group being modified: values the request leaves out keep
+    theirs, so the timeout is compared with the interval the group will have.
+    """
+
+    def ranged(key: str, low: int, high: int) -> None:
+        value = request.get(key)
+        if value is not None and not low <= int(value) <= high:
+            raise invalid(f"Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: "
+                           f"Member must have value between {low} and {high}")
+
+    ranged("HealthCheckIntervalSeconds", 5, 300)
+    ranged("HealthCheckTimeoutSeconds", 2, 120)
+    ranged("HealthyThresholdCount", 2, 10)
+    ranged("UnhealthyThresholdCount", 2, 10)
+    path = request.get("HealthCheckPath")
+    if path is not None and not 1 <= len(path) <= 1024:
+        raise invalid("Value at 'healthCheckPath' failed to satisfy constraint: Member must have length between 1 and 1024")
+    if protocol not in ("HTTP", "HTTPS"):
+        return
+    interval = request.get("HealthCheckIntervalSeconds")
+    timeout = request.get("HealthCheckTimeoutSeconds")
+    if current is not None:
+        interval = interval if interval is not None else current.health_check_interval_seconds
+        timeout = timeout if timeout is not None else current.health_check_timeout_seconds
+    if interval is not None and timeout is not None and int(timeout) >= int(interval):
+        raise invalid(f"Health check timeout '{timeout}' must be smaller than the interval '{interval}'")
+    matcher = request.get("Matcher") or {}
+    grpc = (version or "HTTP1").upper() == "GRPC"
+    if grpc and matcher.get("HttpCode") is not None:
+        raise invalid("Health check matcher HTTP code cannot be used with protocol version GRPC; use GrpcCode")
+    if not grpc and matcher.get("GrpcCode") is not None:
+        raise invalid(f"Health check matcher gRPC code cannot be used with protocol version {version or 'HTTP1'}; use HttpCode")
+    if matcher.get("HttpCode") is not None and not _codes_in_range(matcher["HttpCode"], 200, 499):
+        raise invalid(f"Health check matcher HTTP code '{matcher['HttpCode']}' must be within '200-499' inclusive")
+    if matcher.get("GrpcCode") is not None and not _codes_in_range(matcher["GrpcCode"], 0, 99):
+        raise invalid(f"Health check matcher GRPC code '{matcher['GrpcCode']}' must be within '0-99' inclusive")
+
+
 # ---- names -----------------------------------------------------------------------------
 
 
