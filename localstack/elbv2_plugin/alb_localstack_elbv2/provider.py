@@ -174,6 +174,10 @@ def _describe_listeners(context: RequestContext, request: ServiceRequest) -> Ser
     return _default_certificate_only(call_moto(context))
 
 
+def _default_certificate(listener: dict) -> str | None:
+    return ((listener.get("Certificates") or [{}])[0]).get("CertificateArn")
+
+
 def _duplicate_listener() -> CommonServiceException:
     return validation.error("DuplicateListener", "A listener with the specified port already exists.")
 
@@ -193,10 +197,9 @@ def _create_listener(context: RequestContext, request: ServiceRequest) -> Servic
     # one). CreateListener: "If you attempt to create multiple listeners with the same
     # settings, each call succeeds" - with the existing listener.
     existing = _client(context).describe_listeners(ListenerArns=[on_port[0].arn])["Listeners"][0]
-    certificate = lambda certs: (certs or [{}])[0].get("CertificateArn")  # noqa: E731
     same = (
         (existing.get("Protocol") or "").upper() == (protocol or "").upper()
-        and certificate(existing.get("Certificates")) == certificate(request.get("Certificates"))
+        and _default_certificate(existing) == _default_certificate(request)
         and validation.action_summary(existing.get("DefaultActions")) == validation.action_summary(request.get("DefaultActions"))
     )
     if not same:
