@@ -80,6 +80,13 @@ pub fn check_conditions(conditions: &[Condition], written: &str) -> Result<(), S
             if len == 0 || len > MAX_VALUE_LEN {
                 return refuse(format!("has a {field} of {len} characters ({:?}); AWS takes 1-{MAX_VALUE_LEN}", excerpt(s)));
             }
+            if let Err(why) = match c {
+                Condition::HostHeader(_) => check_host_chars(s),
+                Condition::PathPattern(_) => check_path_chars(s),
+                _ => Ok(()),
+            } {
+                return refuse(format!("has the {field} {:?}: {why}", excerpt(s)));
+            }
             // Regular expressions have no wildcards in AWS's sense.
             if !matches!(c, Condition::PathRegex(_)) {
                 wildcards += s.chars().filter(|c| matches!(c, '*' | '?')).count();
@@ -92,6 +99,30 @@ pub fn check_conditions(conditions: &[Condition], written: &str) -> Result<(), S
         ));
     }
     Ok(())
+}
+
+/// HostHeaderConditionConfig Values: "can contain A-Z, a-z, 0-9, - . * ?"; "You must include
+/// at least one "." character. You can include only alphabetical characters after the final
+/// "." character." Kubernetes takes a host without a dot (`intranet`); AWS does not.
+fn check_host_chars(host: &str) -> Result<(), String> {
+    if let Some(c) = host.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*' | '?'))) {
+        return Err(format!("AWS takes only A-Z, a-z, 0-9, - . * ? in a host, not {c:?}"));
+    }
+    let Some((_, tld)) = host.rsplit_once('.') else {
+        return Err("AWS needs at least one \".\" in a host".to_string());
+    };
+    if tld.is_empty() || !tld.chars().all(|c| c.is_ascii_alphabetic() || matches!(c, '*' | '?')) {
+        return Err("AWS takes only letters after a host's last \".\"".to_string());
+    }
+    Ok(())
+}
+
+/// PathPatternConditionConfig Values: "can contain A-Z, a-z, 0-9, _ - . $ / ~ " ' @ : + & * ?".
+fn check_path_chars(path: &str) -> Result<(), String> {
+    match path.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.$/~\"'@:+&*?".contains(*c))) {
+        Some(c) => Err(format!("AWS takes only A-Z, a-z, 0-9 and _ - . $ / ~ \" ' @ : + & * ? in a path, not {c:?}")),
+        None => Ok(()),
+    }
 }
 
 /// Whether AWS would take this action: weights, stickiness and fixed-response bodies.
@@ -183,6 +214,20 @@ mod tests {
         assert!(check_conditions(&[query], "path").unwrap_err().contains("query-string"));
         let method = Condition::HttpRequestMethod(vec!["get".into()]);
         assert!(check_conditions(&[method], "path").unwrap_err().contains("request method"));
+    }
+
+    #[test]
+    fn host_and_path_characters_are_aws_rules() {
+        for ok in ["example.com", "*.example.com", "a-b.c?.org", "*.example.*"] {
+            assert!(check_conditions(&[host(ok)], "host").is_ok(), "{ok}");
+        }
+        let err = check_conditions(&[host("intranet")], "host intranet").unwrap_err();
+        assert!(err.contains("at least one \".\""), "{err}");
+        assert!(check_conditions(&[host("example.c0m")], "h").unwrap_err().contains("letters after"));
+        assert!(check_conditions(&[host("exa_mple.com")], "h").unwrap_err().contains("not '_'"));
+        assert!(check_conditions(&[path(&["/a/b-c_d.e~f$g'h@i:j+k&l*"])], "p").is_ok());
+        assert!(check_conditions(&[path(&["/a,b"])], "p").unwrap_err().contains("not ','"));
+        assert!(check_conditions(&[path(&["/a b"])], "p").unwrap_err().contains("not ' '"));
     }
 
     #[test]
