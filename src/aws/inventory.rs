@@ -2,7 +2,8 @@
 //!
 //! Listing everything and reading tags costs a handful of calls for the whole account,
 //! so it is done once and then kept current by our own creates and deletes; it is
-//! re-read only when older than the drift-check interval.
+//! re-read when older than the drift-check interval, and when a stack is deleted (what a
+//! create with a lost reply made is known to no cache: [`Inventory::stack_read_since`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -44,6 +45,7 @@ pub struct Inventory {
     cluster: String,
     vpc_id: String,
     ttl: Duration,
+    /// When the last read of AWS started, and what it found (kept current since).
     state: Mutex<Option<(Instant, Loaded)>>,
 }
 
@@ -56,13 +58,31 @@ impl Inventory {
     /// tagged for `stack`.
     pub async fn stack(&self, aws: &Aws, stack: &str) -> Result<StackResources, Error> {
         let mut state = self.state.lock().await;
-        let loaded = self.fresh(aws, &mut state).await?;
-        Ok(StackResources {
+        Ok(Self::resources_of(self.fresh(aws, &mut state).await?, stack))
+    }
+
+    /// As [`Inventory::stack`], from a read of AWS that started at `since` or later: made
+    /// now unless one did meanwhile. The reads take turns, so many stacks deleted at once
+    /// share a few reads rather than making one each.
+    pub async fn stack_read_since(&self, aws: &Aws, stack: &str, since: Instant) -> Result<StackResources, Error> {
+        let mut state = self.state.lock().await;
+        match state.as_ref() {
+            Some((started, loaded)) if *started >= since => Ok(Self::resources_of(loaded, stack)),
+            _ => {
+                let started = Instant::now();
+                let loaded = self.load(aws).await?;
+                Ok(Self::resources_of(&state.insert((started, loaded)).1, stack))
+            }
+        }
+    }
+
+    fn resources_of(loaded: &Loaded, stack: &str) -> StackResources {
+        StackResources {
             load_balancers: loaded.lbs.get(stack).cloned().unwrap_or_default(),
             target_groups: loaded.tgs.get(stack).cloned().unwrap_or_default(),
             security_groups: loaded.sgs.get(stack).cloned().unwrap_or_default(),
             backend_security_groups: loaded.backend_sgs.clone(),
-        })
+        }
     }
 
     /// The cluster's shared backend security groups (normally one).
@@ -92,9 +112,13 @@ impl Inventory {
         }
     }
 
+    // The puts replace what a read of AWS made concurrently with the create may have found.
     pub async fn put_security_group(&self, stack: &str, id: String) {
         if let Some((_, loaded)) = self.state.lock().await.as_mut() {
-            loaded.sgs.entry(stack.to_string()).or_default().push(id);
+            let ids = loaded.sgs.entry(stack.to_string()).or_default();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
         }
     }
 
@@ -108,7 +132,9 @@ impl Inventory {
 
     pub async fn put_load_balancer(&self, stack: &str, lb: LoadBalancer) {
         if let Some((_, loaded)) = self.state.lock().await.as_mut() {
-            loaded.lbs.entry(stack.to_string()).or_default().push(lb);
+            let lbs = loaded.lbs.entry(stack.to_string()).or_default();
+            lbs.retain(|known| known.load_balancer_arn() != lb.load_balancer_arn());
+            lbs.push(lb);
         }
     }
 
@@ -122,7 +148,9 @@ impl Inventory {
 
     pub async fn put_target_group(&self, stack: &str, tg: TargetGroup, tags: Tags) {
         if let Some((_, loaded)) = self.state.lock().await.as_mut() {
-            loaded.tgs.entry(stack.to_string()).or_default().push((tg, tags));
+            let tgs = loaded.tgs.entry(stack.to_string()).or_default();
+            tgs.retain(|(known, _)| known.target_group_arn() != tg.target_group_arn());
+            tgs.push((tg, tags));
         }
     }
 
@@ -137,8 +165,9 @@ impl Inventory {
     /// What was loaded, re-read first when older than the TTL.
     async fn fresh<'s>(&self, aws: &Aws, state: &'s mut Option<(Instant, Loaded)>) -> Result<&'s Loaded, Error> {
         if state.as_ref().is_none_or(|(at, _)| at.elapsed() >= self.ttl) {
+            let started = Instant::now();
             let loaded = self.load(aws).await?;
-            return Ok(&state.insert((Instant::now(), loaded)).1);
+            return Ok(&state.insert((started, loaded)).1);
         }
         // Not stale, so present: nothing is inserted here.
         Ok(&state.get_or_insert_with(|| (Instant::now(), Loaded::default())).1)

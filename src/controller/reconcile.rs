@@ -380,6 +380,7 @@ fn stack_hash(stack: &Stack) -> u64 {
 /// load balancer's DNS name and whether anything new was applied.
 /// Also what the sync had to do differently, for Warnings on the members.
 async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> Result<(Option<String>, bool, Vec<model::Problem>), Error> {
+    let requested = Instant::now();
     let target = sync::Target { aws: &ctx.aws, inventory: &ctx.inventory, vpc_id: &ctx.cfg.aws_vpc_id };
     let desired_hash = desired.map(stack_hash);
     // The group lock is held, so the entry can be taken out while AWS is called; on an
@@ -417,6 +418,9 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
     let remarks = std::mem::take(&mut actual.remarks);
     let dns = actual.dns_name().map(str::to_string);
     let (Some(desired), Some(desired_hash)) = (desired, desired_hash) else {
+        // Nothing tagged with the stack may outlive its finalizer; this read of AWS also
+        // shows a shared backend group that a create whose reply was lost made.
+        sync::delete_leftovers(&target, &group.to_string(), requested).await?;
         super::backend::release_shared_group_if_unused(ctx).await?;
         return Ok((dns, true, remarks));
     };

@@ -8,8 +8,7 @@
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use tokio::sync::Mutex;
 
-use super::{Error, Target};
-use crate::aws::ec2_filter;
+use super::{Error, Target, security_group};
 use crate::aws::inventory::{BACKEND_SG_TAG, BACKEND_SG_VALUE};
 use crate::model::{TAG_CLUSTER, names};
 
@@ -79,22 +78,23 @@ impl BackendGroup {
             .await;
         let id = match created {
             Ok(out) => out.group_id.ok_or(crate::aws::Error::Response { operation: "CreateSecurityGroup", what: "no GroupId".into() })?,
-            // A create whose reply was lost may have happened: the group is found by its name.
-            Err(e) if e.is_code(&["InvalidGroup.Duplicate"]) => self.find_by_name(t, &name).await?.ok_or(e)?,
+            // A create whose reply was lost may have happened: the group is found by its name,
+            // and taken only if it is tagged as the cluster's backend group.
+            Err(e) if e.is_code(&["InvalidGroup.Duplicate"]) => {
+                let owner = [(TAG_CLUSTER, self.cluster.as_str()), (BACKEND_SG_TAG, BACKEND_SG_VALUE)];
+                match security_group::find_by_name(t, &name).await? {
+                    Some(found) if super::ours(&security_group::ec2_tags(found.tags()), &owner) => {
+                        found.group_id.unwrap_or_default()
+                    }
+                    Some(found) => return Err(Error::not_ours("backend security group", &name, found.group_id().unwrap_or_default(), &owner)),
+                    None => return Err(e.into()),
+                }
+            }
             Err(e) => return Err(e.into()),
         };
         tracing::info!(%id, %name, "created the backend security group");
         t.inventory.put_backend_security_group(id.clone()).await;
         Ok(id)
-    }
-
-    async fn find_by_name(&self, t: &Target<'_>, name: &str) -> Result<Option<String>, Error> {
-        let aws = t.aws;
-        let filters = vec![ec2_filter("vpc-id", [t.vpc_id]), ec2_filter("group-name", [name])];
-        let out = aws
-            .call(EC2, "DescribeSecurityGroups", || aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).send())
-            .await?;
-        Ok(out.security_groups().iter().find_map(|g| g.group_id().map(str::to_string)))
     }
 
     /// Deletes the group (the caller has made sure no load balancer and no rule uses it).

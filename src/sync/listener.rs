@@ -156,33 +156,7 @@ pub async fn sync(
                 i
             }
             None => {
-                let out = aws
-                    .call(ELBV2, "CreateListener", || {
-                        aws.elbv2
-                            .create_listener()
-                            .load_balancer_arn(lb_arn)
-                            .port(d.port)
-                            .protocol(ProtocolEnum::from(d.protocol.as_str()))
-                            .set_certificates(default_certificate(d).map(|c| vec![c]))
-                            .set_ssl_policy(d.ssl_policy.clone())
-                            .default_actions(action_to_sdk(&default_action))
-                            .set_tags(Some(elbv2_tags(&d.tags)))
-                            .send()
-                    })
-                    .await?;
-                let arn = out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string();
-                tracing::info!(%arn, port = d.port, "created listener");
-                actual.push(ActualListener {
-                    arn,
-                    port: d.port,
-                    protocol: d.protocol.as_str().to_string(),
-                    default_action: Some(default_action),
-                    ssl_policy: d.ssl_policy.clone(),
-                    default_certificate: d.certificates.first().cloned(),
-                    sni_certificates: BTreeSet::new(),
-                    attributes: None,
-                    rules: Vec::new(),
-                });
+                actual.push(create_or_adopt(aws, lb_arn, d, default_action).await?);
                 actual.len() - 1
             }
         };
@@ -216,6 +190,67 @@ pub async fn sync(
     }
     *actual = kept;
     failed.map_or(Ok(()), Err)
+}
+
+/// Creates the listener. AWS answers a create identical to an earlier one with the existing
+/// listener, and one that differs with `DuplicateListener`: an earlier create whose reply was
+/// lost made it. Then the listener on the port (of our load balancer, so ours) is adopted
+/// and given the desired settings in one ModifyListener (this only follows a lost reply).
+async fn create_or_adopt(aws: &Aws, lb_arn: &str, d: &Listener, default_action: Action) -> Result<ActualListener, Error> {
+    let created = aws
+        .call(ELBV2, "CreateListener", || {
+            aws.elbv2
+                .create_listener()
+                .load_balancer_arn(lb_arn)
+                .port(d.port)
+                .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                .set_certificates(default_certificate(d).map(|c| vec![c]))
+                .set_ssl_policy(d.ssl_policy.clone())
+                .default_actions(action_to_sdk(&default_action))
+                .set_tags(Some(elbv2_tags(&d.tags)))
+                .send()
+        })
+        .await;
+    let mut listener = match created {
+        Ok(out) => {
+            let arn = out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string();
+            tracing::info!(%arn, port = d.port, "created listener");
+            return Ok(ActualListener {
+                arn,
+                port: d.port,
+                protocol: d.protocol.as_str().to_string(),
+                default_action: Some(default_action),
+                ssl_policy: d.ssl_policy.clone(),
+                default_certificate: d.certificates.first().cloned(),
+                sni_certificates: BTreeSet::new(),
+                attributes: None,
+                rules: Vec::new(),
+            });
+        }
+        Err(e) if e.is_code(&["DuplicateListener"]) => match read(aws, lb_arn).await?.into_iter().find(|l| l.port == d.port) {
+            Some(found) => found,
+            None => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(arn = %listener.arn, port = d.port, "adopted the listener an earlier create made (its reply was lost)");
+    aws.call(ELBV2, "ModifyListener", || {
+        aws.elbv2
+            .modify_listener()
+            .listener_arn(&listener.arn)
+            .port(d.port)
+            .protocol(ProtocolEnum::from(d.protocol.as_str()))
+            .set_certificates(default_certificate(d).map(|c| vec![c]))
+            .set_ssl_policy(d.ssl_policy.clone())
+            .default_actions(action_to_sdk(&default_action))
+            .send()
+    })
+    .await?;
+    listener.protocol = d.protocol.as_str().to_string();
+    listener.default_action = Some(default_action);
+    listener.default_certificate = d.certificates.first().cloned();
+    listener.ssl_policy = d.ssl_policy.clone();
+    Ok(listener)
 }
 
 /// The certificate list changes that make `actual` serve `desired`'s SNI certificates:

@@ -48,38 +48,22 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTr
         tracing::info!(name = %desired.name, "load balancer scheme changed: replacing it");
         delete(t, stack, actual).await?;
     }
-    let Some(lb) = actual.load_balancer.as_mut() else {
-        let out = aws
-            .call(ELBV2, "CreateLoadBalancer", || {
-                aws.elbv2
-                    .create_load_balancer()
-                    .name(&desired.name)
-                    .r#type(LoadBalancerTypeEnum::Application)
-                    .scheme(LoadBalancerSchemeEnum::from(desired.scheme.as_str()))
-                    .ip_address_type(IpAddressType::from(desired.ip_address_type.as_str()))
-                    .set_subnets(Some(desired.subnets.iter().cloned().collect()))
-                    .set_security_groups(Some(sgs.iter().cloned().collect()))
-                    .set_tags(Some(elbv2_tags(&desired.tags)))
-                    .send()
-            })
-            .await?;
-        let created = out
-            .load_balancers
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .ok_or(crate::aws::Error::Response { operation: "CreateLoadBalancer", what: "no load balancer in the response".into() })?;
-        t.inventory.put_load_balancer(stack, created.clone()).await;
-        let mut lb = ActualLoadBalancer::from_sdk(created);
-        tracing::info!(arn = %lb.arn, dns = %lb.dns_name, "created load balancer");
-        // Some emulators omit these in the create response; we just set them.
-        lb.subnets = desired.subnets.clone();
-        lb.security_groups = sgs.clone();
-        attributes::sync(aws, Owner::LoadBalancer(&lb.arn), &desired.attributes, &mut lb.attributes, true).await?;
-        actual.load_balancer = Some(lb);
-        actual.listeners.clear();
-        return Ok(());
+    let lb = match actual.load_balancer.take() {
+        Some(lb) => lb,
+        None => {
+            actual.listeners.clear();
+            match create_or_adopt(t, stack, desired, sgs).await? {
+                Made::Created(mut lb) => {
+                    attributes::sync(aws, Owner::LoadBalancer(&lb.arn), &desired.attributes, &mut lb.attributes, true).await?;
+                    actual.load_balancer = Some(lb);
+                    return Ok(());
+                }
+                // Brought to what is desired below, like any load balancer found.
+                Made::Adopted(lb) => lb,
+            }
+        }
     };
+    let lb = actual.load_balancer.insert(lb);
     attributes::sync(aws, Owner::LoadBalancer(&lb.arn), &desired.attributes, &mut lb.attributes, false).await?;
     if lb.subnets != desired.subnets {
         aws.call(ELBV2, "SetSubnets", || {
@@ -97,6 +81,67 @@ pub async fn sync(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTr
         lb.security_groups = sgs;
     }
     Ok(())
+}
+
+enum Made {
+    Created(ActualLoadBalancer),
+    /// Made by an earlier create whose reply was lost; as AWS describes it.
+    Adopted(ActualLoadBalancer),
+}
+
+/// Creates the load balancer. AWS answers a create identical to an earlier one with the
+/// existing load balancer, and one that differs with `DuplicateLoadBalancerName`: then it
+/// is found by name and adopted if it is this stack's.
+async fn create_or_adopt(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sgs: &BTreeSet<String>) -> Result<Made, Error> {
+    let aws = t.aws;
+    let created = aws
+        .call(ELBV2, "CreateLoadBalancer", || {
+            aws.elbv2
+                .create_load_balancer()
+                .name(&desired.name)
+                .r#type(LoadBalancerTypeEnum::Application)
+                .scheme(LoadBalancerSchemeEnum::from(desired.scheme.as_str()))
+                .ip_address_type(IpAddressType::from(desired.ip_address_type.as_str()))
+                .set_subnets(Some(desired.subnets.iter().cloned().collect()))
+                .set_security_groups(Some(sgs.iter().cloned().collect()))
+                .set_tags(Some(elbv2_tags(&desired.tags)))
+                .send()
+        })
+        .await;
+    match created {
+        Ok(out) => {
+            let created = out.load_balancers.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
+                operation: "CreateLoadBalancer",
+                what: "no load balancer in the response".into(),
+            })?;
+            t.inventory.put_load_balancer(stack, created.clone()).await;
+            let mut lb = ActualLoadBalancer::from_sdk(created);
+            tracing::info!(arn = %lb.arn, dns = %lb.dns_name, "created load balancer");
+            // Some emulators omit these in the create response; we just set them.
+            lb.subnets = desired.subnets.clone();
+            lb.security_groups = sgs.clone();
+            Ok(Made::Created(lb))
+        }
+        Err(e) if e.is_code(&["DuplicateLoadBalancerName"]) => {
+            let found = aws
+                .call(ELBV2, "DescribeLoadBalancers", || aws.elbv2.describe_load_balancers().names(&desired.name).send())
+                .await?
+                .load_balancers
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .ok_or(e)?;
+            let arn = found.load_balancer_arn().unwrap_or_default().to_string();
+            let owner = super::owner_tags(&desired.tags);
+            if !super::ours(&super::read_tags(aws, &arn).await?, &owner) {
+                return Err(Error::not_ours("load balancer", &desired.name, &arn, &owner));
+            }
+            tracing::info!(%arn, name = %desired.name, "adopted the load balancer an earlier create made (its reply was lost)");
+            t.inventory.put_load_balancer(stack, found.clone()).await;
+            Ok(Made::Adopted(ActualLoadBalancer::from_sdk(found)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Deletes the load balancer (its listeners and rules go with it).

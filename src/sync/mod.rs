@@ -20,7 +20,7 @@ use aws_sdk_elasticloadbalancingv2::types::Tag;
 
 use crate::aws::inventory::{Inventory, StackResources};
 use crate::aws::{self, Aws};
-use crate::model::{GroupId, ObjKey, Problem, Stack, Tags};
+use crate::model::{GroupId, ObjKey, Problem, Stack, TAG_CLUSTER, TAG_STACK, Tags};
 
 pub use listener::ActualListener;
 pub use load_balancer::ActualLoadBalancer;
@@ -42,6 +42,31 @@ pub enum Error {
     /// A listener step that failed after the rest of the listener was synced.
     #[error("listener {protocol}:{port}, {what}: {source}")]
     Listener { protocol: String, port: i32, what: String, source: aws::Error },
+    /// A create answered "already exists" and what exists under that name is not ours.
+    #[error(
+        "{kind} {name} already exists ({id}) but is not tagged {tags}: it is not taken over; delete or rename it, or choose another name"
+    )]
+    NotOurs { kind: &'static str, name: String, id: String, tags: String },
+}
+
+impl Error {
+    /// `NotOurs` for a resource named `name` (ID or ARN `id`) that lacks the tags `owner`.
+    pub(crate) fn not_ours(kind: &'static str, name: &str, id: &str, owner: &[(&str, &str)]) -> Self {
+        let tags = owner.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+        Error::NotOurs { kind, name: name.to_string(), id: id.to_string(), tags }
+    }
+}
+
+/// The tags that make a resource this stack's: cluster and stack.
+pub(crate) fn owner_tags(wanted: &Tags) -> Vec<(&str, &str)> {
+    [TAG_CLUSTER, TAG_STACK].into_iter().map(|k| (k, wanted.get(k).map(String::as_str).unwrap_or_default())).collect()
+}
+
+/// Whether a resource found by name after a create answered "already exists" is the one we
+/// asked for: it carries the `owner` tags the create was to give it ([`owner_tags`]).
+/// Anything else is never taken over.
+pub(crate) fn ours(found: &Tags, owner: &[(&str, &str)]) -> bool {
+    owner.iter().all(|(k, v)| !v.is_empty() && found.get(*k).map(String::as_str) == Some(*v))
 }
 
 /// What exists in AWS for one stack, as last read or written by us.
@@ -148,11 +173,45 @@ pub async fn apply(
     Ok(actual)
 }
 
+/// Deletes whatever AWS still has tagged with `stack` after [`apply`] deleted what it knew
+/// of: what a create whose reply was lost made is known to no cache. AWS is read afresh,
+/// by a read that started at `since` or later (shared with other stacks deleted meanwhile).
+/// Called before a stack's finalizer is released; an error keeps the finalizer.
+pub async fn delete_leftovers(t: &Target<'_>, stack: &str, since: std::time::Instant) -> Result<(), Error> {
+    let left = t.inventory.stack_read_since(t.aws, stack, since).await?;
+    if left.load_balancers.is_empty() && left.target_groups.is_empty() && left.security_groups.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        stack,
+        load_balancers = left.load_balancers.len(),
+        target_groups = left.target_groups.len(),
+        security_groups = left.security_groups.len(),
+        "AWS still has resources of the deleted stack (made by a create whose reply was lost): deleting them"
+    );
+    for lb in left.load_balancers {
+        let mut actual = Actual { load_balancer: Some(ActualLoadBalancer::from_sdk(lb)), ..Actual::default() };
+        load_balancer::delete(t, stack, &mut actual).await?;
+    }
+    let mut target_groups = target_group::read(t.aws, left.target_groups).await?;
+    target_group::delete_unwanted(t, stack, &[], &mut target_groups).await?;
+    for id in left.security_groups {
+        security_group::delete(t, stack, &mut Some(ActualSecurityGroup { id, ingress: BTreeSet::new() })).await?;
+    }
+    Ok(())
+}
+
 async fn delete_all(t: &Target<'_>, stack: &str, actual: &mut Actual) -> Result<(), Error> {
     load_balancer::delete(t, stack, actual).await?;
     target_group::delete_unwanted(t, stack, &[], &mut actual.target_groups).await?;
     security_group::delete(t, stack, &mut actual.security_group).await?;
     Ok(())
+}
+
+/// The tags of one ELBv2 resource.
+pub(crate) async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, aws::Error> {
+    let out = aws.call("elasticloadbalancingv2", "DescribeTags", || aws.elbv2.describe_tags().resource_arns(arn).send()).await?;
+    Ok(out.tag_descriptions().iter().find(|d| d.resource_arn() == Some(arn)).map(|d| aws::elbv2_tags_to_map(d.tags())).unwrap_or_default())
 }
 
 pub(crate) fn elbv2_tags(tags: &Tags) -> Vec<Tag> {

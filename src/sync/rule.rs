@@ -655,35 +655,47 @@ pub async fn sync(
         }
     }
     for &di in &plan.create {
-        let d = &desired[di];
-        let out = aws
-            .call(ELBV2, "CreateRule", || {
-                aws.elbv2
-                    .create_rule()
-                    .listener_arn(listener_arn)
-                    .priority(d.priority)
-                    .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
-                    .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
-                    .set_tags(Some(elbv2_tags(&d.tags)))
-                    .send()
-            })
-            .await
-            .map_err(|e| rule_error(d, e))?;
-        let arn = out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
-        by_arn.insert(
-            arn.clone(),
-            ActualRule {
-                arn,
-                priority: d.priority,
-                conditions: Some(normalized(&d.conditions)),
-                auth: d.auth.as_ref().map(without_secret),
-                action: Some(d.action.clone()),
-            },
-        );
+        let created = create_or_adopt(aws, listener_arn, &desired[di]).await?;
+        by_arn.insert(created.arn.clone(), created);
     }
     *actual = by_arn.into_values().collect();
     actual.sort_by_key(|r| r.priority);
     Ok(())
+}
+
+/// Creates the rule. CreateRule is not idempotent: after a lost reply the retry meets the
+/// rule the first call made, as `PriorityInUse`. A rule at that priority with the desired
+/// conditions and actions is that one, and is adopted; any other is a real conflict.
+async fn create_or_adopt(aws: &Aws, listener_arn: &str, d: &Rule) -> Result<ActualRule, Error> {
+    let created = aws
+        .call(ELBV2, "CreateRule", || {
+            aws.elbv2
+                .create_rule()
+                .listener_arn(listener_arn)
+                .priority(d.priority)
+                .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
+                .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
+                .set_tags(Some(elbv2_tags(&d.tags)))
+                .send()
+        })
+        .await;
+    match created {
+        Ok(out) => Ok(ActualRule {
+            arn: out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string(),
+            priority: d.priority,
+            conditions: Some(normalized(&d.conditions)),
+            auth: d.auth.as_ref().map(without_secret),
+            action: Some(d.action.clone()),
+        }),
+        Err(e) if e.is_code(&["PriorityInUse"]) => match read(aws, listener_arn).await?.into_iter().find(|r| r.priority == d.priority) {
+            Some(found) if found.same_content(d) => {
+                tracing::info!(arn = %found.arn, priority = d.priority, "adopted the rule an earlier create made (its reply was lost)");
+                Ok(found)
+            }
+            _ => Err(rule_error(d, e)),
+        },
+        Err(e) => Err(rule_error(d, e)),
+    }
 }
 
 #[cfg(test)]

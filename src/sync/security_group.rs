@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, Tag, TagSpecification};
 
 use super::{Error, Target};
+use crate::aws::ec2_filter;
 use crate::model::{Permission, SecurityGroup, TAG_STACK};
 
 const EC2: &str = "ec2";
@@ -65,25 +66,11 @@ pub fn diff(actual: &BTreeSet<Permission>, desired: &BTreeSet<Permission>) -> (V
 pub async fn sync(t: &Target<'_>, desired: &SecurityGroup, actual: &mut Option<ActualSecurityGroup>) -> Result<String, Error> {
     let aws = t.aws;
     if actual.is_none() {
-        let tags: Vec<Tag> = desired.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-        let spec = TagSpecification::builder().resource_type(ResourceType::SecurityGroup).set_tags(Some(tags)).build();
-        let out = aws
-            .call(EC2, "CreateSecurityGroup", || {
-                aws.ec2
-                    .create_security_group()
-                    .group_name(&desired.name)
-                    .description(&desired.description)
-                    .vpc_id(t.vpc_id)
-                    .tag_specifications(spec.clone())
-                    .send()
-            })
-            .await?;
-        let id = out.group_id.ok_or(crate::aws::Error::Response { operation: "CreateSecurityGroup", what: "no GroupId".into() })?;
-        tracing::info!(%id, name = %desired.name, "created security group");
+        let sg = create_or_adopt(t, desired).await?;
         if let Some(stack) = desired.tags.get(TAG_STACK) {
-            t.inventory.put_security_group(stack, id.clone()).await;
+            t.inventory.put_security_group(stack, sg.id.clone()).await;
         }
-        *actual = Some(ActualSecurityGroup { id, ingress: BTreeSet::new() });
+        *actual = Some(sg);
     }
     let sg = actual.as_mut().expect("set above");
     let (add, remove) = diff(&sg.ingress, &desired.ingress);
@@ -115,6 +102,60 @@ pub async fn sync(t: &Target<'_>, desired: &SecurityGroup, actual: &mut Option<A
     }
     sg.ingress = desired.ingress.clone();
     Ok(sg.id.clone())
+}
+
+/// Creates the group; when AWS answers that it exists (an earlier create whose reply was
+/// lost made it), finds it by name and adopts it if it is ours.
+async fn create_or_adopt(t: &Target<'_>, desired: &SecurityGroup) -> Result<ActualSecurityGroup, Error> {
+    let aws = t.aws;
+    let tags: Vec<Tag> = desired.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    let spec = TagSpecification::builder().resource_type(ResourceType::SecurityGroup).set_tags(Some(tags)).build();
+    let created = aws
+        .call(EC2, "CreateSecurityGroup", || {
+            aws.ec2
+                .create_security_group()
+                .group_name(&desired.name)
+                .description(&desired.description)
+                .vpc_id(t.vpc_id)
+                .tag_specifications(spec.clone())
+                .send()
+        })
+        .await;
+    match created {
+        Ok(out) => {
+            let id = out.group_id.ok_or(crate::aws::Error::Response { operation: "CreateSecurityGroup", what: "no GroupId".into() })?;
+            tracing::info!(%id, name = %desired.name, "created security group");
+            Ok(ActualSecurityGroup { id, ingress: BTreeSet::new() })
+        }
+        Err(e) if e.is_code(&["InvalidGroup.Duplicate"]) => match find_by_name(t, &desired.name).await? {
+            Some(found) if super::ours(&ec2_tags(found.tags()), &super::owner_tags(&desired.tags)) => {
+                let id = found.group_id().unwrap_or_default().to_string();
+                tracing::info!(%id, name = %desired.name, "adopted the security group an earlier create made (its reply was lost)");
+                Ok(ActualSecurityGroup { id, ingress: found.ip_permissions().iter().flat_map(permissions_from_sdk).collect() })
+            }
+            Some(found) => {
+                let id = found.group_id().unwrap_or_default();
+                Err(Error::not_ours("security group", &desired.name, id, &super::owner_tags(&desired.tags)))
+            }
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The VPC's security group named `name`, if any.
+pub(crate) async fn find_by_name(t: &Target<'_>, name: &str) -> Result<Option<aws_sdk_ec2::types::SecurityGroup>, Error> {
+    let filters = vec![ec2_filter("vpc-id", [t.vpc_id]), ec2_filter("group-name", [name])];
+    let out = t
+        .aws
+        .call(EC2, "DescribeSecurityGroups", || t.aws.ec2.describe_security_groups().set_filters(Some(filters.clone())).send())
+        .await?;
+    Ok(out.security_groups.unwrap_or_default().into_iter().next())
+}
+
+/// EC2 tags as a map.
+pub(crate) fn ec2_tags(tags: &[Tag]) -> crate::model::Tags {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
 pub async fn delete(t: &Target<'_>, stack: &str, actual: &mut Option<ActualSecurityGroup>) -> Result<(), Error> {

@@ -126,45 +126,22 @@ pub async fn create_missing(
     let aws = t.aws;
     let mut arns = BTreeMap::new();
     for d in desired {
-        if let Some(a) = actual.iter_mut().find(|a| a.serves(d)) {
-            if a.health_check != d.health_check {
-                let hc = &d.health_check;
-                aws.call(ELBV2, "ModifyTargetGroup", || {
-                    aws.elbv2
-                        .modify_target_group()
-                        .target_group_arn(&a.arn)
-                        .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
-                        .health_check_port(&hc.port)
-                        .health_check_path(&hc.path)
-                        .health_check_interval_seconds(hc.interval_seconds)
-                        .health_check_timeout_seconds(hc.timeout_seconds)
-                        .healthy_threshold_count(hc.healthy_threshold)
-                        .unhealthy_threshold_count(hc.unhealthy_threshold)
-                        .matcher(matcher(&d.protocol_version, &hc.success_codes))
-                        .send()
-                })
-                .await?;
-                a.health_check = hc.clone();
+        // A new target group's attributes are all set (none is read); a found one's are read.
+        let (i, fresh) = match actual.iter().position(|a| a.serves(d)) {
+            Some(i) => (i, false),
+            None => {
+                let (created, fresh) = create_or_adopt(t, stack, d).await?;
+                actual.push(created);
+                (actual.len() - 1, fresh)
             }
-            attributes::sync(aws, Owner::TargetGroup(&a.arn), &d.attributes, &mut a.attributes, false).await?;
-            arns.insert(d.name.clone(), a.arn.clone());
-            continue;
-        }
-        let hc = &d.health_check;
-        let out = aws
-            .call(ELBV2, "CreateTargetGroup", || {
+        };
+        let a = &mut actual[i];
+        if a.health_check != d.health_check {
+            let hc = &d.health_check;
+            aws.call(ELBV2, "ModifyTargetGroup", || {
                 aws.elbv2
-                    .create_target_group()
-                    .name(&d.name)
-                    .protocol(ProtocolEnum::from(d.protocol.as_str()))
-                    .protocol_version(&d.protocol_version)
-                    .port(d.port)
-                    .vpc_id(t.vpc_id)
-                    .target_type(match d.target_type {
-                        TargetType::Ip => TargetTypeEnum::Ip,
-                        TargetType::Instance => TargetTypeEnum::Instance,
-                    })
-                    .health_check_enabled(true)
+                    .modify_target_group()
+                    .target_group_arn(&a.arn)
                     .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
                     .health_check_port(&hc.port)
                     .health_check_path(&hc.path)
@@ -173,35 +150,95 @@ pub async fn create_missing(
                     .healthy_threshold_count(hc.healthy_threshold)
                     .unhealthy_threshold_count(hc.unhealthy_threshold)
                     .matcher(matcher(&d.protocol_version, &hc.success_codes))
-                    .set_tags(Some(elbv2_tags(&d.tags)))
                     .send()
             })
             .await?;
-        let tg = out
-            .target_groups
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .ok_or(crate::aws::Error::Response { operation: "CreateTargetGroup", what: "no target group in the response".into() })?;
-        let arn = tg.target_group_arn().unwrap_or_default().to_string();
-        tracing::info!(%arn, name = %d.name, "created target group");
-        t.inventory.put_target_group(stack, tg, d.tags.clone()).await;
-        let mut attributes = None;
-        attributes::sync(aws, Owner::TargetGroup(&arn), &d.attributes, &mut attributes, true).await?;
-        actual.push(ActualTargetGroup {
-            arn: arn.clone(),
-            name: d.name.clone(),
-            resource: Some(d.resource_id.clone()),
-            target_type: d.target_type,
-            protocol: d.protocol,
-            protocol_version: Some(d.protocol_version.clone()),
-            health_check: hc.clone(),
-            attributes,
-            targets: BTreeSet::new(),
-        });
-        arns.insert(d.name.clone(), arn);
+            a.health_check = hc.clone();
+        }
+        attributes::sync(aws, Owner::TargetGroup(&a.arn), &d.attributes, &mut a.attributes, fresh).await?;
+        arns.insert(d.name.clone(), a.arn.clone());
     }
     Ok(arns)
+}
+
+/// Creates the target group, or adopts the one an earlier create whose reply was lost made:
+/// AWS answers a create identical to an earlier one with the existing group (which is why
+/// the health check is taken from the answer, not assumed), and one that differs with
+/// `DuplicateTargetGroupName`, when it is found by name and adopted if it is this stack's.
+/// Returns it and whether it is new (its attributes all AWS's defaults).
+async fn create_or_adopt(t: &Target<'_>, stack: &str, d: &TargetGroup) -> Result<(ActualTargetGroup, bool), Error> {
+    let aws = t.aws;
+    let hc = &d.health_check;
+    let created = aws
+        .call(ELBV2, "CreateTargetGroup", || {
+            aws.elbv2
+                .create_target_group()
+                .name(&d.name)
+                .protocol(ProtocolEnum::from(d.protocol.as_str()))
+                .protocol_version(&d.protocol_version)
+                .port(d.port)
+                .vpc_id(t.vpc_id)
+                .target_type(match d.target_type {
+                    TargetType::Ip => TargetTypeEnum::Ip,
+                    TargetType::Instance => TargetTypeEnum::Instance,
+                })
+                .health_check_enabled(true)
+                .health_check_protocol(ProtocolEnum::from(hc.protocol.as_str()))
+                .health_check_port(&hc.port)
+                .health_check_path(&hc.path)
+                .health_check_interval_seconds(hc.interval_seconds)
+                .health_check_timeout_seconds(hc.timeout_seconds)
+                .healthy_threshold_count(hc.healthy_threshold)
+                .unhealthy_threshold_count(hc.unhealthy_threshold)
+                .matcher(matcher(&d.protocol_version, &hc.success_codes))
+                .set_tags(Some(elbv2_tags(&d.tags)))
+                .send()
+        })
+        .await;
+    match created {
+        Ok(out) => {
+            let tg = out.target_groups.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
+                operation: "CreateTargetGroup",
+                what: "no target group in the response".into(),
+            })?;
+            let arn = tg.target_group_arn().unwrap_or_default().to_string();
+            tracing::info!(%arn, name = %d.name, "created target group");
+            t.inventory.put_target_group(stack, tg.clone(), d.tags.clone()).await;
+            let created = ActualTargetGroup {
+                arn,
+                name: d.name.clone(),
+                resource: Some(d.resource_id.clone()),
+                target_type: d.target_type,
+                protocol: d.protocol,
+                protocol_version: Some(d.protocol_version.clone()),
+                health_check: health_check_from_sdk(&tg),
+                attributes: None,
+                targets: BTreeSet::new(),
+            };
+            Ok((created, true))
+        }
+        Err(e) if e.is_code(&["DuplicateTargetGroupName"]) => {
+            let found = aws
+                .call(ELBV2, "DescribeTargetGroups", || aws.elbv2.describe_target_groups().names(&d.name).send())
+                .await?
+                .target_groups
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .ok_or(e)?;
+            let arn = found.target_group_arn().unwrap_or_default().to_string();
+            let tags = super::read_tags(aws, &arn).await?;
+            let owner = super::owner_tags(&d.tags);
+            let adopted = match read(aws, vec![(found.clone(), tags.clone())]).await?.pop() {
+                Some(a) if super::ours(&tags, &owner) && a.serves(d) => a,
+                _ => return Err(Error::not_ours("target group", &d.name, &arn, &owner)),
+            };
+            tracing::info!(%arn, name = %d.name, "adopted the target group an earlier create made (its reply was lost)");
+            t.inventory.put_target_group(stack, found, tags).await;
+            Ok((adopted, false))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Deletes target groups that are not desired any more.

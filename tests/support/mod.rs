@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod faults;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
@@ -57,11 +59,16 @@ impl Replica {
         extra: &[String],
         name: &str,
         kubeconfig: &std::path::Path,
+        endpoint: Option<&str>,
     ) -> Replica {
         let metrics_port = free_port();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if let Some(endpoint) = endpoint {
+            command.env("AWS_ENDPOINT_URL", endpoint);
+        }
+        let child = command
             // Tests use pod IPs unless they say otherwise (LBC's default is instance).
             .args(["run", "--cluster-name", cluster, "--aws-vpc-id", vpc_id, "--watch-namespace", ns, "--default-target-type", "ip"])
             .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
@@ -157,6 +164,8 @@ pub struct Bed {
     metrics_port: u16,
     controller: Replica,
     pub log: PathBuf,
+    /// The fault proxy between the controller and LocalStack ([`Bed::start_with_faults`]).
+    faults: Option<faults::FaultProxy>,
 }
 
 fn require_env(name: &str) -> String {
@@ -187,22 +196,42 @@ impl Bed {
         let bin = std::env::var_os("ALB_CONTROLLER_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alb-controller")));
-        Self::start_full(test, &bin, extra).await
+        Self::start_full(test, &bin, extra, false).await
     }
 
     /// As [`Bed::start`], running the controller binary at `bin`.
     pub async fn start_with_bin(test: &str, bin: &std::path::Path) -> Bed {
-        Self::start_full(test, bin, &[]).await
+        Self::start_full(test, bin, &[], false).await
     }
 
     /// As [`Bed::start`], with more controller flags.
     pub async fn start_with_args(test: &str, extra: &[&str]) -> Bed {
-        Self::start_full(test, std::path::Path::new(env!("CARGO_BIN_EXE_alb-controller")), extra).await
+        Self::start_full(test, std::path::Path::new(env!("CARGO_BIN_EXE_alb-controller")), extra, false).await
     }
 
-    async fn start_full(test: &str, bin: &std::path::Path, extra: &[&str]) -> Bed {
+    /// As [`Bed::start_with_args`], with the controller's AWS calls going through a fault
+    /// proxy of this test's own ([`Bed::faults`]); it injects nothing until told to.
+    pub async fn start_with_faults(test: &str, extra: &[&str]) -> Bed {
+        Self::start_full(test, std::path::Path::new(env!("CARGO_BIN_EXE_alb-controller")), extra, true).await
+    }
+
+    /// As [`Bed::start_with_faults`], with the controller binary from `ALB_CONTROLLER_BIN`.
+    pub async fn start_from_env_with_faults(test: &str, extra: &[&str]) -> Bed {
+        let bin = std::env::var_os("ALB_CONTROLLER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alb-controller")));
+        Self::start_full(test, &bin, extra, true).await
+    }
+
+    /// The fault proxy of a bed started with faults.
+    pub fn faults(&self) -> &faults::FaultProxy {
+        self.faults.as_ref().expect("the bed was started with Bed::start_with_faults")
+    }
+
+    async fn start_full(test: &str, bin: &std::path::Path, extra: &[&str], with_faults: bool) -> Bed {
         require_env("KUBECONFIG");
-        require_env("AWS_ENDPOINT_URL");
+        let localstack = require_env("AWS_ENDPOINT_URL");
+        let faults = with_faults.then(|| faults::FaultProxy::start(&localstack));
         let suffix: u32 = rand::random_range(100_000..999_999);
         let ns = format!("{test}-{suffix}");
         let cluster = format!("c{suffix}");
@@ -218,7 +247,8 @@ impl Bed {
         let kubeconfig = service_account_kubeconfig(&client, &ns).await;
 
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let replica = Replica::spawn(bin, &ns, &cluster, &vpc_id, &account, &extra, &ns, &kubeconfig);
+        let endpoint = faults.as_ref().map(|f| f.url());
+        let replica = Replica::spawn(bin, &ns, &cluster, &vpc_id, &account, &extra, &ns, &kubeconfig, endpoint.as_deref());
         eprintln!("[{ns}] controller log: {}", replica.log.display());
         let (metrics_port, log) = (replica.metrics_port, replica.log.clone());
         let controller = replica;
@@ -237,6 +267,7 @@ impl Bed {
             metrics_port,
             controller,
             log,
+            faults,
         }
     }
 
@@ -251,6 +282,7 @@ impl Bed {
             &self.extra,
             &format!("{}-{name}", self.ns),
             &self.kubeconfig,
+            self.faults.as_ref().map(|f| f.url()).as_deref(),
         )
     }
 
