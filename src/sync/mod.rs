@@ -217,3 +217,28 @@ pub(crate) async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, aws::Error> 
 pub(crate) fn elbv2_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn only_what_carries_the_stack_tags_is_adopted() {
+        let wanted = tags(&[(TAG_CLUSTER, "c1"), (TAG_STACK, "shop/web"), ("team", "a")]);
+        let owner = owner_tags(&wanted);
+        assert!(ours(&tags(&[(TAG_CLUSTER, "c1"), (TAG_STACK, "shop/web")]), &owner), "other tags do not matter");
+        assert!(!ours(&tags(&[(TAG_CLUSTER, "c2"), (TAG_STACK, "shop/web")]), &owner), "another cluster's");
+        assert!(!ours(&tags(&[(TAG_CLUSTER, "c1"), (TAG_STACK, "shop/other")]), &owner), "another stack's");
+        assert!(!ours(&tags(&[]), &owner), "untagged: made by hand");
+        assert!(!ours(&wanted, &owner_tags(&Tags::new())), "nothing to match: never ours");
+        let e = Error::not_ours("security group", "k8s-shop-web-1234", "sg-1", &owner);
+        assert_eq!(
+            e.to_string(),
+            "security group k8s-shop-web-1234 already exists (sg-1) but is not tagged elbv2.k8s.aws/cluster=c1, ingress.k8s.aws/stack=shop/web: it is not taken over; delete or rename it, or choose another name"
+        );
+    }
+}
