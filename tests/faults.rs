@@ -97,7 +97,9 @@ async fn cluster_resources(bed: &Bed) -> Vec<String> {
 async fn successful_calls(bed: &Bed, operation: &str) -> u64 {
     support::samples(&bed.metrics().await, "alb_controller_aws_api_calls_total")
         .iter()
-        .filter(|(labels, _)| labels.get("operation").map(String::as_str) == Some(operation) && labels.get("outcome").map(String::as_str) == Some("success"))
+        .filter(|(labels, _)| {
+            labels.get("operation").map(String::as_str) == Some(operation) && labels.get("outcome").map(String::as_str) == Some("success")
+        })
         .map(|(_, v)| *v as u64)
         .sum()
 }
@@ -430,7 +432,16 @@ async fn a_load_balancer_of_the_same_name_that_is_not_ours_is_reported_and_left_
     let bed = Bed::start_with_faults("not-ours", &[]).await;
     let private: Vec<String> = bed.seed["private_subnets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
     let name = format!("by-hand-{}", &bed.cluster[1..]);
-    let made = bed.elbv2.create_load_balancer().name(&name).scheme("internal".into()).subnets(&private[0]).subnets(&private[1]).send().await.unwrap();
+    let made = bed
+        .elbv2
+        .create_load_balancer()
+        .name(&name)
+        .scheme("internal".into())
+        .subnets(&private[0])
+        .subnets(&private[1])
+        .send()
+        .await
+        .unwrap();
     let arn = made.load_balancers()[0].load_balancer_arn().unwrap().to_string();
     bed.apply(WEB).await;
     bed.apply(&shop(&format!("alb.ingress.kubernetes.io/load-balancer-name: {name}"))).await;

@@ -83,10 +83,10 @@ impl BackendGroup {
             Err(e) if e.is_code(&["InvalidGroup.Duplicate"]) => {
                 let owner = [(TAG_CLUSTER, self.cluster.as_str()), (BACKEND_SG_TAG, BACKEND_SG_VALUE)];
                 match security_group::find_by_name(t, &name).await? {
-                    Some(found) if super::ours(&security_group::ec2_tags(found.tags()), &owner) => {
-                        found.group_id.unwrap_or_default()
+                    Some(found) if super::ours(&security_group::ec2_tags(found.tags()), &owner) => found.group_id.unwrap_or_default(),
+                    Some(found) => {
+                        return Err(Error::not_ours("backend security group", &name, found.group_id().unwrap_or_default(), &owner));
                     }
-                    Some(found) => return Err(Error::not_ours("backend security group", &name, found.group_id().unwrap_or_default(), &owner)),
                     None => return Err(e.into()),
                 }
             }

@@ -110,10 +110,11 @@ async fn create_or_adopt(t: &Target<'_>, stack: &str, desired: &LoadBalancer, sg
         .await;
     match created {
         Ok(out) => {
-            let created = out.load_balancers.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
-                operation: "CreateLoadBalancer",
-                what: "no load balancer in the response".into(),
-            })?;
+            let created =
+                out.load_balancers.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
+                    operation: "CreateLoadBalancer",
+                    what: "no load balancer in the response".into(),
+                })?;
             t.inventory.put_load_balancer(stack, created.clone()).await;
             let mut lb = ActualLoadBalancer::from_sdk(created);
             tracing::info!(arn = %lb.arn, dns = %lb.dns_name, "created load balancer");

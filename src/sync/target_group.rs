@@ -197,10 +197,11 @@ async fn create_or_adopt(t: &Target<'_>, stack: &str, d: &TargetGroup) -> Result
         .await;
     match created {
         Ok(out) => {
-            let tg = out.target_groups.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
-                operation: "CreateTargetGroup",
-                what: "no target group in the response".into(),
-            })?;
+            let tg =
+                out.target_groups.unwrap_or_default().into_iter().next().ok_or(crate::aws::Error::Response {
+                    operation: "CreateTargetGroup",
+                    what: "no target group in the response".into(),
+                })?;
             let arn = tg.target_group_arn().unwrap_or_default().to_string();
             tracing::info!(%arn, name = %d.name, "created target group");
             t.inventory.put_target_group(stack, tg.clone(), d.tags.clone()).await;
