@@ -28,6 +28,46 @@ pub fn init_logging(json: bool) {
     }
 }
 
+/// At most this many bytes of any one value or error text go into a log line: user input
+/// (an annotation value) can be 100 kB or more, and errors quote it.
+pub const MAX_LOGGED: usize = 300;
+
+/// Displays at most [`MAX_LOGGED`] bytes of a value (cut on a character boundary, marked
+/// with `…`), without formatting the rest of it.
+pub struct Excerpt<'a, T: ?Sized>(pub &'a T);
+
+impl<T: std::fmt::Display + ?Sized> std::fmt::Display for Excerpt<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Bounded { text: String::new(), cut: false };
+        // Fails only where the text was cut, which stops the formatting there.
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{}", self.0));
+        f.write_str(&out.text)?;
+        if out.cut { f.write_str("…") } else { Ok(()) }
+    }
+}
+
+struct Bounded {
+    text: String,
+    cut: bool,
+}
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_LOGGED - self.text.len();
+        if s.len() <= room {
+            self.text.push_str(s);
+            return Ok(());
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.text.push_str(&s[..end]);
+        self.cut = true;
+        Err(std::fmt::Error)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AwsCallLabels {
     service: &'static str,
@@ -143,4 +183,22 @@ pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics /healthz /readyz");
     axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_excerpts_are_bounded() {
+        assert_eq!(Excerpt("short").to_string(), "short");
+        assert_eq!(Excerpt(&"x".repeat(MAX_LOGGED)).to_string().len(), MAX_LOGGED, "exactly the limit is kept whole");
+        let long = format!("annotation alb.ingress.kubernetes.io/tags: {}", "é".repeat(50_000));
+        let cut = Excerpt(&long).to_string();
+        assert!(cut.len() <= MAX_LOGGED + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.starts_with("annotation alb.ingress.kubernetes.io/tags: é"));
+        // Pieces written one by one (as an error's Display does) are cut as well.
+        let error = std::io::Error::other(long);
+        assert!(Excerpt(&error).to_string().len() <= MAX_LOGGED + '…'.len_utf8());
+    }
 }

@@ -7,13 +7,14 @@ mod k8s_writes;
 mod leader;
 mod reconcile;
 mod targets;
+mod watches;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -21,7 +22,7 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 
@@ -190,7 +191,8 @@ where
 pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let (ready, ready_rx) = tokio::sync::watch::channel(false);
+    // Every watch registers itself: not ready until each has listed, nor while one is broken.
+    let (readiness, ready_rx) = watches::Readiness::new();
     tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready_rx.clone() }));
 
     // Every replica serves the webhook: it reads what it needs when asked.
@@ -256,73 +258,59 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
 
     let aws = Aws::from_env(cfg.aws_region.clone(), metrics.clone()).await;
     let ns = cfg.watch_namespace.as_deref();
+    let all = watcher::Config::default;
 
     let (services, svc_writer) = reflector::store::<Service>();
-    let svc_events = reflector::reflector(svc_writer, watcher(api::<Service>(&client, ns), watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let svc_events = watches::touched(watches::watch(api::<Service>(&client, ns), all(), svc_writer, &readiness, "Service"));
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
-    let slice_cfg = watcher::Config::default().labels(SERVICE_NAME_LABEL);
-    let slice_events = reflector::reflector(slice_writer, watcher(api::<EndpointSlice>(&client, ns), slice_cfg).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let slice_cfg = all().labels(SERVICE_NAME_LABEL);
+    let slice_events =
+        watches::touched(watches::watch(api::<EndpointSlice>(&client, ns), slice_cfg, slice_writer, &readiness, "EndpointSlice"));
     let (classes, class_writer) = reflector::store::<IngressClass>();
     let class_events =
-        reflector::reflector(class_writer, watcher(Api::<IngressClass>::all(client.clone()), watcher::Config::default()).modify(slim))
-            .default_backoff()
-            .touched_objects();
+        watches::touched(watches::watch(Api::<IngressClass>::all(client.clone()), all(), class_writer, &readiness, "IngressClass"));
 
     // Nodes matter only for `instance` targets: their provider ID, labels and readiness.
     let (nodes, node_writer) = reflector::store::<Node>();
     // Status heartbeats are dropped here; deletions always pass.
     let mut node_seen: HashMap<String, u64> = HashMap::new();
-    let node_events = reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .filter(move |event| {
+    let node_events =
+        watches::touched(watches::watch(Api::<Node>::all(client.clone()), all(), node_writer, &readiness, "Node").filter(move |event| {
             let pass = match event {
-                Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
+                watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
                     let h = node_relevance(n);
                     node_seen.insert(n.name_any(), h) != Some(h)
                 }
-                Ok(watcher::Event::Delete(n)) => {
+                watcher::Event::Delete(n) => {
                     node_seen.remove(&n.name_any());
                     true
                 }
-                _ => true,
+                watcher::Event::Init | watcher::Event::InitDone => true,
             };
             futures::future::ready(pass)
-        })
-        .touched_objects();
+        }));
 
     let (gated_pods, pod_writer) = reflector::store::<Pod>();
-    let pod_cfg = watcher::Config::default().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
-    let pod_events =
-        reflector::reflector(pod_writer, watcher(api::<Pod>(&client, ns), pod_cfg).modify(slim)).default_backoff().touched_objects();
+    let pod_cfg = all().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
+    let pod_events = watches::touched(watches::watch(api::<Pod>(&client, ns), pod_cfg, pod_writer, &readiness, "Pod"));
     let (namespaces, ns_writer) = reflector::store::<Namespace>();
-    let ns_events =
-        reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).modify(slim))
-            .default_backoff()
-            .touched_objects();
+    let ns_events = watches::touched(watches::watch(Api::<Namespace>::all(client.clone()), all(), ns_writer, &readiness, "Namespace"));
     // IngressClassParams are optional: without the CRD, classes simply have none.
     let params_api = Api::<IngressClassParams>::all(client.clone());
     let (params, params_events) = match params_api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => {
             let (store, writer) = reflector::store::<IngressClassParams>();
-            let events = reflector::reflector(writer, watcher(params_api, watcher::Config::default()).modify(slim))
-                .default_backoff()
-                .touched_objects();
+            let events = watches::touched(watches::watch(params_api, all(), writer, &readiness, "IngressClassParams"));
             (Some(store), Some(events))
         }
         Err(e) => {
-            tracing::warn!(error = %e, "IngressClassParams CRD not available; IngressClasses will be used without parameters");
+            tracing::warn!(error = %telemetry::Excerpt(&e), "IngressClassParams CRD not available; IngressClasses will be used without parameters");
             (None, None)
         }
     };
 
     let (ingresses, ing_writer) = reflector::store::<Ingress>();
-    let ing_events = reflector::reflector(ing_writer, watcher(api::<Ingress>(&client, ns), watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let ing_events = watches::touched(watches::watch(api::<Ingress>(&client, ns), all(), ing_writer, &readiness, "Ingress"));
     let (resync, resync_rx) = tokio::sync::mpsc::unbounded_channel();
 
     let reporter = Reporter { controller: "alb-controller".into(), instance: std::env::var("POD_NAME").ok() };
@@ -361,43 +349,19 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         queued: std::sync::Mutex::new(HashSet::new()),
     });
 
-    {
-        // The only waiter on each of these stores: a store wakes one waiter, not many.
-        // (The Ingress store is waited on by the controller itself.)
-        let (services, slices, classes, nodes, namespaces, params, gated_pods) =
-            (services.clone(), slices.clone(), classes.clone(), nodes.clone(), namespaces.clone(), params.clone(), gated_pods.clone());
-        tokio::spawn(async move {
-            let synced = async {
-                services.wait_until_ready().await?;
-                slices.wait_until_ready().await?;
-                nodes.wait_until_ready().await?;
-                namespaces.wait_until_ready().await?;
-                gated_pods.wait_until_ready().await?;
-                if let Some(params) = params {
-                    params.wait_until_ready().await?;
-                }
-                classes.wait_until_ready().await
-            };
-            if synced.await.is_ok() {
-                tracing::info!("caches synced");
-                let _ = ready.send(true);
-            }
-        });
-    }
     // Endpoints, gated pods and nodes change targets only: the fast path takes them.
     {
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            let slices = slice_events.filter_map(|e| futures::future::ready(watched(e))).filter_map(|slice: EndpointSlice| {
+            let slices = slice_events.filter_map(|slice: EndpointSlice| {
                 let service = slice
                     .labels()
                     .get(SERVICE_NAME_LABEL)
                     .map(|svc| ObjKey { namespace: slice.namespace().unwrap_or_default(), name: svc.clone() });
                 futures::future::ready(service.map(Dependency::Service))
             });
-            let pods = pod_events
-                .filter_map(|e| futures::future::ready(watched(e).map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()))));
-            let nodes = node_events.filter_map(|e| futures::future::ready(watched(e).map(|_: Node| Dependency::Nodes)));
+            let pods = pod_events.map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()));
+            let nodes = node_events.map(|_: Node| Dependency::Nodes);
             let mut changes = std::pin::pin!(futures::stream::select(slices, futures::stream::select(pods, nodes)));
             while let Some(dependency) = changes.next().await {
                 ctx.targets.changed(dependency);
@@ -409,7 +373,10 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
 
     let ingress_events = {
         let ctx = ctx.clone();
-        ing_events.inspect_ok(move |ing: &Ingress| ctx.enqueue(&[ObjectRef::from_obj(ing)]))
+        ing_events.map(move |ing: Ingress| {
+            ctx.enqueue(&[ObjectRef::from_obj(&ing)]);
+            Ok::<_, watcher::Error>(ing)
+        })
     };
     let resyncs = {
         let ctx = ctx.clone();
@@ -427,18 +394,18 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         .with_config(
             kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles).debounce(cfg.reconcile_debounce),
         )
-        .watches_stream(svc_events, move |svc: Service| {
+        .watches_stream(svc_events.map(Ok), move |svc: Service| {
             let key = ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() };
             for_services.trigger(|ing| references_service(ing, &key))
         })
-        .watches_stream(class_events, move |_class: IngressClass| for_classes.trigger(|_| true))
+        .watches_stream(class_events.map(Ok), move |_class: IngressClass| for_classes.trigger(|_| true))
         // Labels decide IngressClassParams namespaceSelector.
-        .watches_stream(ns_events, move |ns: Namespace| {
+        .watches_stream(ns_events.map(Ok), move |ns: Namespace| {
             let name = ns.name_any();
             for_namespaces.trigger(|ing| ing.namespace().as_deref() == Some(name.as_str()))
         })
         .watches_stream(
-            params_events.map(futures::StreamExt::boxed).unwrap_or_else(|| futures::stream::empty().boxed()),
+            params_events.map(|events| events.map(Ok).boxed()).unwrap_or_else(|| futures::stream::empty().boxed()),
             move |_p: IngressClassParams| for_params.trigger(|_| true),
         )
         .reconcile_on(resyncs)
@@ -465,11 +432,6 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     }
     tracing::info!("controller shut down");
     Ok(())
-}
-
-/// The object of a watch event; an error is logged (the watch retries with backoff).
-fn watched<K>(event: Result<K, watcher::Error>) -> Option<K> {
-    event.map_err(|e| tracing::warn!(error = %e, "watch failed; retrying")).ok()
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
