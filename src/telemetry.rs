@@ -1,7 +1,9 @@
 //! Logging, the metrics registry, and the /metrics /healthz /readyz server.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -65,6 +67,55 @@ impl std::fmt::Write for Bounded {
         self.text.push_str(&s[..end]);
         self.cut = true;
         Err(std::fmt::Error)
+    }
+}
+
+/// Which errors are worth a warning: an object's error the first time, and again only
+/// when it changes or, while it lasts, after a backoff (as its requeue backs off), so a
+/// bad object retried over and over does not log at retry speed. Repeats in between
+/// are for debug.
+#[derive(Default)]
+pub struct Repeats {
+    /// By object, by hash of the message: when it may be logged again, and the interval.
+    seen: Mutex<HashMap<String, HashMap<u64, (Instant, Duration)>>>,
+}
+
+/// The interval after an error's first warning; it doubles with each repeat, up to [`REPEAT_MAX`].
+const REPEAT_FIRST: Duration = Duration::from_secs(30);
+const REPEAT_MAX: Duration = Duration::from_secs(10 * 60);
+/// Past this many objects the memory starts again (repeats then warn once more).
+const REPEAT_OBJECTS: usize = 4096;
+
+impl Repeats {
+    /// True when `message` about `object` should be a warning now (and records it).
+    pub fn warn_now(&self, object: &str, message: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        message.hash(&mut h);
+        let key = h.finish();
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= REPEAT_OBJECTS && !seen.contains_key(object) {
+            seen.clear();
+        }
+        let messages = seen.entry(object.to_string()).or_default();
+        match messages.get_mut(&key) {
+            Some((due, _)) if now < *due => false,
+            Some((due, interval)) => {
+                *interval = (*interval * 2).min(REPEAT_MAX);
+                *due = now + *interval;
+                true
+            }
+            None => {
+                messages.insert(key, (now + REPEAT_FIRST, REPEAT_FIRST));
+                true
+            }
+        }
+    }
+
+    /// The object is fine again: its next error is a warning at once.
+    pub fn forget(&self, object: &str) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).remove(object);
     }
 }
 
@@ -200,5 +251,17 @@ mod tests {
         // Pieces written one by one (as an error's Display does) are cut as well.
         let error = std::io::Error::other(long);
         assert!(Excerpt(&error).to_string().len() <= MAX_LOGGED + '…'.len_utf8());
+    }
+
+    #[test]
+    fn a_repeated_error_warns_once_until_it_changes_or_the_object_recovers() {
+        let repeats = Repeats::default();
+        assert!(repeats.warn_now("ns/a", "bad scheme"));
+        assert!(!repeats.warn_now("ns/a", "bad scheme"), "a repeat within the interval");
+        assert!(repeats.warn_now("ns/b", "bad scheme"), "another object");
+        assert!(repeats.warn_now("ns/a", "bad tags"), "another error");
+        assert!(!repeats.warn_now("ns/a", "bad scheme"), "the first error is still known");
+        repeats.forget("ns/a");
+        assert!(repeats.warn_now("ns/a", "bad scheme"), "after a recovery");
     }
 }

@@ -85,7 +85,7 @@ impl LeaderElection {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election: reading the lease failed"),
+                Err(e) => tracing::warn!(error = %crate::telemetry::Excerpt(&e), "leader election: reading the lease failed"),
             }
             tokio::time::sleep(self.retry_period()).await;
         }
@@ -100,7 +100,7 @@ impl LeaderElection {
             match self.try_acquire_or_renew().await {
                 Ok(true) => last_renewed = tokio::time::Instant::now(),
                 Ok(false) => return,
-                Err(e) => tracing::warn!(error = %e, "leader election: renewing the lease failed"),
+                Err(e) => tracing::warn!(error = %crate::telemetry::Excerpt(&e), "leader election: renewing the lease failed"),
             }
             if last_renewed.elapsed() >= self.lease_duration {
                 return;
@@ -119,7 +119,7 @@ impl LeaderElection {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
         if let Err(e) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
-            tracing::warn!(error = %e, "leader election: releasing the lease failed");
+            tracing::warn!(error = %crate::telemetry::Excerpt(&e), "leader election: releasing the lease failed");
         }
     }
 }

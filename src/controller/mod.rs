@@ -126,6 +126,12 @@ pub struct Context {
     resync: tokio::sync::mpsc::UnboundedSender<ObjectRef<Ingress>>,
     /// Ingresses triggered and not yet reconciled (the work-queue depth).
     queued: std::sync::Mutex<HashSet<ObjectRef<Ingress>>>,
+    /// Reconcile failures in a row, by Ingress: the requeue backs off with them.
+    failures: std::sync::Mutex<HashMap<ObjKey, u32>>,
+    /// Reconcile errors already logged, by Ingress (forgotten once it reconciles).
+    logged_errors: telemetry::Repeats,
+    /// Problems of an Ingress already logged (forgotten once it builds without any).
+    logged_problems: telemetry::Repeats,
 }
 
 impl Context {
@@ -206,7 +212,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         let addr = cfg.webhook_bind_address;
         tokio::spawn(async move {
             if let Err(e) = crate::webhook::serve(addr, &cert, &key, hook).await {
-                tracing::error!(error = %e, "the readiness-gate webhook stopped");
+                tracing::error!(error = %telemetry::Excerpt(&e), "the readiness-gate webhook stopped");
             }
         });
     }
@@ -347,6 +353,9 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         targets: targets::TargetQueue::default(),
         resync,
         queued: std::sync::Mutex::new(HashSet::new()),
+        failures: std::sync::Mutex::new(HashMap::new()),
+        logged_errors: telemetry::Repeats::default(),
+        logged_problems: telemetry::Repeats::default(),
     });
 
     // Endpoints, gated pods and nodes change targets only: the fast path takes them.
@@ -474,7 +483,45 @@ fn backend_services(ing: &Ingress) -> impl Iterator<Item = String> {
     crate::k8s::service_backends(ing).into_iter().map(|b| b.service).chain(actions)
 }
 
-fn error_policy(ing: Arc<Ingress>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(ingress = %ObjectRef::from_obj(ing.as_ref()), error = %err, category = err.category(), "reconcile failed");
-    Action::requeue(Duration::from_secs(10 + rand::random_range(0..5)))
+fn error_policy(ing: Arc<Ingress>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() };
+    let failures = {
+        let mut failures = targets::lock(&ctx.failures);
+        let count = failures.entry(key.clone()).or_default();
+        *count = count.saturating_add(1);
+        *count
+    };
+    let text = err.to_string();
+    let (error, category) = (telemetry::Excerpt(&text), err.category());
+    if ctx.logged_errors.warn_now(&key.to_string(), &text) {
+        tracing::warn!(ingress = %key, %error, category, failures, "reconcile failed");
+    } else {
+        tracing::debug!(ingress = %key, %error, category, failures, "reconcile failed again");
+    }
+    Action::requeue(retry_after(failures))
+}
+
+/// When an Ingress whose reconcile failed `failures` times in a row is tried again: 10 s
+/// after the first failure, doubling up to 5 minutes (jittered), so one that keeps failing
+/// (AWS refusing what it asks for) is not retried at a fast fixed rate forever.
+fn retry_after(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(10);
+    const MAX: Duration = Duration::from_secs(300);
+    let doubled = FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX).mul_f64(rand::random_range(1.0..1.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_reconcile_is_retried_ever_later_up_to_five_minutes() {
+        let secs = |failures| retry_after(failures).as_secs_f64();
+        assert!((10.0..=12.0).contains(&secs(1)), "{}", secs(1));
+        assert!((20.0..=24.0).contains(&secs(2)), "{}", secs(2));
+        for failures in [6, 10, 100, u32::MAX] {
+            assert!((300.0..=360.0).contains(&secs(failures)), "{failures}: {}", secs(failures));
+        }
+    }
 }
