@@ -198,8 +198,8 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     // Every watch registers itself: not ready until each has listed, nor while one is broken.
-    let (readiness, ready_rx) = watches::Readiness::new();
-    tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready_rx.clone() }));
+    let readiness = watches::Readiness::new();
+    tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: readiness.subscribe() }));
 
     // Every replica serves the webhook: it reads what it needs when asked.
     if let (Some(cert), Some(key)) = (cfg.webhook_cert_file.clone(), cfg.webhook_key_file.clone()) {
@@ -229,13 +229,41 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             cfg.leader_election_lease_duration,
         ))
     });
-    if let Some(e) = &election {
-        tracing::info!(identity = e.identity(), "waiting to become the leader");
-        tokio::select! {
-            _ = e.acquire() => tracing::info!(identity = e.identity(), "became the leader"),
-            _ = shutdown_signal() => return Ok(()),
+    loop {
+        if let Some(e) = &election {
+            tracing::info!(identity = e.identity(), "waiting to become the leader");
+            tokio::select! {
+                _ = e.acquire() => tracing::info!(identity = e.identity(), "became the leader"),
+                _ = shutdown_signal() => return Ok(()),
+            }
+        }
+        // A lease lost (a renewal failed for as long as the lease lasts, e.g. while the API
+        // server was down) stops every write; this replica then stands again at once,
+        // and takes its own lease back as soon as the API server answers, rather than
+        // exiting and waiting to be restarted.
+        match lead(&cfg, &client, &metrics, &readiness, election.clone()).await {
+            Led::LostLease => readiness.reset(),
+            Led::ShutDown => return Ok(()),
         }
     }
+}
+
+/// How a term as the leader (the whole run, without leader election) ended.
+enum Led {
+    LostLease,
+    ShutDown,
+}
+
+/// Builds the caches and runs the controller until shutdown or, with leader election,
+/// until the lease is lost; every write has stopped when it returns.
+async fn lead(
+    cfg: &Config,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<watches::Readiness>,
+    election: Option<Arc<leader::LeaderElection>>,
+) -> Led {
+    let ready_rx = readiness.subscribe();
     let lost = Arc::new(AtomicBool::new(false));
     // The stop condition runs as its own task: the controller wants a Sync future.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -245,7 +273,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             match election {
                 Some(e) => tokio::select! {
                     _ = e.keep() => {
-                        tracing::error!("lost the leader lease: stopping");
+                        tracing::error!("lost the leader lease: stopping every write");
                         lost.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                     _ = shutdown_signal() => {}
@@ -347,7 +375,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         group_locks: Mutex::new(HashMap::new()),
         last_good: Mutex::new(HashMap::new()),
         refused: Mutex::new(HashMap::new()),
-        metrics,
+        metrics: metrics.clone(),
         synced: ready_rx,
         cfg: cfg.clone(),
         targets: targets::TargetQueue::default(),
@@ -359,7 +387,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     });
 
     // Endpoints, gated pods and nodes change targets only: the fast path takes them.
-    {
+    let dependencies = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let slices = slice_events.filter_map(|slice: EndpointSlice| {
@@ -375,10 +403,10 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             while let Some(dependency) = changes.next().await {
                 ctx.targets.changed(dependency);
             }
-        });
-    }
+        })
+    };
     let fast_path = tokio::spawn(targets::run(ctx.clone(), stop_rx));
-    tokio::spawn(gates::flip(ctx.clone()));
+    let gates = tokio::spawn(gates::flip(ctx.clone()));
 
     let ingress_events = {
         let ctx = ctx.clone();
@@ -432,15 +460,20 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         .await;
     // In-flight target updates finish too.
     let _ = fast_path.await;
+    // Their watches go with them (a next term starts its own).
+    for task in [dependencies, gates] {
+        task.abort();
+        let _ = task.await;
+    }
     if lost.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err("lost the leader lease".into());
+        return Led::LostLease;
     }
     // In-flight reconciles have finished: hand the lease over at once.
     if let Some(e) = &election {
         e.release().await;
     }
     tracing::info!("controller shut down");
-    Ok(())
+    Led::ShutDown
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.

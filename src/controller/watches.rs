@@ -33,9 +33,19 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn new() -> (Arc<Readiness>, tokio::sync::watch::Receiver<bool>) {
-        let (ready, rx) = tokio::sync::watch::channel(false);
-        (Arc::new(Readiness { synced: Mutex::new(Vec::new()), ready }), rx)
+    pub fn new() -> Arc<Readiness> {
+        Arc::new(Readiness { synced: Mutex::new(Vec::new()), ready: tokio::sync::watch::channel(false).0 })
+    }
+
+    /// True while every watch is in sync.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Forgets every watch (they have ended): not ready until new ones have listed.
+    pub fn reset(&self) {
+        self.synced.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.ready.send_replace(false);
     }
 
     /// A new watch, not in sync yet; returns its index.
@@ -48,7 +58,8 @@ impl Readiness {
 
     fn set(&self, watch: usize, in_sync: bool) {
         let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        synced[watch] = in_sync;
+        let Some(flag) = synced.get_mut(watch) else { return };
+        *flag = in_sync;
         let all = synced.iter().all(|s| *s);
         self.ready.send_if_modified(|ready| std::mem::replace(ready, all) != all);
     }
@@ -118,17 +129,28 @@ where
 {
     let readiness = readiness.clone();
     let index = readiness.register();
+    // A new failure is a warning; the same one again (each retry while the API server is
+    // away) is for debug.
+    let mut last_failure: Option<String> = None;
     reflector::reflector(writer, relisting(api, config).modify(super::slim)).filter_map(move |event| {
         let event = match event {
             Ok(event) => {
                 if matches!(event, watcher::Event::InitDone) {
                     readiness.set(index, true);
+                    last_failure = None;
                 }
                 Some(event)
             }
             Err(e) => {
                 readiness.set(index, false);
-                tracing::warn!(kind, error = %crate::telemetry::Excerpt(&e), "watch failed; listing again shortly");
+                let text = e.to_string();
+                let error = crate::telemetry::Excerpt(&text);
+                if last_failure.as_ref() == Some(&text) {
+                    tracing::debug!(kind, %error, "watch failed again; listing again shortly");
+                } else {
+                    tracing::warn!(kind, %error, "watch failed; listing again shortly");
+                }
+                last_failure = Some(text);
                 None
             }
         };
@@ -164,7 +186,8 @@ mod tests {
 
     #[test]
     fn ready_only_when_every_watch_is_in_sync() {
-        let (readiness, rx) = Readiness::new();
+        let readiness = Readiness::new();
+        let rx = readiness.subscribe();
         let (a, b) = (readiness.register(), readiness.register());
         assert!(!*rx.borrow());
         readiness.set(a, true);
@@ -174,6 +197,11 @@ mod tests {
         readiness.set(a, false);
         assert!(!*rx.borrow(), "a broken watch makes it not ready");
         readiness.set(a, true);
+        assert!(*rx.borrow());
+        readiness.reset();
+        assert!(!*rx.borrow(), "watches of a new term have not listed yet");
+        let c = readiness.register();
+        readiness.set(c, true);
         assert!(*rx.borrow());
     }
 }
