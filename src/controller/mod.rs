@@ -292,49 +292,63 @@ async fn lead(
 
     let aws = Aws::from_env(cfg.aws_region.clone(), metrics.clone()).await;
     let ns = cfg.watch_namespace.as_deref();
-    let all = watcher::Config::default;
 
     let (services, svc_writer) = reflector::store::<Service>();
-    let svc_events = watches::touched(watches::watch(api::<Service>(&client, ns), all(), svc_writer, &readiness, "Service"));
+    let svc_events =
+        watches::touched(watches::watch(api::<Service>(&client, ns), watcher::Config::default(), svc_writer, &readiness, "Service"));
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
-    let slice_cfg = all().labels(SERVICE_NAME_LABEL);
+    let slice_cfg = watcher::Config::default().labels(SERVICE_NAME_LABEL);
     let slice_events =
         watches::touched(watches::watch(api::<EndpointSlice>(&client, ns), slice_cfg, slice_writer, &readiness, "EndpointSlice"));
     let (classes, class_writer) = reflector::store::<IngressClass>();
-    let class_events =
-        watches::touched(watches::watch(Api::<IngressClass>::all(client.clone()), all(), class_writer, &readiness, "IngressClass"));
+    let class_events = watches::touched(watches::watch(
+        Api::<IngressClass>::all(client.clone()),
+        watcher::Config::default(),
+        class_writer,
+        &readiness,
+        "IngressClass",
+    ));
 
     // Nodes matter only for `instance` targets: their provider ID, labels and readiness.
     let (nodes, node_writer) = reflector::store::<Node>();
     // Status heartbeats are dropped here; deletions always pass.
     let mut node_seen: HashMap<String, u64> = HashMap::new();
-    let node_events =
-        watches::touched(watches::watch(Api::<Node>::all(client.clone()), all(), node_writer, &readiness, "Node").filter(move |event| {
-            let pass = match event {
-                watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
-                    let h = node_relevance(n);
-                    node_seen.insert(n.name_any(), h) != Some(h)
-                }
-                watcher::Event::Delete(n) => {
-                    node_seen.remove(&n.name_any());
-                    true
-                }
-                watcher::Event::Init | watcher::Event::InitDone => true,
-            };
-            futures::future::ready(pass)
-        }));
+    let node_events = watches::touched(
+        watches::watch(Api::<Node>::all(client.clone()), watcher::Config::default(), node_writer, &readiness, "Node").filter(
+            move |event| {
+                let pass = match event {
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                        let h = node_relevance(n);
+                        node_seen.insert(n.name_any(), h) != Some(h)
+                    }
+                    watcher::Event::Delete(n) => {
+                        node_seen.remove(&n.name_any());
+                        true
+                    }
+                    watcher::Event::Init | watcher::Event::InitDone => true,
+                };
+                futures::future::ready(pass)
+            },
+        ),
+    );
 
     let (gated_pods, pod_writer) = reflector::store::<Pod>();
-    let pod_cfg = all().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
+    let pod_cfg = watcher::Config::default().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
     let pod_events = watches::touched(watches::watch(api::<Pod>(&client, ns), pod_cfg, pod_writer, &readiness, "Pod"));
     let (namespaces, ns_writer) = reflector::store::<Namespace>();
-    let ns_events = watches::touched(watches::watch(Api::<Namespace>::all(client.clone()), all(), ns_writer, &readiness, "Namespace"));
+    let ns_events = watches::touched(watches::watch(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        ns_writer,
+        &readiness,
+        "Namespace",
+    ));
     // IngressClassParams are optional: without the CRD, classes simply have none.
     let params_api = Api::<IngressClassParams>::all(client.clone());
     let (params, params_events) = match params_api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => {
             let (store, writer) = reflector::store::<IngressClassParams>();
-            let events = watches::touched(watches::watch(params_api, all(), writer, &readiness, "IngressClassParams"));
+            let events = watches::touched(watches::watch(params_api, watcher::Config::default(), writer, &readiness, "IngressClassParams"));
             (Some(store), Some(events))
         }
         Err(e) => {
@@ -344,7 +358,8 @@ async fn lead(
     };
 
     let (ingresses, ing_writer) = reflector::store::<Ingress>();
-    let ing_events = watches::touched(watches::watch(api::<Ingress>(&client, ns), all(), ing_writer, &readiness, "Ingress"));
+    let ing_events =
+        watches::touched(watches::watch(api::<Ingress>(&client, ns), watcher::Config::default(), ing_writer, &readiness, "Ingress"));
     let (resync, resync_rx) = tokio::sync::mpsc::unbounded_channel();
 
     let reporter = Reporter { controller: "alb-controller".into(), instance: std::env::var("POD_NAME").ok() };
