@@ -76,9 +76,12 @@ impl std::fmt::Write for Bounded {
 /// are for debug.
 #[derive(Default)]
 pub struct Repeats {
-    /// By object, by hash of the message: when it may be logged again, and the interval.
-    seen: Mutex<HashMap<String, HashMap<u64, (Instant, Duration)>>>,
+    /// By object, by hash of the message.
+    seen: Mutex<HashMap<String, HashMap<u64, Repeat>>>,
 }
+
+/// When an error may be a warning again, and the interval it waits then.
+type Repeat = (Instant, Duration);
 
 /// The interval after an error's first warning; it doubles with each repeat, up to [`REPEAT_MAX`].
 const REPEAT_FIRST: Duration = Duration::from_secs(30);

@@ -295,17 +295,17 @@ async fn lead(
 
     let (services, svc_writer) = reflector::store::<Service>();
     let svc_events =
-        watches::touched(watches::watch(api::<Service>(&client, ns), watcher::Config::default(), svc_writer, &readiness, "Service"));
+        watches::touched(watches::watch(api::<Service>(client, ns), watcher::Config::default(), svc_writer, readiness, "Service"));
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let slice_cfg = watcher::Config::default().labels(SERVICE_NAME_LABEL);
     let slice_events =
-        watches::touched(watches::watch(api::<EndpointSlice>(&client, ns), slice_cfg, slice_writer, &readiness, "EndpointSlice"));
+        watches::touched(watches::watch(api::<EndpointSlice>(client, ns), slice_cfg, slice_writer, readiness, "EndpointSlice"));
     let (classes, class_writer) = reflector::store::<IngressClass>();
     let class_events = watches::touched(watches::watch(
         Api::<IngressClass>::all(client.clone()),
         watcher::Config::default(),
         class_writer,
-        &readiness,
+        readiness,
         "IngressClass",
     ));
 
@@ -313,34 +313,32 @@ async fn lead(
     let (nodes, node_writer) = reflector::store::<Node>();
     // Status heartbeats are dropped here; deletions always pass.
     let mut node_seen: HashMap<String, u64> = HashMap::new();
-    let node_events = watches::touched(
-        watches::watch(Api::<Node>::all(client.clone()), watcher::Config::default(), node_writer, &readiness, "Node").filter(
-            move |event| {
-                let pass = match event {
-                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
-                        let h = node_relevance(n);
-                        node_seen.insert(n.name_any(), h) != Some(h)
-                    }
-                    watcher::Event::Delete(n) => {
-                        node_seen.remove(&n.name_any());
-                        true
-                    }
-                    watcher::Event::Init | watcher::Event::InitDone => true,
-                };
-                futures::future::ready(pass)
-            },
-        ),
-    );
+    let relevant = move |event: &watcher::Event<Node>| {
+        let pass = match event {
+            watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                let h = node_relevance(n);
+                node_seen.insert(n.name_any(), h) != Some(h)
+            }
+            watcher::Event::Delete(n) => {
+                node_seen.remove(&n.name_any());
+                true
+            }
+            watcher::Event::Init | watcher::Event::InitDone => true,
+        };
+        futures::future::ready(pass)
+    };
+    let node_watch = watches::watch(Api::<Node>::all(client.clone()), watcher::Config::default(), node_writer, readiness, "Node");
+    let node_events = watches::touched(node_watch.filter(relevant));
 
     let (gated_pods, pod_writer) = reflector::store::<Pod>();
     let pod_cfg = watcher::Config::default().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
-    let pod_events = watches::touched(watches::watch(api::<Pod>(&client, ns), pod_cfg, pod_writer, &readiness, "Pod"));
+    let pod_events = watches::touched(watches::watch(api::<Pod>(client, ns), pod_cfg, pod_writer, readiness, "Pod"));
     let (namespaces, ns_writer) = reflector::store::<Namespace>();
     let ns_events = watches::touched(watches::watch(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
         ns_writer,
-        &readiness,
+        readiness,
         "Namespace",
     ));
     // IngressClassParams are optional: without the CRD, classes simply have none.
@@ -348,7 +346,7 @@ async fn lead(
     let (params, params_events) = match params_api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => {
             let (store, writer) = reflector::store::<IngressClassParams>();
-            let events = watches::touched(watches::watch(params_api, watcher::Config::default(), writer, &readiness, "IngressClassParams"));
+            let events = watches::touched(watches::watch(params_api, watcher::Config::default(), writer, readiness, "IngressClassParams"));
             (Some(store), Some(events))
         }
         Err(e) => {
@@ -359,7 +357,7 @@ async fn lead(
 
     let (ingresses, ing_writer) = reflector::store::<Ingress>();
     let ing_events =
-        watches::touched(watches::watch(api::<Ingress>(&client, ns), watcher::Config::default(), ing_writer, &readiness, "Ingress"));
+        watches::touched(watches::watch(api::<Ingress>(client, ns), watcher::Config::default(), ing_writer, readiness, "Ingress"));
     let (resync, resync_rx) = tokio::sync::mpsc::unbounded_channel();
 
     let reporter = Reporter { controller: "alb-controller".into(), instance: std::env::var("POD_NAME").ok() };
