@@ -256,7 +256,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             {
                 let ing = by_key[&ingress];
                 let e = sync::Error::RuleRefused { ingress: ingress.clone(), source };
-                tracing::warn!(ingress = %ingress, error = %e, "AWS refused a rule of one member; syncing the group without it");
+                tracing::warn!(ingress = %ingress, error = %crate::telemetry::Excerpt(&e), "AWS refused a rule of one member; syncing the group without it");
                 publish(ctx, ing, EventType::Warning, "FailedDeployModel", e.to_string()).await;
                 ctx.refused.lock().await.insert(ingress.clone(), (content_hash(ing), Instant::now()));
                 let mut last_good = ctx.last_good.lock().await;
@@ -271,7 +271,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         }
     };
     for r in &remarks {
-        tracing::warn!(ingress = %r.ingress, reason = r.reason, message = %r.message, "remark");
+        tracing::warn!(ingress = %r.ingress, reason = r.reason, message = %crate::telemetry::Excerpt(&r.message), "remark");
         if let Some(ing) = by_key.get(&r.ingress) {
             publish(ctx, ing, EventType::Warning, r.reason, r.message.clone()).await;
         }
