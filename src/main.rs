@@ -65,7 +65,7 @@ async fn main() -> std::process::ExitCode {
             match controller::run(*cfg).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = %e, "controller stopped");
+                    tracing::error!(error = %telemetry::Excerpt(&e), "controller stopped");
                     std::process::ExitCode::FAILURE
                 }
             }

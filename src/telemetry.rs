@@ -1,7 +1,9 @@
 //! Logging, the metrics registry, and the /metrics /healthz /readyz server.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -25,6 +27,98 @@ pub fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// At most this many bytes of any one value or error text go into a log line: user input
+/// (an annotation value) can be 100 kB or more, and errors quote it.
+pub const MAX_LOGGED: usize = 300;
+
+/// Displays at most [`MAX_LOGGED`] bytes of a value (cut on a character boundary, marked
+/// with `…`), without formatting the rest of it.
+pub struct Excerpt<'a, T: ?Sized>(pub &'a T);
+
+impl<T: std::fmt::Display + ?Sized> std::fmt::Display for Excerpt<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Bounded { text: String::new(), cut: false };
+        // Fails only where the text was cut, which stops the formatting there.
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{}", self.0));
+        f.write_str(&out.text)?;
+        if out.cut { f.write_str("…") } else { Ok(()) }
+    }
+}
+
+struct Bounded {
+    text: String,
+    cut: bool,
+}
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_LOGGED - self.text.len();
+        if s.len() <= room {
+            self.text.push_str(s);
+            return Ok(());
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.text.push_str(&s[..end]);
+        self.cut = true;
+        Err(std::fmt::Error)
+    }
+}
+
+/// Which errors are worth a warning: an object's error the first time, and again only
+/// when it changes or, while it lasts, after a backoff (as its requeue backs off), so a
+/// bad object retried over and over does not log at retry speed. Repeats in between
+/// are for debug.
+#[derive(Default)]
+pub struct Repeats {
+    /// By object, by hash of the message.
+    seen: Mutex<HashMap<String, HashMap<u64, Repeat>>>,
+}
+
+/// When an error may be a warning again, and the interval it waits then.
+type Repeat = (Instant, Duration);
+
+/// The interval after an error's first warning; it doubles with each repeat, up to [`REPEAT_MAX`].
+const REPEAT_FIRST: Duration = Duration::from_secs(30);
+const REPEAT_MAX: Duration = Duration::from_secs(10 * 60);
+/// Past this many objects the memory starts again (repeats then warn once more).
+const REPEAT_OBJECTS: usize = 4096;
+
+impl Repeats {
+    /// True when `message` about `object` should be a warning now (and records it).
+    pub fn warn_now(&self, object: &str, message: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        message.hash(&mut h);
+        let key = h.finish();
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= REPEAT_OBJECTS && !seen.contains_key(object) {
+            seen.clear();
+        }
+        let messages = seen.entry(object.to_string()).or_default();
+        match messages.get_mut(&key) {
+            Some((due, _)) if now < *due => false,
+            Some((due, interval)) => {
+                *interval = (*interval * 2).min(REPEAT_MAX);
+                *due = now + *interval;
+                true
+            }
+            None => {
+                messages.insert(key, (now + REPEAT_FIRST, REPEAT_FIRST));
+                true
+            }
+        }
+    }
+
+    /// The object is fine again: its next error is a warning at once.
+    pub fn forget(&self, object: &str) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).remove(object);
     }
 }
 
@@ -143,4 +237,34 @@ pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics /healthz /readyz");
     axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_excerpts_are_bounded() {
+        assert_eq!(Excerpt("short").to_string(), "short");
+        assert_eq!(Excerpt(&"x".repeat(MAX_LOGGED)).to_string().len(), MAX_LOGGED, "exactly the limit is kept whole");
+        let long = format!("annotation alb.ingress.kubernetes.io/tags: {}", "é".repeat(50_000));
+        let cut = Excerpt(&long).to_string();
+        assert!(cut.len() <= MAX_LOGGED + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.starts_with("annotation alb.ingress.kubernetes.io/tags: é"));
+        // Pieces written one by one (as an error's Display does) are cut as well.
+        let error = std::io::Error::other(long);
+        assert!(Excerpt(&error).to_string().len() <= MAX_LOGGED + '…'.len_utf8());
+    }
+
+    #[test]
+    fn a_repeated_error_warns_once_until_it_changes_or_the_object_recovers() {
+        let repeats = Repeats::default();
+        assert!(repeats.warn_now("ns/a", "bad scheme"));
+        assert!(!repeats.warn_now("ns/a", "bad scheme"), "a repeat within the interval");
+        assert!(repeats.warn_now("ns/b", "bad scheme"), "another object");
+        assert!(repeats.warn_now("ns/a", "bad tags"), "another error");
+        assert!(!repeats.warn_now("ns/a", "bad scheme"), "the first error is still known");
+        repeats.forget("ns/a");
+        assert!(repeats.warn_now("ns/a", "bad scheme"), "after a recovery");
+    }
 }

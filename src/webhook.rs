@@ -125,7 +125,7 @@ impl Webhook {
         let gates = match self.gates(&namespace, &pod).await {
             Ok(g) => g,
             Err(e) => {
-                tracing::warn!(error = %e, namespace, "readiness-gate webhook: allowing the pod unchanged");
+                tracing::warn!(error = %crate::telemetry::Excerpt(&e), namespace, "readiness-gate webhook: allowing the pod unchanged");
                 return allowed(None);
             }
         };

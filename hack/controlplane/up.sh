@@ -164,33 +164,9 @@ until curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health" 2>/dev/
 done
 
 # --- kube-apiserver ---------------------------------------------------------------
-mkdir -p "$K/apiserver-certs"
-setsid nohup "$K8S_BIN_DIR/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address 127.0.0.1 \
-    --advertise-address 127.0.0.1 \
-    --secure-port "$APISERVER_PORT" \
-    --cert-dir "$K/apiserver-certs" \
-    --tls-cert-file "$PKI/apiserver.crt" \
-    --tls-private-key-file "$PKI/apiserver.key" \
-    --client-ca-file "$PKI/ca.crt" \
-    --token-auth-file "$PKI/tokens.csv" \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$PKI/sa.pub" \
-    --service-account-signing-key-file "$PKI/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --authorization-mode RBAC \
-    --disable-admission-plugins ServiceAccount \
-    --endpoint-reconciler-type none \
-    --profiling=false \
-    </dev/null >"$K/kube-apiserver.log" 2>&1 &
-echo $! >"$K/kube-apiserver.pid"
-
-until readyz; do
-    alive kube-apiserver || tail_fail kube-apiserver "kube-apiserver exited"
-    (( $(date +%s) < deadline )) || tail_fail kube-apiserver "kube-apiserver not ready after ${READY_TIMEOUT}s"
-    sleep 0.3
-done
+: >"$K/kube-apiserver.log"
+READY_TIMEOUT=$(( deadline - $(date +%s) )) "$HERE/apiserver.sh" start ||
+    tail_fail kube-apiserver "kube-apiserver did not become ready"
 
 # --- kubeconfig + env -------------------------------------------------------------
 b64() { base64 -w0 <"$1"; }

@@ -179,7 +179,7 @@ impl Aws {
             .retry(self.backoff)
             .sleep(tokio::time::sleep)
             .when(|e: &Error| e.outcome().retryable())
-            .notify(|e: &Error, after: Duration| tracing::debug!(error = %e, ?after, "retrying AWS call"))
+            .notify(|e: &Error, after: Duration| tracing::debug!(error = %crate::telemetry::Excerpt(e), ?after, "retrying AWS call"))
             .await
     }
 }

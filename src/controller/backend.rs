@@ -156,7 +156,7 @@ async fn report(ctx: &Context, group: &GroupId, problems: Vec<String>) {
         return;
     }
     for p in &new {
-        tracing::warn!(%group, problem = %p, "the targets' security groups");
+        tracing::warn!(%group, problem = %crate::telemetry::Excerpt(p), "the targets' security groups");
     }
     for m in super::reconcile::members_of(ctx, group) {
         for p in &new {

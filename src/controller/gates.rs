@@ -55,10 +55,22 @@ pub async fn flip(ctx: Arc<Context>) {
     // At most one round a second: that is the rate limit of the target health polls.
     let mut rounds = tokio::time::interval(Duration::from_secs(1));
     rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A failure is a warning when it is new; the same one again each second is not.
+    let mut last_failure: Option<String> = None;
     loop {
         rounds.tick().await;
-        if let Err(e) = flip_once(&ctx).await {
-            tracing::warn!(error = %e, "readiness gates: will retry");
+        match flip_once(&ctx).await {
+            Ok(()) => last_failure = None,
+            Err(e) => {
+                let text = e.to_string();
+                let error = crate::telemetry::Excerpt(&text);
+                if last_failure.as_ref() != Some(&text) {
+                    tracing::warn!(%error, "readiness gates: will retry");
+                } else {
+                    tracing::debug!(%error, "readiness gates: failed again; will retry");
+                }
+                last_failure = Some(text);
+            }
         }
     }
 }

@@ -47,7 +47,7 @@ pub async fn publish(ctx: &Context, ing: &Ingress, type_: EventType, reason: &st
     let recorder = recorder_for(ctx, &note);
     let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
     if let Err(e) = recorder.publish(&event, &ing.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing event failed");
+        tracing::warn!(error = %crate::telemetry::Excerpt(&e), reason, "publishing an Event failed");
     }
 }
 

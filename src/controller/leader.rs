@@ -16,6 +16,24 @@ pub struct LeaderElection {
     lease_duration: Duration,
 }
 
+/// The last failure of a retry loop: a new one is a warning, the same again (every 2 s
+/// while the API server is away) is for debug.
+#[derive(Default)]
+struct Failure(Option<String>);
+
+impl Failure {
+    fn log(&mut self, e: &kube::Error, what: &'static str) {
+        let text = e.to_string();
+        let error = crate::telemetry::Excerpt(&text);
+        if self.0.as_ref() == Some(&text) {
+            tracing::debug!(%error, "{what}");
+        } else {
+            tracing::warn!(%error, "{what}");
+        }
+        self.0 = Some(text);
+    }
+}
+
 fn conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -81,11 +99,12 @@ impl LeaderElection {
 
     /// Waits until this replica holds the lease.
     pub async fn acquire(&self) {
+        let mut failure = Failure::default();
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election: reading the lease failed"),
+                Err(e) => failure.log(&e, "leader election: reading the lease failed"),
             }
             tokio::time::sleep(self.retry_period()).await;
         }
@@ -95,12 +114,16 @@ impl LeaderElection {
     /// returns then (leadership is lost: the caller must stop writing).
     pub async fn keep(&self) {
         let mut last_renewed = tokio::time::Instant::now();
+        let mut failure = Failure::default();
         loop {
             tokio::time::sleep(self.retry_period()).await;
             match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewed = tokio::time::Instant::now(),
+                Ok(true) => {
+                    last_renewed = tokio::time::Instant::now();
+                    failure = Failure::default();
+                }
                 Ok(false) => return,
-                Err(e) => tracing::warn!(error = %e, "leader election: renewing the lease failed"),
+                Err(e) => failure.log(&e, "leader election: renewing the lease failed"),
             }
             if last_renewed.elapsed() >= self.lease_duration {
                 return;
@@ -119,7 +142,7 @@ impl LeaderElection {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
         if let Err(e) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
-            tracing::warn!(error = %e, "leader election: releasing the lease failed");
+            tracing::warn!(error = %crate::telemetry::Excerpt(&e), "leader election: releasing the lease failed");
         }
     }
 }

@@ -7,13 +7,14 @@ mod k8s_writes;
 mod leader;
 mod reconcile;
 mod targets;
+mod watches;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -21,7 +22,7 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 
@@ -125,6 +126,12 @@ pub struct Context {
     resync: tokio::sync::mpsc::UnboundedSender<ObjectRef<Ingress>>,
     /// Ingresses triggered and not yet reconciled (the work-queue depth).
     queued: std::sync::Mutex<HashSet<ObjectRef<Ingress>>>,
+    /// Reconcile failures in a row, by Ingress: the requeue backs off with them.
+    failures: std::sync::Mutex<HashMap<ObjKey, u32>>,
+    /// Reconcile errors already logged, by Ingress (forgotten once it reconciles).
+    logged_errors: telemetry::Repeats,
+    /// Problems of an Ingress already logged (forgotten once it builds without any).
+    logged_problems: telemetry::Repeats,
 }
 
 impl Context {
@@ -190,8 +197,9 @@ where
 pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let (ready, ready_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: ready_rx.clone() }));
+    // Every watch registers itself: not ready until each has listed, nor while one is broken.
+    let readiness = watches::Readiness::new();
+    tokio::spawn(telemetry::serve(cfg.metrics_bind_address, Health { metrics: metrics.clone(), ready: readiness.subscribe() }));
 
     // Every replica serves the webhook: it reads what it needs when asked.
     if let (Some(cert), Some(key)) = (cfg.webhook_cert_file.clone(), cfg.webhook_key_file.clone()) {
@@ -204,7 +212,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         let addr = cfg.webhook_bind_address;
         tokio::spawn(async move {
             if let Err(e) = crate::webhook::serve(addr, &cert, &key, hook).await {
-                tracing::error!(error = %e, "the readiness-gate webhook stopped");
+                tracing::error!(error = %telemetry::Excerpt(&e), "the readiness-gate webhook stopped");
             }
         });
     }
@@ -221,13 +229,41 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             cfg.leader_election_lease_duration,
         ))
     });
-    if let Some(e) = &election {
-        tracing::info!(identity = e.identity(), "waiting to become the leader");
-        tokio::select! {
-            _ = e.acquire() => tracing::info!(identity = e.identity(), "became the leader"),
-            _ = shutdown_signal() => return Ok(()),
+    loop {
+        if let Some(e) = &election {
+            tracing::info!(identity = e.identity(), "waiting to become the leader");
+            tokio::select! {
+                _ = e.acquire() => tracing::info!(identity = e.identity(), "became the leader"),
+                _ = shutdown_signal() => return Ok(()),
+            }
+        }
+        // A lease lost (a renewal failed for as long as the lease lasts, e.g. while the API
+        // server was down) stops every write; this replica then stands again at once,
+        // and takes its own lease back as soon as the API server answers, rather than
+        // exiting and waiting to be restarted.
+        match lead(&cfg, &client, &metrics, &readiness, election.clone()).await {
+            Led::LostLease => readiness.reset(),
+            Led::ShutDown => return Ok(()),
         }
     }
+}
+
+/// How a term as the leader (the whole run, without leader election) ended.
+enum Led {
+    LostLease,
+    ShutDown,
+}
+
+/// Builds the caches and runs the controller until shutdown or, with leader election,
+/// until the lease is lost; every write has stopped when it returns.
+async fn lead(
+    cfg: &Config,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<watches::Readiness>,
+    election: Option<Arc<leader::LeaderElection>>,
+) -> Led {
+    let ready_rx = readiness.subscribe();
     let lost = Arc::new(AtomicBool::new(false));
     // The stop condition runs as its own task: the controller wants a Sync future.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -237,7 +273,7 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
             match election {
                 Some(e) => tokio::select! {
                     _ = e.keep() => {
-                        tracing::error!("lost the leader lease: stopping");
+                        tracing::error!("lost the leader lease: stopping every write");
                         lost.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                     _ = shutdown_signal() => {}
@@ -258,71 +294,70 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
     let ns = cfg.watch_namespace.as_deref();
 
     let (services, svc_writer) = reflector::store::<Service>();
-    let svc_events = reflector::reflector(svc_writer, watcher(api::<Service>(&client, ns), watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let svc_events =
+        watches::touched(watches::watch(api::<Service>(client, ns), watcher::Config::default(), svc_writer, readiness, "Service"));
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let slice_cfg = watcher::Config::default().labels(SERVICE_NAME_LABEL);
-    let slice_events = reflector::reflector(slice_writer, watcher(api::<EndpointSlice>(&client, ns), slice_cfg).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let slice_events =
+        watches::touched(watches::watch(api::<EndpointSlice>(client, ns), slice_cfg, slice_writer, readiness, "EndpointSlice"));
     let (classes, class_writer) = reflector::store::<IngressClass>();
-    let class_events =
-        reflector::reflector(class_writer, watcher(Api::<IngressClass>::all(client.clone()), watcher::Config::default()).modify(slim))
-            .default_backoff()
-            .touched_objects();
+    let class_events = watches::touched(watches::watch(
+        Api::<IngressClass>::all(client.clone()),
+        watcher::Config::default(),
+        class_writer,
+        readiness,
+        "IngressClass",
+    ));
 
     // Nodes matter only for `instance` targets: their provider ID, labels and readiness.
     let (nodes, node_writer) = reflector::store::<Node>();
     // Status heartbeats are dropped here; deletions always pass.
     let mut node_seen: HashMap<String, u64> = HashMap::new();
-    let node_events = reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .filter(move |event| {
-            let pass = match event {
-                Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
-                    let h = node_relevance(n);
-                    node_seen.insert(n.name_any(), h) != Some(h)
-                }
-                Ok(watcher::Event::Delete(n)) => {
-                    node_seen.remove(&n.name_any());
-                    true
-                }
-                _ => true,
-            };
-            futures::future::ready(pass)
-        })
-        .touched_objects();
+    let relevant = move |event: &watcher::Event<Node>| {
+        let pass = match event {
+            watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                let h = node_relevance(n);
+                node_seen.insert(n.name_any(), h) != Some(h)
+            }
+            watcher::Event::Delete(n) => {
+                node_seen.remove(&n.name_any());
+                true
+            }
+            watcher::Event::Init | watcher::Event::InitDone => true,
+        };
+        futures::future::ready(pass)
+    };
+    let node_watch = watches::watch(Api::<Node>::all(client.clone()), watcher::Config::default(), node_writer, readiness, "Node");
+    let node_events = watches::touched(node_watch.filter(relevant));
 
     let (gated_pods, pod_writer) = reflector::store::<Pod>();
     let pod_cfg = watcher::Config::default().labels(&format!("{}=true", crate::webhook::GATED_LABEL));
-    let pod_events =
-        reflector::reflector(pod_writer, watcher(api::<Pod>(&client, ns), pod_cfg).modify(slim)).default_backoff().touched_objects();
+    let pod_events = watches::touched(watches::watch(api::<Pod>(client, ns), pod_cfg, pod_writer, readiness, "Pod"));
     let (namespaces, ns_writer) = reflector::store::<Namespace>();
-    let ns_events =
-        reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).modify(slim))
-            .default_backoff()
-            .touched_objects();
+    let ns_events = watches::touched(watches::watch(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        ns_writer,
+        readiness,
+        "Namespace",
+    ));
     // IngressClassParams are optional: without the CRD, classes simply have none.
     let params_api = Api::<IngressClassParams>::all(client.clone());
     let (params, params_events) = match params_api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => {
             let (store, writer) = reflector::store::<IngressClassParams>();
-            let events = reflector::reflector(writer, watcher(params_api, watcher::Config::default()).modify(slim))
-                .default_backoff()
-                .touched_objects();
+            let events = watches::touched(watches::watch(params_api, watcher::Config::default(), writer, readiness, "IngressClassParams"));
             (Some(store), Some(events))
         }
         Err(e) => {
-            tracing::warn!(error = %e, "IngressClassParams CRD not available; IngressClasses will be used without parameters");
+            tracing::warn!(error = %telemetry::Excerpt(&e), "IngressClassParams CRD not available; IngressClasses will be used without parameters");
             (None, None)
         }
     };
 
     let (ingresses, ing_writer) = reflector::store::<Ingress>();
-    let ing_events = reflector::reflector(ing_writer, watcher(api::<Ingress>(&client, ns), watcher::Config::default()).modify(slim))
-        .default_backoff()
-        .touched_objects();
+    let ing_events =
+        watches::touched(watches::watch(api::<Ingress>(client, ns), watcher::Config::default(), ing_writer, readiness, "Ingress"));
     let (resync, resync_rx) = tokio::sync::mpsc::unbounded_channel();
 
     let reporter = Reporter { controller: "alb-controller".into(), instance: std::env::var("POD_NAME").ok() };
@@ -353,63 +388,45 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         group_locks: Mutex::new(HashMap::new()),
         last_good: Mutex::new(HashMap::new()),
         refused: Mutex::new(HashMap::new()),
-        metrics,
+        metrics: metrics.clone(),
         synced: ready_rx,
         cfg: cfg.clone(),
         targets: targets::TargetQueue::default(),
         resync,
         queued: std::sync::Mutex::new(HashSet::new()),
+        failures: std::sync::Mutex::new(HashMap::new()),
+        logged_errors: telemetry::Repeats::default(),
+        logged_problems: telemetry::Repeats::default(),
     });
 
-    {
-        // The only waiter on each of these stores: a store wakes one waiter, not many.
-        // (The Ingress store is waited on by the controller itself.)
-        let (services, slices, classes, nodes, namespaces, params, gated_pods) =
-            (services.clone(), slices.clone(), classes.clone(), nodes.clone(), namespaces.clone(), params.clone(), gated_pods.clone());
-        tokio::spawn(async move {
-            let synced = async {
-                services.wait_until_ready().await?;
-                slices.wait_until_ready().await?;
-                nodes.wait_until_ready().await?;
-                namespaces.wait_until_ready().await?;
-                gated_pods.wait_until_ready().await?;
-                if let Some(params) = params {
-                    params.wait_until_ready().await?;
-                }
-                classes.wait_until_ready().await
-            };
-            if synced.await.is_ok() {
-                tracing::info!("caches synced");
-                let _ = ready.send(true);
-            }
-        });
-    }
     // Endpoints, gated pods and nodes change targets only: the fast path takes them.
-    {
+    let dependencies = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            let slices = slice_events.filter_map(|e| futures::future::ready(watched(e))).filter_map(|slice: EndpointSlice| {
+            let slices = slice_events.filter_map(|slice: EndpointSlice| {
                 let service = slice
                     .labels()
                     .get(SERVICE_NAME_LABEL)
                     .map(|svc| ObjKey { namespace: slice.namespace().unwrap_or_default(), name: svc.clone() });
                 futures::future::ready(service.map(Dependency::Service))
             });
-            let pods = pod_events
-                .filter_map(|e| futures::future::ready(watched(e).map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()))));
-            let nodes = node_events.filter_map(|e| futures::future::ready(watched(e).map(|_: Node| Dependency::Nodes)));
+            let pods = pod_events.map(|p: Pod| Dependency::Pods(p.namespace().unwrap_or_default()));
+            let nodes = node_events.map(|_: Node| Dependency::Nodes);
             let mut changes = std::pin::pin!(futures::stream::select(slices, futures::stream::select(pods, nodes)));
             while let Some(dependency) = changes.next().await {
                 ctx.targets.changed(dependency);
             }
-        });
-    }
+        })
+    };
     let fast_path = tokio::spawn(targets::run(ctx.clone(), stop_rx));
-    tokio::spawn(gates::flip(ctx.clone()));
+    let gates = tokio::spawn(gates::flip(ctx.clone()));
 
     let ingress_events = {
         let ctx = ctx.clone();
-        ing_events.inspect_ok(move |ing: &Ingress| ctx.enqueue(&[ObjectRef::from_obj(ing)]))
+        ing_events.map(move |ing: Ingress| {
+            ctx.enqueue(&[ObjectRef::from_obj(&ing)]);
+            Ok::<_, watcher::Error>(ing)
+        })
     };
     let resyncs = {
         let ctx = ctx.clone();
@@ -427,18 +444,18 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         .with_config(
             kube::runtime::controller::Config::default().concurrency(cfg.max_concurrent_reconciles).debounce(cfg.reconcile_debounce),
         )
-        .watches_stream(svc_events, move |svc: Service| {
+        .watches_stream(svc_events.map(Ok), move |svc: Service| {
             let key = ObjKey { namespace: svc.namespace().unwrap_or_default(), name: svc.name_any() };
             for_services.trigger(|ing| references_service(ing, &key))
         })
-        .watches_stream(class_events, move |_class: IngressClass| for_classes.trigger(|_| true))
+        .watches_stream(class_events.map(Ok), move |_class: IngressClass| for_classes.trigger(|_| true))
         // Labels decide IngressClassParams namespaceSelector.
-        .watches_stream(ns_events, move |ns: Namespace| {
+        .watches_stream(ns_events.map(Ok), move |ns: Namespace| {
             let name = ns.name_any();
             for_namespaces.trigger(|ing| ing.namespace().as_deref() == Some(name.as_str()))
         })
         .watches_stream(
-            params_events.map(futures::StreamExt::boxed).unwrap_or_else(|| futures::stream::empty().boxed()),
+            params_events.map(|events| events.map(Ok).boxed()).unwrap_or_else(|| futures::stream::empty().boxed()),
             move |_p: IngressClassParams| for_params.trigger(|_| true),
         )
         .reconcile_on(resyncs)
@@ -456,20 +473,20 @@ pub async fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error + Send + S
         .await;
     // In-flight target updates finish too.
     let _ = fast_path.await;
+    // Their watches go with them (a next term starts its own).
+    for task in [dependencies, gates] {
+        task.abort();
+        let _ = task.await;
+    }
     if lost.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err("lost the leader lease".into());
+        return Led::LostLease;
     }
     // In-flight reconciles have finished: hand the lease over at once.
     if let Some(e) = &election {
         e.release().await;
     }
     tracing::info!("controller shut down");
-    Ok(())
-}
-
-/// The object of a watch event; an error is logged (the watch retries with backoff).
-fn watched<K>(event: Result<K, watcher::Error>) -> Option<K> {
-    event.map_err(|e| tracing::warn!(error = %e, "watch failed; retrying")).ok()
+    Led::ShutDown
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
@@ -512,7 +529,45 @@ fn backend_services(ing: &Ingress) -> impl Iterator<Item = String> {
     crate::k8s::service_backends(ing).into_iter().map(|b| b.service).chain(actions)
 }
 
-fn error_policy(ing: Arc<Ingress>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(ingress = %ObjectRef::from_obj(ing.as_ref()), error = %err, category = err.category(), "reconcile failed");
-    Action::requeue(Duration::from_secs(10 + rand::random_range(0..5)))
+fn error_policy(ing: Arc<Ingress>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjKey { namespace: ing.namespace().unwrap_or_default(), name: ing.name_any() };
+    let failures = {
+        let mut failures = targets::lock(&ctx.failures);
+        let count = failures.entry(key.clone()).or_default();
+        *count = count.saturating_add(1);
+        *count
+    };
+    let text = err.to_string();
+    let (error, category) = (telemetry::Excerpt(&text), err.category());
+    if ctx.logged_errors.warn_now(&key.to_string(), &text) {
+        tracing::warn!(ingress = %key, %error, category, failures, "reconcile failed");
+    } else {
+        tracing::debug!(ingress = %key, %error, category, failures, "reconcile failed again");
+    }
+    Action::requeue(retry_after(failures))
+}
+
+/// When an Ingress whose reconcile failed `failures` times in a row is tried again: 10 s
+/// after the first failure, doubling up to 5 minutes (jittered), so one that keeps failing
+/// (AWS refusing what it asks for) is not retried at a fast fixed rate forever.
+fn retry_after(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(10);
+    const MAX: Duration = Duration::from_secs(300);
+    let doubled = FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX).mul_f64(rand::random_range(1.0..1.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_reconcile_is_retried_ever_later_up_to_five_minutes() {
+        let secs = |failures| retry_after(failures).as_secs_f64();
+        assert!((10.0..=12.0).contains(&secs(1)), "{}", secs(1));
+        assert!((20.0..=24.0).contains(&secs(2)), "{}", secs(2));
+        for failures in [6, 10, 100, u32::MAX] {
+            assert!((300.0..=360.0).contains(&secs(failures)), "{failures}: {}", secs(failures));
+        }
+    }
 }

@@ -80,6 +80,11 @@ pub async fn reconcile(ing: Arc<Ingress>, ctx: Arc<Context>) -> Result<Action, E
         Err(e) => e.category(),
     };
     ctx.metrics.reconciled(label, start.elapsed().as_secs_f64());
+    if result.is_ok() {
+        let key = key_of(&ing);
+        ctx.logged_errors.forget(&key.to_string());
+        super::targets::lock(&ctx.failures).remove(&key);
+    }
     if let Err(e) = &result
         && !matches!(e, Error::NotReady(_))
     {
@@ -200,8 +205,17 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
     let mut refused = refused_members(ctx, &members).await;
     bad.extend(refused.iter().cloned());
     let by_key: HashMap<ObjKey, &Arc<Ingress>> = members.iter().map(|m| (key_of(m), m)).collect();
+    let flagged: BTreeSet<&ObjKey> = built.problems.iter().chain(&built.warnings).map(|p| &p.ingress).collect();
+    for m in members.iter().map(|m| key_of(m)).filter(|k| !flagged.contains(k)) {
+        ctx.logged_problems.forget(&m.to_string());
+    }
     for p in built.problems.iter().chain(&built.warnings) {
-        tracing::warn!(ingress = %p.ingress, reason = p.reason, message = %p.message, "problem");
+        let message = crate::telemetry::Excerpt(&p.message);
+        if ctx.logged_problems.warn_now(&p.ingress.to_string(), &p.message) {
+            tracing::warn!(ingress = %p.ingress, reason = p.reason, %message, "problem");
+        } else {
+            tracing::debug!(ingress = %p.ingress, reason = p.reason, %message, "problem again");
+        }
         if let Some(ing) = by_key.get(&p.ingress) {
             publish(ctx, ing, EventType::Warning, p.reason, p.message.clone()).await;
         }
@@ -242,7 +256,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
             {
                 let ing = by_key[&ingress];
                 let e = sync::Error::RuleRefused { ingress: ingress.clone(), source };
-                tracing::warn!(ingress = %ingress, error = %e, "AWS refused a rule of one member; syncing the group without it");
+                tracing::warn!(ingress = %ingress, error = %crate::telemetry::Excerpt(&e), "AWS refused a rule of one member; syncing the group without it");
                 publish(ctx, ing, EventType::Warning, "FailedDeployModel", e.to_string()).await;
                 ctx.refused.lock().await.insert(ingress.clone(), (content_hash(ing), Instant::now()));
                 let mut last_good = ctx.last_good.lock().await;
@@ -257,7 +271,7 @@ async fn reconcile_group(ctx: &Context, group: &GroupId) -> Result<(), Error> {
         }
     };
     for r in &remarks {
-        tracing::warn!(ingress = %r.ingress, reason = r.reason, message = %r.message, "remark");
+        tracing::warn!(ingress = %r.ingress, reason = r.reason, message = %crate::telemetry::Excerpt(&r.message), "remark");
         if let Some(ing) = by_key.get(&r.ingress) {
             publish(ctx, ing, EventType::Warning, r.reason, r.message.clone()).await;
         }

@@ -106,7 +106,7 @@ pub async fn run(ctx: Arc<Context>, mut stop: tokio::sync::watch::Receiver<bool>
                 let result = update(&ctx, &group, &dependencies).await;
                 ctx.metrics.target_update(if result.is_ok() { "success" } else { "error" });
                 if let Err(e) = result {
-                    tracing::warn!(%group, error = %e, "targets: the group is reconciled in full");
+                    tracing::warn!(%group, error = %crate::telemetry::Excerpt(&e), "targets: the group is reconciled in full");
                     ctx.converged.lock().await.remove(&group);
                     for ing in super::reconcile::members_of(&ctx, &group) {
                         let _ = ctx.resync.send(ObjectRef::from_obj(ing.as_ref()));

@@ -211,7 +211,7 @@ impl EndpointRules {
                     inner.sgs.remove(&sg);
                     continue;
                 }
-                tracing::warn!(security_group = %sg, error = %e, "updating the rules for the load balancers failed");
+                tracing::warn!(security_group = %sg, error = %crate::telemetry::Excerpt(&e), "updating the rules for the load balancers failed");
                 first_error.get_or_insert(e);
                 continue;
             }
@@ -291,7 +291,9 @@ async fn apply(aws: &Aws, sg: &str, add: &[SgRule], remove: &[SgRule]) -> Result
             })
             .await
         {
-            Ok(_) => tracing::info!(security_group = %sg, rules = ?add, "allowed the load balancers in"),
+            Ok(_) => {
+                tracing::info!(security_group = %sg, rules = %crate::telemetry::Excerpt(&format_args!("{add:?}")), "allowed the load balancers in")
+            }
             // Already there (a rule of the same shape, perhaps without our label): one at a time.
             Err(e) if e.is_code(&["InvalidPermission.Duplicate"]) && add.len() > 1 => {
                 for r in add {
@@ -310,7 +312,9 @@ async fn apply(aws: &Aws, sg: &str, add: &[SgRule], remove: &[SgRule]) -> Result
             })
             .await
         {
-            Ok(_) => tracing::info!(security_group = %sg, rules = ?remove, "revoked rules no target needs"),
+            Ok(_) => {
+                tracing::info!(security_group = %sg, rules = %crate::telemetry::Excerpt(&format_args!("{remove:?}")), "revoked rules no target needs")
+            }
             Err(e) if e.is_code(&["InvalidPermission.NotFound"]) => {}
             Err(e) => return Err(e),
         }

@@ -121,7 +121,7 @@ pub async fn sync(
     // rules: it is reported once the rules have converged, and retried then.
     let mut failed: Option<Error> = None;
     let mut defer = |d: &Listener, what: String, e: crate::aws::Error| {
-        tracing::warn!(port = d.port, %what, error = %e, "listener step failed; rules are synced all the same");
+        tracing::warn!(port = d.port, what = %crate::telemetry::Excerpt(&what), error = %crate::telemetry::Excerpt(&e), "listener step failed; rules are synced all the same");
         failed.get_or_insert(Error::Listener { protocol: d.protocol.as_str().to_string(), port: d.port, what, source: e });
     };
     for d in desired {

@@ -579,7 +579,7 @@ async fn set_priorities(
     match all_at_once {
         Ok(_) => {}
         Err(e) if e.is_client_error() => {
-            tracing::warn!(%listener, error = %e, "SetRulePriorities refused the reordering as one call; moving the rules one at a time");
+            tracing::warn!(%listener, error = %crate::telemetry::Excerpt(&e), "SetRulePriorities refused the reordering as one call; moving the rules one at a time");
             let current: BTreeMap<String, i32> = rules.iter().map(|(arn, r)| (arn.clone(), r.priority)).collect();
             for step in one_at_a_time(&current, moves) {
                 let pair = priority_pairs(std::slice::from_ref(&step));

@@ -229,7 +229,18 @@ impl Bed {
     }
 
     async fn start_full(test: &str, bin: &std::path::Path, extra: &[&str], with_faults: bool) -> Bed {
-        require_env("KUBECONFIG");
+        let admin = PathBuf::from(require_env("KUBECONFIG"));
+        Self::start_on_with(test, &admin, bin, extra, with_faults).await
+    }
+
+    /// As [`Bed::start_with_args`], on the Kubernetes API server that the admin
+    /// kubeconfig at `admin` names (e.g. a test's private control plane) instead of the
+    /// bed's; AWS is still the bed's LocalStack.
+    pub async fn start_on(test: &str, admin: &std::path::Path, bin: &std::path::Path, extra: &[&str]) -> Bed {
+        Self::start_on_with(test, admin, bin, extra, false).await
+    }
+
+    async fn start_on_with(test: &str, admin: &std::path::Path, bin: &std::path::Path, extra: &[&str], with_faults: bool) -> Bed {
         let localstack = require_env("AWS_ENDPOINT_URL");
         let faults = with_faults.then(|| faults::FaultProxy::start(&localstack));
         let suffix: u32 = rand::random_range(100_000..999_999);
@@ -239,12 +250,14 @@ impl Bed {
         let Account { id: account, seed: seeded, elbv2, ec2 } = Account::seeded(&cluster).await;
         let vpc_id = seeded["vpc_id"].as_str().unwrap().to_string();
 
-        let client = Client::try_default().await.expect("kube client from KUBECONFIG");
+        let admin = kube::config::Kubeconfig::read_from(admin).expect("read the admin kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(admin.clone(), &Default::default()).await.expect("admin kubeconfig");
+        let client = Client::try_from(config).expect("kube client from the admin kubeconfig");
         let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
         ensure_ingress_class(&client).await;
         ensure_crds(&client).await;
-        let kubeconfig = service_account_kubeconfig(&client, &ns).await;
+        let kubeconfig = service_account_kubeconfig(&client, &admin, &ns).await;
 
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let endpoint = faults.as_ref().map(|f| f.url());
@@ -586,7 +599,7 @@ async fn ensure_ingress_class(client: &Client) {
 
 /// A kubeconfig for the ServiceAccount, ClusterRole and ClusterRoleBinding of
 /// deploy/manifests.yaml (created once per bed), with a token from the TokenRequest API.
-async fn service_account_kubeconfig(client: &Client, ns: &str) -> PathBuf {
+async fn service_account_kubeconfig(client: &Client, admin: &kube::config::Kubeconfig, ns: &str) -> PathBuf {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
     let manifests = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/manifests.yaml"));
@@ -625,7 +638,6 @@ async fn service_account_kubeconfig(client: &Client, ns: &str) -> PathBuf {
     let token: serde_json::Value =
         Api::<ServiceAccount>::namespaced(client.clone(), &sa_ns).create_subresource("token", &sa_name, &pp, &request).await.unwrap();
     let token = token["status"]["token"].as_str().unwrap().to_string();
-    let admin = kube::config::Kubeconfig::read().unwrap();
     let cluster = admin.clusters[0].cluster.clone().unwrap();
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1", "kind": "Config", "current-context": "sa",
