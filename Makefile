@@ -11,6 +11,9 @@
 #               CHURN_SECONDS) and rolling-update bursts: write-to-AWS-call latency, AWS calls
 #               per change, peak RSS
 #   make bench-scale  the churn bench with 1 000 Ingresses / 10 000 endpoints: memory
+#   make chaos  N Ingresses (CHAOS_INGRESSES, default 30) through create/edit/endpoints/delete,
+#               without faults and then under 20 % AWS faults and random SIGKILLs (minutes; not
+#               in `make test`): per stage converged Y/N and time, duplicates, orphans, stuck, panics
 #
 # Heavy tools (kube-apiserver, etcd, kubectl, the LocalStack venv) are built once and
 # cached under $(ALB_CACHE), keyed by version.
@@ -18,7 +21,7 @@
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
 
-.PHONY: all build release deps demo down test bench bench-alb bench-churn bench-scale lint unit clean manifests
+.PHONY: all build release deps demo down test bench bench-alb bench-churn bench-scale chaos lint unit clean manifests
 
 all: build
 
@@ -58,6 +61,9 @@ bench-churn: deps
 
 bench-scale: deps
 	hack/bench.sh scale
+
+chaos: deps
+	hack/chaos.sh
 
 unit:
 	cargo test --bins

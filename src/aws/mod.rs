@@ -67,6 +67,11 @@ impl Error {
     pub fn is_client_error(&self) -> bool {
         self.outcome() == Outcome::ClientError
     }
+    /// Throttling, a 5xx or a broken connection that outlasted the call's own retries:
+    /// AWS may well answer the same request a little later.
+    pub fn is_transient(&self) -> bool {
+        self.outcome().retryable()
+    }
     fn outcome(&self) -> Outcome {
         match self {
             Error::Api { outcome, .. } => *outcome,

@@ -59,6 +59,17 @@ impl Error {
             Error::NotReady(_) => "not_ready",
         }
     }
+
+    /// An outage or throttling (of AWS or of the API server) rather than a refusal: the
+    /// retry stays fast, as recovery after an outage must take seconds.
+    fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
+            Error::Kube(_) | Error::NotReady(_) => true,
+            Error::Aws(e) => e.is_transient(),
+            Error::Sync(e) => e.is_transient(),
+        }
+    }
 }
 
 /// What a converged group looked like, so that a resync with nothing new makes no AWS call.
@@ -544,17 +555,18 @@ fn error_policy(ing: Arc<Ingress>, err: &Error, ctx: Arc<Context>) -> Action {
     } else {
         tracing::debug!(ingress = %key, %error, category, failures, "reconcile failed again");
     }
-    Action::requeue(retry_after(failures))
+    Action::requeue(retry_after(failures, err.is_transient()))
 }
 
 /// When an Ingress whose reconcile failed `failures` times in a row is tried again: 10 s
-/// after the first failure, doubling up to 5 minutes (jittered), so one that keeps failing
-/// (AWS refusing what it asks for) is not retried at a fast fixed rate forever.
-fn retry_after(failures: u32) -> Duration {
+/// after the first failure, doubling (jittered) up to 5 minutes when AWS refused what it
+/// was asked (repeating it fast cannot help), up to 20 s when AWS or the API server was
+/// unavailable or throttling (recovery after an outage is seconds, not minutes).
+fn retry_after(failures: u32, transient: bool) -> Duration {
     const FIRST: Duration = Duration::from_secs(10);
-    const MAX: Duration = Duration::from_secs(300);
+    let max = if transient { Duration::from_secs(20) } else { Duration::from_secs(300) };
     let doubled = FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-    doubled.min(MAX).mul_f64(rand::random_range(1.0..1.2))
+    doubled.min(max).mul_f64(rand::random_range(1.0..1.2))
 }
 
 #[cfg(test)]
@@ -563,11 +575,19 @@ mod tests {
 
     #[test]
     fn a_failing_reconcile_is_retried_ever_later_up_to_five_minutes() {
-        let secs = |failures| retry_after(failures).as_secs_f64();
+        let secs = |failures| retry_after(failures, false).as_secs_f64();
         assert!((10.0..=12.0).contains(&secs(1)), "{}", secs(1));
         assert!((20.0..=24.0).contains(&secs(2)), "{}", secs(2));
         for failures in [6, 10, 100, u32::MAX] {
             assert!((300.0..=360.0).contains(&secs(failures)), "{failures}: {}", secs(failures));
+        }
+    }
+
+    #[test]
+    fn an_outage_is_retried_within_seconds_however_long_it_lasted() {
+        for failures in [1, 2, 6, 100, u32::MAX] {
+            let secs = retry_after(failures, true).as_secs_f64();
+            assert!((10.0..=24.0).contains(&secs), "{failures}: {secs}");
         }
     }
 }

@@ -50,6 +50,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether trying again soon may succeed (AWS throttled or was unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Aws(e) | Error::Listener { source: e, .. } => e.is_transient(),
+            Error::DeletionProtected { .. } | Error::RuleRefused { .. } | Error::NotOurs { .. } => false,
+        }
+    }
+
     /// `NotOurs` for a resource named `name` (ID or ARN `id`) that lacks the tags `owner`.
     pub(crate) fn not_ours(kind: &'static str, name: &str, id: &str, owner: &[(&str, &str)]) -> Self {
         let tags = owner.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
