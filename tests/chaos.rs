@@ -37,7 +37,7 @@ fn service(i: usize) -> String {
 
 /// The group of Ingress `i`, if any: every third Ingress joins one of three groups.
 fn group(i: usize) -> Option<String> {
-    (i % 3 == 0).then(|| format!("chaos-g{}", (i / 3) % 3))
+    i.is_multiple_of(3).then(|| format!("chaos-g{}", (i / 3) % 3))
 }
 
 fn path(i: usize, edited: bool) -> String {

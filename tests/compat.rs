@@ -28,17 +28,6 @@ spec:
     )
 }
 
-fn paths(rules: &[Rule]) -> Vec<String> {
-    rules
-        .iter()
-        .flat_map(|r| r.conditions().iter().filter(|c| c.field() == Some("path-pattern")))
-        .map(|c| match c.path_pattern_config() {
-            Some(p) if !p.values().is_empty() => p.values().join(","),
-            _ => c.values().join(","),
-        })
-        .collect()
-}
-
 /// The group's one load balancer and its HTTP:80 listener's rules, once every named
 /// member shows the same hostname.
 async fn group_rules(bed: &Bed, members: &[&str]) -> (String, String, Vec<Rule>) {
@@ -55,13 +44,6 @@ async fn group_rules(bed: &Bed, members: &[&str]) -> (String, String, Vec<Rule>)
     (lb_arn, listener_arn, rules)
 }
 
-async fn wait_paths(bed: &Bed, listener: &str, want: &[&str]) {
-    eventually(&format!("rules become {want:?} (log: {})", bed.log.display()), Duration::from_secs(60), || async {
-        (paths(&bed.rules(listener).await) == want).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_group_of_three_is_one_alb_with_rules_in_group_order() {
     let bed = Bed::start("group").await;
@@ -70,7 +52,7 @@ async fn a_group_of_three_is_one_alb_with_rules_in_group_order() {
         bed.apply(&member(name, order, path)).await;
     }
     let (lb_arn, listener, _) = group_rules(&bed, &["a", "b", "c"]).await;
-    wait_paths(&bed, &listener, &["/c", "/b", "/a"]).await;
+    bed.wait_paths(&listener, &["/c", "/b", "/a"]).await;
     let tags = bed.tags(&lb_arn).await;
     assert_eq!(tags["ingress.k8s.aws/stack"], "shop");
     assert!(bed.load_balancers().await.len() == 1);
@@ -78,7 +60,7 @@ async fn a_group_of_three_is_one_alb_with_rules_in_group_order() {
     // Deleting one member removes its rule and its target group (one per Ingress and
     // Service port, as LBC); the ALB and the others stay.
     bed.api::<Ingress>().delete("b", &DeleteParams::default()).await.unwrap();
-    wait_paths(&bed, &listener, &["/c", "/a"]).await;
+    bed.wait_paths(&listener, &["/c", "/a"]).await;
     eventually("b is gone", Duration::from_secs(30), || async { bed.api::<Ingress>().get_opt("b").await.unwrap().is_none().then_some(()) })
         .await;
     eventually("b's target group is deleted", Duration::from_secs(30), || async {
@@ -91,7 +73,7 @@ async fn a_group_of_three_is_one_alb_with_rules_in_group_order() {
     // Moving a member to its own group moves its rules out.
     let leave = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/group.name": null}}});
     bed.api::<Ingress>().patch("a", &PatchParams::default(), &Patch::Merge(leave)).await.unwrap();
-    wait_paths(&bed, &listener, &["/c"]).await;
+    bed.wait_paths(&listener, &["/c"]).await;
     let own = eventually("a gets its own ALB", Duration::from_secs(60), || async {
         let h = bed.hostname("a").await?;
         (bed.load_balancer_by_dns(&h).await.load_balancer_arn() != Some(lb_arn.as_str())).then_some(h)
@@ -110,7 +92,7 @@ async fn an_invalid_member_keeps_its_rules_while_the_group_converges() {
     bed.apply(&member("a", 1, "/a")).await;
     bed.apply(&member("b", 2, "/b")).await;
     let (_, listener, _) = group_rules(&bed, &["a", "b"]).await;
-    wait_paths(&bed, &listener, &["/a", "/b"]).await;
+    bed.wait_paths(&listener, &["/a", "/b"]).await;
 
     // a turns invalid: a Warning names the annotation; a's last good rule stays.
     let bad = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/healthcheck-interval-seconds": "often"}},
@@ -122,12 +104,12 @@ async fn an_invalid_member_keeps_its_rules_while_the_group_converges() {
     bed.apply(&member("c", 3, "/c")).await;
     let edit = serde_json::json!({"spec": {"rules": [{"http": {"paths": [{"path": "/b2", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
     bed.api::<Ingress>().patch("b", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
-    wait_paths(&bed, &listener, &["/a", "/b2", "/c"]).await;
+    bed.wait_paths(&listener, &["/a", "/b2", "/c"]).await;
 
     // Fixing a brings its new path in.
     let fix = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/healthcheck-interval-seconds": null}}});
     bed.api::<Ingress>().patch("a", &PatchParams::default(), &Patch::Merge(fix)).await.unwrap();
-    wait_paths(&bed, &listener, &["/a-new", "/b2", "/c"]).await;
+    bed.wait_paths(&listener, &["/a-new", "/b2", "/c"]).await;
 
     // Deleting is never blocked by invalid configuration.
     bed.api::<Ingress>()
@@ -141,7 +123,7 @@ async fn an_invalid_member_keeps_its_rules_while_the_group_converges() {
     bed.api::<Ingress>().delete("c", &DeleteParams::default()).await.unwrap();
     eventually("c is gone", Duration::from_secs(30), || async { bed.api::<Ingress>().get_opt("c").await.unwrap().is_none().then_some(()) })
         .await;
-    wait_paths(&bed, &listener, &["/a-new", "/b2"]).await;
+    bed.wait_paths(&listener, &["/a-new", "/b2"]).await;
 }
 
 #[tokio::test]
@@ -994,7 +976,7 @@ spec:
         {"path": "/", "pathType": "Prefix", "backend": web},
     ]}}]}});
     bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
-    wait_paths(&bed, &lbc.listener, &["/api", "/*"]).await;
+    bed.wait_paths(&lbc.listener, &["/api", "/*"]).await;
     assert!(bed.warnings("shop").await.is_empty(), "no warning: {:?}", bed.warnings("shop").await);
 
     // A certificate AWS refuses is reported, and does not hold back the rules.
@@ -1006,7 +988,7 @@ spec:
     bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
     let warning = bed.wait_warning("shop", "CertificateNotFound").await;
     assert!(warning.contains("alb.ingress.kubernetes.io/certificate-arn"), "the Warning names the annotation: {warning}");
-    wait_paths(&bed, &lbc.listener, &["/*"]).await;
+    bed.wait_paths(&lbc.listener, &["/*"]).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::types::Rule;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Patch, PatchParams};
 use support::{Bed, WEB, eventually, is_mutating};
@@ -32,31 +31,12 @@ spec:
     )
 }
 
-/// Each rule's path-pattern values, in priority order.
-fn paths(rules: &[Rule]) -> Vec<String> {
-    rules
-        .iter()
-        .flat_map(|r| r.conditions().iter().filter(|c| c.field() == Some("path-pattern")))
-        .map(|c| match c.path_pattern_config() {
-            Some(p) if !p.values().is_empty() => p.values().join(","),
-            _ => c.values().join(","),
-        })
-        .collect()
-}
-
 /// The HTTP:80 listener of the load balancer `ingress` has as its hostname.
 async fn http_listener(bed: &Bed, ingress: &str) -> String {
     let dns = bed.wait_hostname(ingress).await;
     let lb = bed.load_balancer_by_dns(&dns).await;
     let listeners = bed.listeners(lb.load_balancer_arn().unwrap()).await;
     listeners.iter().find(|l| l.port() == Some(80)).and_then(|l| l.listener_arn()).expect("HTTP:80 listener").to_string()
-}
-
-async fn wait_paths(bed: &Bed, listener: &str, want: &[&str]) {
-    eventually(&format!("rules become {want:?} (log: {})", bed.log.display()), Duration::from_secs(60), || async {
-        (paths(&bed.rules(listener).await) == want).then_some(())
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -68,10 +48,10 @@ async fn an_unresolvable_subnet_stays_with_the_member_that_names_it() {
     let warning = bed.wait_warning("bad", "subnet-doesnotexist").await;
     assert!(warning.contains("alb.ingress.kubernetes.io/subnets"), "{warning}");
     let listener = http_listener(&bed, "good").await;
-    wait_paths(&bed, &listener, &["/good"]).await;
+    bed.wait_paths(&listener, &["/good"]).await;
     // A member joining later converges too.
     bed.apply(&member("later", None, "/later", "")).await;
-    wait_paths(&bed, &listener, &["/good", "/later"]).await;
+    bed.wait_paths(&listener, &["/good", "/later"]).await;
     assert_eq!(bed.wait_hostname("later").await, bed.wait_hostname("good").await);
     for healthy in ["good", "later"] {
         let warnings = bed.warnings(healthy).await;
@@ -86,7 +66,7 @@ async fn rules_aws_would_refuse_stay_with_their_members() {
     bed.apply(WEB).await;
     bed.apply(&member("good", None, "/good", "")).await;
     let listener = http_listener(&bed, "good").await;
-    wait_paths(&bed, &listener, &["/good"]).await;
+    bed.wait_paths(&listener, &["/good"]).await;
     // Valid for Kubernetes (DNS labels of at most 63, 141 in all), over AWS's 128.
     let long_host = format!("{}.{}.example.com", "a".repeat(63), "b".repeat(63));
     bed.apply(&member("long-host", Some(&long_host), "/host", "")).await;
@@ -94,7 +74,7 @@ async fn rules_aws_would_refuse_stay_with_their_members() {
     bed.apply(&member("long-path", None, &long_path, "")).await;
     // A healthy member created after them still gets its rule and hostname.
     bed.apply(&member("later", None, "/later", "")).await;
-    wait_paths(&bed, &listener, &["/good", "/later"]).await;
+    bed.wait_paths(&listener, &["/good", "/later"]).await;
     assert_eq!(bed.wait_hostname("later").await, bed.wait_hostname("good").await);
     for bad in ["long-host", "long-path"] {
         let warning = bed.wait_warning(bad, "1-128").await;
@@ -116,7 +96,7 @@ async fn a_rule_aws_refuses_leaves_its_member_out_and_the_group_converges() {
     bed.apply(WEB).await;
     bed.apply(&member("good", None, "/good", "")).await;
     let listener = http_listener(&bed, "good").await;
-    wait_paths(&bed, &listener, &["/good"]).await;
+    bed.wait_paths(&listener, &["/good"]).await;
     // A refusal the model cannot foresee: a forward to a target group ARN (made outside
     // Kubernetes) that does not exist in the account. The ARN is well formed, so only AWS
     // can tell; CreateRule answers TargetGroupNotFound, as real AWS does.
@@ -144,7 +124,7 @@ spec:
     bed.apply(&member("later", None, "/later", "")).await;
     let edit = serde_json::json!({"spec": {"rules": [{"http": {"paths": [{"path": "/good2", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
     bed.api::<Ingress>().patch("good", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
-    wait_paths(&bed, &listener, &["/good2", "/later"]).await;
+    bed.wait_paths(&listener, &["/good2", "/later"]).await;
     assert_eq!(bed.wait_hostname("later").await, bed.wait_hostname("good").await);
     for healthy in ["good", "later"] {
         let warnings = bed.warnings(healthy).await;
@@ -154,7 +134,7 @@ spec:
     // Fixed, it comes in.
     let fix = serde_json::json!({"metadata": {"annotations": {"alb.ingress.kubernetes.io/actions.old": "{\"type\":\"fixed-response\",\"fixedResponseConfig\":{\"statusCode\":\"410\"}}"}}});
     bed.api::<Ingress>().patch("refused", &PatchParams::default(), &Patch::Merge(fix)).await.unwrap();
-    wait_paths(&bed, &listener, &["/good2", "/later", "/old"]).await;
+    bed.wait_paths(&listener, &["/good2", "/later", "/old"]).await;
 }
 
 #[tokio::test]
@@ -181,20 +161,20 @@ spec:
     };
     bed.apply(&ingress("/b")).await;
     let listener = http_listener(&bed, "shop").await;
-    wait_paths(&bed, &listener, &["/a,/a/*", "/b,/b/*"]).await;
+    bed.wait_paths(&listener, &["/a,/a/*", "/b,/b/*"]).await;
     // Longer now, so first: the rule of /a moves to 2 and that of /b to 1, a swap.
     let edit = serde_json::json!({"spec": {"rules": [{"http": {"paths": [
         {"path": "/a", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
         {"path": "/b-longer", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
     bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
-    wait_paths(&bed, &listener, &["/b-longer,/b-longer/*", "/a,/a/*"]).await;
+    bed.wait_paths(&listener, &["/b-longer,/b-longer/*", "/a,/a/*"]).await;
     // And a later edit of the same Ingress is not held back by it.
     let edit = serde_json::json!({"spec": {"rules": [{"http": {"paths": [
         {"path": "/a", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
         {"path": "/c", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
         {"path": "/b-longer", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
     bed.api::<Ingress>().patch("shop", &PatchParams::default(), &Patch::Merge(edit)).await.unwrap();
-    wait_paths(&bed, &listener, &["/c", "/b-longer,/b-longer/*", "/a,/a/*"]).await;
+    bed.wait_paths(&listener, &["/c", "/b-longer,/b-longer/*", "/a,/a/*"]).await;
 }
 
 /// Mutating AWS calls in `after` that `before` did not have, by operation.

@@ -450,6 +450,14 @@ impl Bed {
         rules
     }
 
+    /// Waits until the listener's rules have these path-pattern values, in priority order.
+    pub async fn wait_paths(&self, listener: &str, want: &[&str]) {
+        eventually(&format!("rules become {want:?} (log: {})", self.log.display()), Duration::from_secs(60), || async {
+            (rule_paths(&self.rules(listener).await) == want).then_some(())
+        })
+        .await;
+    }
+
     pub async fn target_group(&self, arn: &str) -> TargetGroup {
         self.elbv2.describe_target_groups().target_group_arns(arn).send().await.unwrap().target_groups.unwrap_or_default().remove(0)
     }
@@ -670,6 +678,18 @@ async fn ensure_crds(client: &Client) {
 }
 
 /// The /metrics text of the controller serving on `port`.
+/// Each rule's path-pattern values (comma-joined), in priority order.
+pub fn rule_paths(rules: &[Rule]) -> Vec<String> {
+    rules
+        .iter()
+        .flat_map(|r| r.conditions().iter().filter(|c| c.field() == Some("path-pattern")))
+        .map(|c| match c.path_pattern_config() {
+            Some(p) if !p.values().is_empty() => p.values().join(","),
+            _ => c.values().join(","),
+        })
+        .collect()
+}
+
 pub async fn scrape(port: u16) -> String {
     get(port, "/metrics").await
 }
