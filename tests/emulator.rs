@@ -382,6 +382,20 @@ async fn more_than_100_rules_per_load_balancer_are_refused() {
 }
 
 #[tokio::test]
+async fn more_than_50_listeners_per_load_balancer_are_refused() {
+    let alb = Alb::new("emu-listeners").await;
+    // The load balancer has its listener on port 80; 49 more make the quota's 50.
+    for port in 8001..8050 {
+        let out =
+            alb.c().create_listener().load_balancer_arn(&alb.lb).protocol(ProtocolEnum::Http).port(port).default_actions(forward(&alb.tg));
+        accepted(&format!("CreateListener on port {port}"), out.send().await);
+    }
+    let out =
+        alb.c().create_listener().load_balancer_arn(&alb.lb).protocol(ProtocolEnum::Http).port(8050).default_actions(forward(&alb.tg));
+    assert_eq!(refused("CreateListener number 51", out.send().await), "TooManyListeners");
+}
+
+#[tokio::test]
 async fn load_balancer_and_target_group_names_are_checked() {
     let alb = Alb::new("emu-names").await;
     let subnets: Vec<String> =

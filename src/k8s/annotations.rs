@@ -1100,6 +1100,11 @@ fn parse_listen_ports(v: &str) -> Result<Vec<(Protocol, i32)>, String> {
     if ports.is_empty() {
         return Err("no listen port given".into());
     }
+    // Quota "Listeners per Application Load Balancer".
+    const MAX_LISTENERS: usize = 50;
+    if ports.len() > MAX_LISTENERS {
+        return Err(format!("{} listen ports; an ALB allows {MAX_LISTENERS} listeners", ports.len()));
+    }
     Ok(ports)
 }
 
@@ -1486,6 +1491,9 @@ mod tests {
         assert_eq!(c.listen_ports, Some(vec![(Protocol::Http, 80), (Protocol::Https, 8080)]));
         // Protocols are map keys in LBC, matched exactly.
         assert!(parse(&ann(&[("listen-ports", r#"[{"http": 80}]"#)])).is_err());
+        let ports = |n: i32| format!("[{}]", (1..=n).map(|p| format!(r#"{{"HTTP": {}}}"#, 8000 + p)).collect::<Vec<_>>().join(","));
+        assert!(parse(&ann(&[("listen-ports", &ports(50))])).is_ok());
+        assert!(parse(&ann(&[("listen-ports", &ports(51))])).is_err(), "the quota is 50 listeners");
     }
 
     #[test]

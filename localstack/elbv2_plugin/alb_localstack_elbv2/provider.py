@@ -192,6 +192,7 @@ def _create_listener(context: RequestContext, request: ServiceRequest) -> Servic
         lb = backend.load_balancers.get(request.get("LoadBalancerArn"))
         on_port = [lst for lst in (lb.listeners.values() if lb else []) if str(lst.port) == str(request.get("Port"))]
         if not on_port:
+            validation.check_listener_quota(lb)
             return _default_certificate_only(call_moto(context))
     # One listener per port (moto compared the port with listener ARNs and made a second
     # one). CreateListener: "If you attempt to create multiple listeners with the same

@@ -293,6 +293,16 @@ def check_conditions(conditions: list | None) -> None:
 RULES_PER_LOAD_BALANCER = 100
 
 
+# Quota "Listeners per Application Load Balancer": 50; CreateListener answers
+# TooManyListeners ("You've reached the limit on the number of listeners per load balancer").
+LISTENERS_PER_LOAD_BALANCER = 50
+
+
+def check_listener_quota(load_balancer) -> None:
+    if load_balancer is not None and len(load_balancer.listeners) >= LISTENERS_PER_LOAD_BALANCER:
+        raise error("TooManyListeners", f"The maximum number of listeners on load balancer {load_balancer.arn} has been reached")
+
+
 def check_rule_quota(load_balancer) -> None:
     rules = sum(len(listener._non_default_rules) for listener in load_balancer.listeners.values())
     if rules >= RULES_PER_LOAD_BALANCER:
