@@ -236,26 +236,25 @@ async fn a_target_group_made_by_a_lost_create_is_adopted_and_updated() {
 /// listener, at once, and no failed reconcile.
 #[tokio::test]
 async fn a_lost_reply_to_create_listener_leaves_one_listener() {
-    let bed = Bed::start_with_faults("lost-create-listener", &[]).await;
-    bed.faults().next("CreateListener", 1, Fault::ServedReply500);
-    bed.apply(WEB).await;
-    bed.apply(&shop("")).await;
-    let dns = hostname_at_once(&bed, "shop").await;
-    converged_shop(&bed, &dns).await;
-    assert_eq!(bed.faults().injected("CreateListener"), 1, "the reply was lost");
-    assert_eq!(failures_of(&bed, "shop", "CreateListener").await, Vec::<String>::new(), "no reconcile failed on it");
+    converges_at_once_after_a_lost_reply("lost-create-listener", "CreateListener", Fault::ServedReply500).await;
 }
 
 #[tokio::test]
 async fn a_lost_reply_to_create_rule_is_adopted_at_once() {
-    let bed = Bed::start_with_faults("lost-create-rule", &[]).await;
-    bed.faults().next("CreateRule", 1, Fault::ServedReplyReset);
+    converges_at_once_after_a_lost_reply("lost-create-rule", "CreateRule", Fault::ServedReplyReset).await;
+}
+
+/// The first `operation`'s reply is lost (`fault`): `shop` converges at once, with one of
+/// each resource, and no reconcile failed on that operation.
+async fn converges_at_once_after_a_lost_reply(test: &str, operation: &str, fault: Fault) {
+    let bed = Bed::start_with_faults(test, &[]).await;
+    bed.faults().next(operation, 1, fault);
     bed.apply(WEB).await;
     bed.apply(&shop("")).await;
     let dns = hostname_at_once(&bed, "shop").await;
     converged_shop(&bed, &dns).await;
-    assert_eq!(bed.faults().injected("CreateRule"), 1, "the reply was lost");
-    assert_eq!(failures_of(&bed, "shop", "CreateRule").await, Vec::<String>::new(), "no reconcile failed on it");
+    assert_eq!(bed.faults().injected(operation), 1, "the reply was lost");
+    assert_eq!(failures_of(&bed, "shop", operation).await, Vec::<String>::new(), "no reconcile failed on it");
 }
 
 /// The first CreateSecurityGroup is the cluster's shared backend group's (it is made before

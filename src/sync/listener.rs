@@ -129,29 +129,10 @@ pub async fn sync(
         let idx = match actual.iter().position(|a| a.port == d.port) {
             Some(i) => {
                 let a = &mut actual[i];
-                if needs_modify(a, d, &default_action) {
-                    let modified = aws
-                        .call(ELBV2, "ModifyListener", || {
-                            aws.elbv2
-                                .modify_listener()
-                                .listener_arn(&a.arn)
-                                .port(d.port)
-                                .protocol(ProtocolEnum::from(d.protocol.as_str()))
-                                .set_certificates(default_certificate(d).map(|c| vec![c]))
-                                .set_ssl_policy(d.ssl_policy.clone())
-                                .default_actions(action_to_sdk(&default_action))
-                                .send()
-                        })
-                        .await;
-                    match modified {
-                        Ok(_) => {
-                            a.protocol = d.protocol.as_str().to_string();
-                            a.default_action = Some(default_action);
-                            a.default_certificate = d.certificates.first().cloned();
-                            a.ssl_policy = d.ssl_policy.clone();
-                        }
-                        Err(e) => defer(d, SETTINGS.to_string(), e),
-                    }
+                if needs_modify(a, d, &default_action)
+                    && let Err(e) = modify_settings(aws, a, d, default_action).await
+                {
+                    defer(d, SETTINGS.to_string(), e);
                 }
                 i
             }
@@ -234,10 +215,17 @@ async fn create_or_adopt(aws: &Aws, lb_arn: &str, d: &Listener, default_action: 
         Err(e) => return Err(e.into()),
     };
     tracing::info!(arn = %listener.arn, port = d.port, "adopted the listener an earlier create made (its reply was lost)");
+    modify_settings(aws, &mut listener, d, default_action).await?;
+    Ok(listener)
+}
+
+/// Gives the listener `desired`'s protocol, default certificate, SSL policy and default
+/// action in one ModifyListener, and records them on success.
+async fn modify_settings(aws: &Aws, actual: &mut ActualListener, d: &Listener, default_action: Action) -> Result<(), crate::aws::Error> {
     aws.call(ELBV2, "ModifyListener", || {
         aws.elbv2
             .modify_listener()
-            .listener_arn(&listener.arn)
+            .listener_arn(&actual.arn)
             .port(d.port)
             .protocol(ProtocolEnum::from(d.protocol.as_str()))
             .set_certificates(default_certificate(d).map(|c| vec![c]))
@@ -246,11 +234,11 @@ async fn create_or_adopt(aws: &Aws, lb_arn: &str, d: &Listener, default_action: 
             .send()
     })
     .await?;
-    listener.protocol = d.protocol.as_str().to_string();
-    listener.default_action = Some(default_action);
-    listener.default_certificate = d.certificates.first().cloned();
-    listener.ssl_policy = d.ssl_policy.clone();
-    Ok(listener)
+    actual.protocol = d.protocol.as_str().to_string();
+    actual.default_action = Some(default_action);
+    actual.default_certificate = d.certificates.first().cloned();
+    actual.ssl_policy = d.ssl_policy.clone();
+    Ok(())
 }
 
 /// The certificate list changes that make `actual` serve `desired`'s SNI certificates:
