@@ -57,7 +57,7 @@ start() {
             --service-account-signing-key-file "$PKI/sa.key" \
             --service-cluster-ip-range 10.96.0.0/16 \
             --authorization-mode RBAC \
-            --disable-admission-plugins ServiceAccount \
+            --enable-admission-plugins PodNodeSelector \
             --endpoint-reconciler-type none \
             --profiling=false \
             </dev/null >>"$K/kube-apiserver.log" 2>&1 &

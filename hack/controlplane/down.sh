@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop the control plane started by up.sh (kube-apiserver, then etcd) and remove
+# Stop the control plane started by up.sh (KWOK, scheduler, controller-manager, kube-apiserver,
+# then etcd) and remove
 # the etcd data dir. Idempotent. Keeps the PKI and logs in $BED_DIR/k8s.
 set -uo pipefail
 
@@ -31,6 +32,9 @@ stop() { # stop NAME: TERM, wait up to 20 s, then KILL; only if the pid runs our
     rm -f "$f"
 }
 
+stop kwok
+stop kube-scheduler
+stop kube-controller-manager
 stop kube-apiserver
 stop etcd
 rm -rf "$K/etcd" "$K/ports.env" "$BED_DIR/k8s.env"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kubectl and etcd from the Go module proxy and cache them
-# outside the clone, keyed by version. Idempotent: does nothing when the cached
+# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and KWOK
+# (the kubelet of the bed's nodes) from the Go module proxy and cache them outside the
+# clone, keyed by version. Idempotent: does nothing when the cached
 # binaries already exist. Prints the cache directories on success.
 #
 #   ALB_CACHE   cache root (default: $HOME/.cache/alb-controller)
@@ -14,7 +15,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "install.sh: go not found (need Go >= 1.26)" >&2; exit 1; }
 
-mkdir -p "$K8S_BIN_DIR" "$ETCD_BIN_DIR"
+mkdir -p "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$KWOK_BIN_DIR"
 
 log() { echo "install.sh: $*" >&2; }
 
@@ -45,9 +46,13 @@ build() {
 }
 
 build "$HERE/etcd" . "$ETCD_BIN_DIR/etcd"
-build "$HERE/kube" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_BIN_DIR/kube-apiserver" "$K8S_LDFLAGS"
+for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    build "$HERE/kube" "k8s.io/kubernetes/cmd/$cmd" "$K8S_BIN_DIR/$cmd" "$K8S_LDFLAGS"
+done
 if [[ ${NO_KUBECTL:-0} != 1 ]]; then
     build "$HERE/kube" k8s.io/kubernetes/cmd/kubectl "$K8S_BIN_DIR/kubectl" "$K8S_LDFLAGS"
 fi
+build "$HERE/kwok" sigs.k8s.io/kwok/cmd/kwok "$KWOK_BIN_DIR/kwok"
 echo "$K8S_BIN_DIR"
 echo "$ETCD_BIN_DIR"
+echo "$KWOK_BIN_DIR"

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Start a local etcd + kube-apiserver on 127.0.0.1 (free ports) for tests.
+# Start a local Kubernetes control plane on 127.0.0.1 (free ports) for tests: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, and KWOK as the kubelet of
+# every node annotated kwok.x-k8s.io/node=fake (pod lifecycles and node heartbeats; see
+# kwok/stages.yaml). Nodes are made by whoever needs them (localstack/seed.py makes the EC2
+# instances behind them; tests/support and hack/nodes.sh the Node objects).
 # Idempotent: if it is already running and ready, does nothing.
 #
 #   BED_DIR        state dir (default: <repo>/.bed); this script uses $BED_DIR/k8s
@@ -45,17 +49,23 @@ readyz() { # readyz -> 0 when the apiserver answers /readyz with ok
 }
 
 # --- already running? -------------------------------------------------------
-if alive etcd && alive kube-apiserver && readyz && [[ -f $K/kubeconfig && -f $BED_DIR/k8s.env ]]; then
+COMPONENTS=(kube-controller-manager kube-scheduler kwok)
+all_alive() {
+    local c
+    for c in etcd kube-apiserver "${COMPONENTS[@]}"; do alive "$c" || return 1; done
+}
+if all_alive && readyz && [[ -f $K/kubeconfig && -f $BED_DIR/k8s.env ]]; then
     log "already running and ready (https://127.0.0.1:$APISERVER_PORT)"
     exit 0
 fi
-if [[ -f $K/etcd.pid || -f $K/kube-apiserver.pid ]]; then
+if compgen -G "$K/*.pid" >/dev/null; then
     log "stale or unready control plane found; restarting"
     "$HERE/down.sh"
 fi
 
 # --- binaries ---------------------------------------------------------------
-if [[ ! -x $K8S_BIN_DIR/kube-apiserver || ! -x $ETCD_BIN_DIR/etcd ]]; then
+if [[ ! -x $K8S_BIN_DIR/kube-apiserver || ! -x $K8S_BIN_DIR/kube-controller-manager || ! -x $K8S_BIN_DIR/kube-scheduler ||
+    ! -x $ETCD_BIN_DIR/etcd || ! -x $KWOK_BIN_DIR/kwok ]]; then
     "$HERE/install.sh" >/dev/null
 fi
 KUBECTL_DIR="$K8S_BIN_DIR"
@@ -63,6 +73,19 @@ KUBECTL_DIR="$K8S_BIN_DIR"
 mkdir -p "$K" "$PKI"
 
 # --- PKI (generated once per BED_DIR, reused across restarts) ---------------
+issue() { # issue NAME SUBJECT server|client: a key and CA-signed certificate, unless present
+    local d=$PKI n=$1
+    [[ -f $d/$n.crt && -f $d/$n.key ]] && return 0
+    (
+        umask 077
+        openssl ecparam -name prime256v1 -genkey -noout -out "$d/$n.key.ec"
+        openssl pkcs8 -topk8 -nocrypt -in "$d/$n.key.ec" -out "$d/$n.key" && rm -f "$d/$n.key.ec"
+        openssl req -new -key "$d/$n.key" -subj "$2" -out "$d/$n.csr"
+        openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -sha256 -days 3650 -extfile "$d/openssl.cnf" -extensions "$3" -out "$d/$n.crt" 2>/dev/null
+        rm -f "$d/$n.csr"
+    )
+}
 gen_pki() {
     local d=$PKI
     umask 077
@@ -90,18 +113,8 @@ EOF
     openssl pkcs8 -topk8 -nocrypt -in "$d/ca.key.ec" -out "$d/ca.key" && rm -f "$d/ca.key.ec"
     openssl req -x509 -new -key "$d/ca.key" -sha256 -days 3650 -subj "/CN=alb-bed-ca" \
         -config "$cnf" -extensions ca -out "$d/ca.crt" 2>/dev/null
-    local n subj
-    for n in apiserver admin; do
-        if [[ $n == apiserver ]]; then subj="/CN=kube-apiserver"; else subj="/O=system:masters/CN=admin"; fi
-        openssl ecparam -name prime256v1 -genkey -noout -out "$d/$n.key.ec"
-        openssl pkcs8 -topk8 -nocrypt -in "$d/$n.key.ec" -out "$d/$n.key" && rm -f "$d/$n.key.ec"
-        openssl req -new -key "$d/$n.key" -subj "$subj" -out "$d/$n.csr"
-        openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-            -sha256 -days 3650 -extfile "$cnf" \
-            -extensions "$([[ $n == apiserver ]] && echo server || echo client)" \
-            -out "$d/$n.crt" 2>/dev/null
-        rm -f "$d/$n.csr"
-    done
+    issue apiserver /CN=kube-apiserver server
+    issue admin /O=system:masters/CN=admin client
     # service-account token signing key
     openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
     openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
@@ -114,12 +127,18 @@ if [[ ! -f $PKI/.complete ]]; then
     rm -rf "$PKI" && mkdir -p "$PKI"
     gen_pki
 fi
+# The other components' identities, as a real cluster names them: the bootstrap RBAC
+# policy grants system:kube-controller-manager and system:kube-scheduler their roles;
+# KWOK gets the ClusterRole below. (Issued here too for PKI made before they existed.)
+issue kube-controller-manager /CN=system:kube-controller-manager client
+issue kube-scheduler /CN=system:kube-scheduler client
+issue kwok /CN=system:kwok-controller client
 
 # --- ports --------------------------------------------------------------------
-read -r ETCD_CLIENT_PORT ETCD_PEER_PORT APISERVER_PORT < <(python3 - <<'EOF'
+read -r ETCD_CLIENT_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT < <(python3 - <<'EOF'
 import socket
 ss = []
-for _ in range(3):
+for _ in range(6):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); ss.append(s)
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()
@@ -129,6 +148,9 @@ cat >"$K/ports.env" <<EOF
 ETCD_CLIENT_PORT=$ETCD_CLIENT_PORT
 ETCD_PEER_PORT=$ETCD_PEER_PORT
 APISERVER_PORT=$APISERVER_PORT
+KCM_PORT=$KCM_PORT
+SCHEDULER_PORT=$SCHEDULER_PORT
+KWOK_PORT=$KWOK_PORT
 EOF
 
 tail_fail() { # tail_fail NAME MESSAGE
@@ -200,6 +222,111 @@ contexts:
 current-context: bed
 EOF
 mv -f "$K/kubeconfig.tmp" "$K/kubeconfig"
+
+# --- controller-manager, scheduler, KWOK ------------------------------------------
+component_kubeconfig() { # component_kubeconfig NAME -> $K/NAME.kubeconfig with NAME's client cert
+    cat >"$K/$1.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: bed
+  cluster:
+    server: $SERVER
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: $1
+  user:
+    client-certificate-data: $(b64 "$PKI/$1.crt")
+    client-key-data: $(b64 "$PKI/$1.key")
+contexts:
+- name: bed
+  context:
+    cluster: bed
+    user: $1
+current-context: bed
+EOF
+}
+start_component() { # start_component NAME ARGS...: runs the cached binary NAME in the background
+    local name=$1 bin
+    shift
+    case $name in
+    kwok) bin=$KWOK_BIN_DIR/kwok ;;
+    *) bin=$K8S_BIN_DIR/$name ;;
+    esac
+    component_kubeconfig "$name"
+    setsid nohup "$bin" "$@" </dev/null >"$K/$name.log" 2>&1 &
+    echo $! >"$K/$name.pid"
+}
+healthy() { # healthy NAME URL -> 0 when NAME answers URL with ok
+    alive "$1" || tail_fail "$1" "$1 exited"
+    [[ $(curl -ksS --max-time 2 "$2" 2>/dev/null) == ok ]]
+}
+
+# KWOK acts for the kubelets of its nodes: what a kubelet's node authorizer allows it.
+"$KUBECTL_DIR/kubectl" --kubeconfig "$K/kubeconfig" apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:kwok-controller"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, pods]
+  verbs: [get, list, watch, update, patch, delete]
+- apiGroups: [""]
+  resources: [nodes/status, pods/status]
+  verbs: [update, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch, update]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:kwok-controller"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kwok-controller"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kwok-controller"}
+EOF
+
+# As kubeadm runs it, less what needs a cloud: every controller under its own service
+# account, the service-account token signer, the cluster CA for CSRs. Node CIDRs are not
+# allocated: each node's podCIDR is the block of addresses its ENI holds (VPC CNI style).
+start_component kube-controller-manager \
+    --kubeconfig "$K/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$K/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$K/kube-controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
+    --cert-dir "$K/kcm-certs" \
+    --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file "$PKI/sa.key" \
+    --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" \
+    --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --allocate-node-cidrs=false \
+    --profiling=false
+start_component kube-scheduler \
+    --kubeconfig "$K/kube-scheduler.kubeconfig" \
+    --authentication-kubeconfig "$K/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig "$K/kube-scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
+    --cert-dir "$K/scheduler-certs" \
+    --leader-elect=false \
+    --profiling=false
+start_component kwok \
+    --kubeconfig "$K/kwok.kubeconfig" \
+    --config "$HERE/kwok/stages.yaml" \
+    --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds 40 \
+    --server-address "127.0.0.1:$KWOK_PORT"
+until healthy kube-controller-manager "https://127.0.0.1:$KCM_PORT/healthz" &&
+    healthy kube-scheduler "https://127.0.0.1:$SCHEDULER_PORT/healthz" &&
+    healthy kwok "http://127.0.0.1:$KWOK_PORT/healthz"; do
+    (( $(date +%s) < deadline )) || tail_fail kube-controller-manager "controller-manager, scheduler or kwok not healthy after ${READY_TIMEOUT}s"
+    sleep 0.3
+done
 
 cat >"$BED_DIR/k8s.env.tmp" <<EOF
 # Generated by hack/controlplane/up.sh — source it.
