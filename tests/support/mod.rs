@@ -1,7 +1,10 @@
-//! The integration bed as seen from a test: a real kube-apiserver (KUBECONFIG) and
+//! The integration bed as seen from a test: a real Kubernetes control plane (KUBECONFIG:
+//! kube-apiserver, kube-controller-manager, kube-scheduler, and KWOK as the kubelet) and
 //! LocalStack (AWS_ENDPOINT_URL), both started by `make test`. Each test gets its own
 //! namespace, cluster name and AWS account (LocalStack maps each access key id to an
-//! account), and its own controller process, so tests run in parallel.
+//! account), its own worker nodes (EC2 instances of that account, [`NODES`] of them, which
+//! its namespace's pods are scheduled onto), and its own controller process, so tests run in
+//! parallel. A test ends by deleting its namespace, as a user would (see `Drop for Bed`).
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2 as elbv2;
 use aws_sdk_elasticloadbalancingv2::types::{Listener, LoadBalancer, Rule, TargetGroup};
-use k8s_openapi::api::core::v1::{Event, Namespace};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
@@ -24,21 +27,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
 
-/// The Service `web` (port 80 → 8080) with one ready endpoint, 10.0.128.10.
+/// Worker nodes every bed has (EC2 instances in the first private subnets).
+pub const NODES: usize = 2;
+
+/// The Service `web` (port 80 → 8080) in front of a Deployment of one pod (`app=web`); the
+/// EndpointSlice controller publishes its endpoint once KWOK has started it.
 pub const WEB: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
+  selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
-- addresses: [10.0.128.10]
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
 "#;
 
 /// A controller process of a bed.
@@ -126,10 +138,16 @@ pub struct Account {
 impl Account {
     /// A new random account, seeded for `cluster`.
     pub async fn seeded(cluster: &str) -> Account {
+        Self::seeded_with_nodes(cluster, 0).await
+    }
+
+    /// As [`Account::seeded`], with `nodes` worker nodes (EC2 instances whose interfaces hold
+    /// a block of pod addresses each; their Node objects are [`Account::node_objects`]).
+    pub async fn seeded_with_nodes(cluster: &str, nodes: usize) -> Account {
         require_env("AWS_ENDPOINT_URL");
         let id = format!("{}", rand::random_range(100_000_000_000u64..999_999_999_999));
         let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
-            .args(["--cluster", cluster])
+            .args(["--cluster", cluster, "--nodes", &nodes.to_string()])
             .env("AWS_ACCESS_KEY_ID", &id)
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .output()
@@ -144,10 +162,31 @@ impl Account {
             .await;
         Account { id, seed, elbv2: elbv2::Client::new(&sdk), ec2: aws_sdk_ec2::Client::new(&sdk) }
     }
+
+    /// The Node objects of this account's worker nodes (hack/nodes.py), labelled
+    /// `alb-bed/pool=<pool>`.
+    pub fn node_objects(&self, pool: &str) -> Vec<Node> {
+        use std::io::Write;
+        let mut child = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/nodes.py"))
+            .args(["--pool", pool])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run hack/nodes.py");
+        child.stdin.take().unwrap().write_all(self.seed.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "hack/nodes.py failed");
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_value(list["items"].clone()).unwrap()
+    }
 }
 
 pub struct Bed {
     bin: PathBuf,
+    /// The admin kubeconfig of the API server (for the cleanup in `Drop`).
+    admin: PathBuf,
+    /// This bed's worker nodes (Node names), cluster-scoped: deleted in `Drop`.
+    pub nodes: Vec<String>,
     /// The controller authenticates as deploy/manifests.yaml's ServiceAccount, bound only
     /// to its ClusterRole: every test proves that RBAC is enough.
     kubeconfig: PathBuf,
@@ -247,14 +286,26 @@ impl Bed {
         let ns = format!("{test}-{suffix}");
         let cluster = format!("c{suffix}");
 
-        let Account { id: account, seed: seeded, elbv2, ec2 } = Account::seeded(&cluster).await;
+        let account = Account::seeded_with_nodes(&cluster, NODES).await;
+        let nodes = account.node_objects(&ns);
+        let Account { id: account, seed: seeded, elbv2, ec2 } = account;
         let vpc_id = seeded["vpc_id"].as_str().unwrap().to_string();
 
+        let admin_path = admin.to_path_buf();
         let admin = kube::config::Kubeconfig::read_from(admin).expect("read the admin kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(admin.clone(), &Default::default()).await.expect("admin kubeconfig");
         let client = Client::try_from(config).expect("kube client from the admin kubeconfig");
-        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        // The namespace's pods go to this bed's nodes only (the PodNodeSelector admission
+        // plugin), as a cluster of its own would place them.
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns,
+            "annotations": {"scheduler.alpha.kubernetes.io/node-selector": format!("alb-bed/pool={ns}")}}}))
+        .unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+        let mut node_names = Vec::new();
+        for node in &nodes {
+            Api::<Node>::all(client.clone()).create(&PostParams::default(), node).await.expect("create a Node");
+            node_names.push(node.metadata.name.clone().unwrap());
+        }
         ensure_ingress_class(&client).await;
         ensure_crds(&client).await;
         let kubeconfig = service_account_kubeconfig(&client, &admin, &ns).await;
@@ -267,6 +318,8 @@ impl Bed {
         let controller = replica;
         Bed {
             bin: bin.to_path_buf(),
+            admin: admin_path,
+            nodes: node_names,
             kubeconfig,
             extra,
             client,
@@ -342,6 +395,10 @@ impl Bed {
                 "Service" => {
                     drop(self.api::<k8s_openapi::api::core::v1::Service>().create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap())
                 }
+                "Deployment" => drop(
+                    self.api::<k8s_openapi::api::apps::v1::Deployment>().create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap(),
+                ),
+                "Pod" => drop(self.api::<Pod>().create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap()),
                 "EndpointSlice" => drop(
                     self.api::<k8s_openapi::api::discovery::v1::EndpointSlice>()
                         .create(&pp, &serde_json::from_value(v).unwrap())
@@ -351,6 +408,26 @@ impl Bed {
                 other => panic!("apply: unsupported kind {other}"),
             }
         }
+    }
+
+    /// IPs of the Ready pods matching the label `selector`.
+    pub async fn ready_pod_ips(&self, selector: &str) -> BTreeSet<String> {
+        let pods = self.api::<Pod>().list(&ListParams::default().labels(selector)).await.unwrap();
+        pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p)).filter_map(pod_ip).collect()
+    }
+
+    /// Waits until `n` pods matching `selector` are Ready; returns their IPs.
+    pub async fn wait_ready_pods(&self, selector: &str, n: usize) -> BTreeSet<String> {
+        eventually(&format!("{n} Ready pods {selector}"), Duration::from_secs(60), || async {
+            let ips = self.ready_pod_ips(selector).await;
+            (ips.len() == n).then_some(ips)
+        })
+        .await
+    }
+
+    /// The (IP, port) targets that the Ready pods matching `selector` make on `port`.
+    pub async fn wait_pod_targets(&self, selector: &str, n: usize, port: i32) -> BTreeSet<(String, i32)> {
+        self.wait_ready_pods(selector, n).await.into_iter().map(|ip| (ip, port)).collect()
     }
 
     pub async fn hostname(&self, ingress: &str) -> Option<String> {
@@ -564,10 +641,67 @@ impl Bed {
 }
 
 impl Drop for Bed {
+    /// A test ends as a user would end: its namespace is deleted while the controller runs,
+    /// so every Ingress in it goes through deletion (its AWS resources removed, its
+    /// finalizer released) before the namespace can go. Skipped when the test failed or its
+    /// controller is gone (the namespace then stays Terminating on this disposable bed).
     fn drop(&mut self) {
         record_aws_operations(self.metrics_port, &self.ns);
+        if !std::thread::panicking() && self.controller.exited().is_none() {
+            let (admin, ns) = (self.admin.clone(), self.ns.clone());
+            // Drop cannot await: a thread with a runtime of its own does the deletion.
+            let done = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(delete_namespace(&admin, &ns, Duration::from_secs(90)))
+            })
+            .join();
+            if let Ok(Err(e)) = done {
+                eprintln!("[{}] {e} (log: {})", self.ns, self.log.display());
+            }
+        }
         self.controller.kill();
+        let nodes = self.nodes.clone();
+        if !nodes.is_empty() {
+            let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+            let _ = Command::new(kubectl)
+                .env("KUBECONFIG", &self.admin)
+                .args(["delete", "nodes", "--wait=false", "--ignore-not-found"])
+                .args(&nodes)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+/// Deletes the namespace `ns` and waits until it is gone.
+pub async fn delete_namespace(admin: &std::path::Path, ns: &str, timeout: Duration) -> Result<(), String> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(admin).map_err(|e| e.to_string())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| e.to_string())?;
+    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+    let api = Api::<Namespace>::all(client);
+    match api.delete(ns, &Default::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(format!("deleting namespace {ns}: {e}")),
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match api.get_opt(ns).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    Err(format!("namespace {ns} was not gone {timeout:?} after its deletion"))
+}
+
+pub fn pod_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+pub fn pod_ip(pod: &Pod) -> Option<String> {
+    pod.status.as_ref()?.pod_ip.clone()
 }
 
 /// Writes the AWS operations a controller called (from its metrics) to
