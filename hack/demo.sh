@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the bed (LocalStack + kube-apiserver), the controller, the examples applied,
+# `make demo`: the bed (LocalStack + a Kubernetes control plane with KWOK nodes), the
+# controller, the examples applied,
 # and the resulting ALB printed as the AWS API describes it. `make down` stops it all.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,9 +13,10 @@ CLUSTER=demo
 # shellcheck disable=SC1091
 source "$BED_DIR/env"
 
-echo "== seeding the demo AWS account (VPC, tagged subnets, ACM certificate)" >&2
-seed="$("$REPO/localstack/seed.sh" --cluster "$CLUSTER")"
+echo "== seeding the demo AWS account (VPC, tagged subnets, ACM certificate, two worker nodes)" >&2
+seed="$("$REPO/localstack/seed.sh" --cluster "$CLUSTER" --nodes 2)"
 vpc_id="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["vpc_id"])' <<<"$seed")"
+"$REPO/hack/nodes.py" <<<"$seed" | kubectl apply -f - >&2
 
 echo "== building and starting alb-controller" >&2
 cargo build --quiet --bin alb-controller
@@ -30,7 +32,8 @@ echo "   log: $BED_DIR/controller.log   metrics: http://127.0.0.1:$metrics_port/
 echo "== applying examples/" >&2
 kubectl apply -f "$REPO/examples/ingress-class.yaml" -f "$REPO/examples/shop.yaml" >&2
 
-echo "== waiting for the Ingress hostname" >&2
+echo "== waiting for the pods and the Ingress hostname" >&2
+kubectl rollout status deployment/web -n default --timeout=60s >&2
 hostname=""
 for _ in $(seq 1 600); do
     hostname="$(kubectl get ingress shop -n default -o jsonpath='{.status.loadBalancer.ingress[0].hostname}' 2>/dev/null || true)"
@@ -41,6 +44,8 @@ done
 [[ -n "$hostname" ]] || { echo "no hostname after 120s; controller log:" >&2; tail -20 "$BED_DIR/controller.log" >&2; exit 1; }
 
 kubectl get ingress shop -n default
+echo
+kubectl get pods -n default -o wide
 echo
 venv="$("$REPO/localstack/venv_path.sh")"
 "$venv/bin/python" "$REPO/hack/show-alb.py" "$hostname"
