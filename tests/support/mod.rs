@@ -648,6 +648,10 @@ impl Drop for Bed {
     fn drop(&mut self) {
         record_aws_operations(self.metrics_port, &self.ns);
         if !std::thread::panicking() && self.controller.exited().is_none() {
+            // The user's AWS works again by the time they clean up.
+            if let Some(faults) = &self.faults {
+                faults.clear();
+            }
             let (admin, ns) = (self.admin.clone(), self.ns.clone());
             // Drop cannot await: a thread with a runtime of its own does the deletion.
             let done = std::thread::spawn(move || {
