@@ -121,9 +121,7 @@ spec:
     )
     .await;
     let pods = bed.api::<Pod>();
-    let condition = |pod: &Pod, t: &str| {
-        pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status.clone())
-    };
+    let condition = |pod: &Pod, t: &str| pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status.clone());
     let pod = eventually("the pod runs", Duration::from_secs(30), || async {
         let p = pods.get("gated").await.ok()?;
         (condition(&p, "ContainersReady").as_deref() == Some("True")).then_some(p)
@@ -205,6 +203,5 @@ spec:
     })
     .await;
     assert!(deleted.elapsed() >= Duration::from_secs(3), "not before its drain time: {:?}", deleted.elapsed());
-    eventually("its endpoint is gone", Duration::from_secs(10), || async { endpoints(&bed, "drain").await.is_empty().then_some(()) })
-        .await;
+    eventually("its endpoint is gone", Duration::from_secs(10), || async { endpoints(&bed, "drain").await.is_empty().then_some(()) }).await;
 }

@@ -1,6 +1,7 @@
 //! `make chaos` (not in `make test`: it is long): N Ingresses (env `CHAOS_INGRESSES`, default
-//! 30; every third one in one of three IngressGroups) go through four stages — create, edit
-//! (a new path), endpoint change (new pod IPs), delete — twice in one invocation: once without
+//! 30; every third one in one of three IngressGroups), each in front of a Deployment of two
+//! pods, go through four stages — create, edit (a new path), endpoints (every Deployment
+//! rolled to new pods), delete — twice in one invocation: once without
 //! faults, then with `CHAOS_FAULT_RATE` (0.2) mixed faults on every AWS call (throttling,
 //! 500, 503, resets, delays, served-but-reply-lost; tests/support/faults.rs) and the
 //! controller SIGKILLed and restarted at random moments (0.3–3 s into each stage, then every 2–`CHAOS_KILL_MAX_SECS`
@@ -17,13 +18,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use rand::Rng;
 use serde_json::json;
-use support::{Bed, TAG_CLUSTER, TAG_STACK, env_or};
+use support::{Bed, TAG_CLUSTER, TAG_STACK, env_or, pod_ip, pod_ready};
 
 const STAGES: [&str; 4] = ["create", "edit", "endpoints", "delete"];
 
@@ -44,9 +45,40 @@ fn path(i: usize, edited: bool) -> String {
     if edited { format!("/app-{i}-v2") } else { format!("/app-{i}") }
 }
 
-/// Pod IPs of Service `i` in generation `g` (0 at creation, 1 after the endpoint stage).
-fn ips(i: usize, g: usize) -> BTreeSet<String> {
-    (0..2).map(|k| format!("10.0.{}.{}", 128 + g * 8 + i / 100, 10 + (i % 100) * 2 + k)).collect()
+const REPLICAS: usize = 2;
+
+/// Ready pod IPs by Service, of pods of generation `g` only (the `gen` label of the
+/// Deployment's template: 0 at creation, 1 after the endpoints stage), and only for Services
+/// whose `REPLICAS` pods are all Ready in that generation (a rollout still under way counts
+/// as not there yet).
+async fn pod_ips(bed: &Bed, g: usize) -> BTreeMap<String, BTreeSet<String>> {
+    let pods = bed.api::<Pod>().list(&ListParams::default()).await.unwrap();
+    let mut by_app: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for pod in &pods.items {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let Some(app) = labels.get("app") else { continue };
+        let entry = by_app.entry(app.clone()).or_default();
+        entry.0 += 1;
+        if labels.get("gen") == Some(&g.to_string()) && pod.metadata.deletion_timestamp.is_none() && pod_ready(pod) {
+            entry.1.extend(pod_ip(pod));
+        }
+    }
+    by_app.into_iter().filter(|(_, (all, ready))| *all == REPLICAS && ready.len() == REPLICAS).map(|(app, (_, ips))| (app, ips)).collect()
+}
+
+fn deployment_object(i: usize) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": service(i)},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": service(i)}},
+            "template": {
+                "metadata": {"labels": {"app": service(i), "gen": "0"}},
+                "spec": {"terminationGracePeriodSeconds": 5, "containers": [{"name": "app", "image": "app", "ports": [{"containerPort": 8080}]}]}
+            }
+        }
+    }))
+    .unwrap()
 }
 
 fn ingress_object(i: usize, edited: bool) -> Ingress {
@@ -63,17 +95,6 @@ fn ingress_object(i: usize, edited: bool) -> Ingress {
                 "backend": {"service": {"name": service(i), "port": {"number": 80}}}
             }]}}]
         }
-    }))
-    .unwrap()
-}
-
-fn slice_object(i: usize, g: usize) -> EndpointSlice {
-    let endpoints: Vec<_> = ips(i, g).iter().map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}})).collect();
-    serde_json::from_value(json!({
-        "metadata": {"name": format!("{}-1", service(i)), "labels": {"kubernetes.io/service-name": service(i)}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 8080}],
-        "endpoints": endpoints
     }))
     .unwrap()
 }
@@ -113,6 +134,7 @@ async fn observed(bed: &Bed) -> BTreeMap<String, BTreeMap<String, BTreeSet<Strin
 /// How many of the `n` Ingresses look as `want` says (hostname, rule path, targets).
 async fn converged(bed: &Bed, n: usize, want: Want) -> usize {
     let seen = observed(bed).await;
+    let pods = pod_ips(bed, want.generation).await;
     let ingresses: BTreeMap<String, Ingress> = bed
         .api::<Ingress>()
         .list(&ListParams::default())
@@ -128,7 +150,7 @@ async fn converged(bed: &Bed, n: usize, want: Want) -> usize {
                 .get(&ingress(i))
                 .and_then(|ing| ing.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref()?.first()?.hostname.clone());
             let Some(paths) = host.and_then(|h| seen.get(&h)) else { return false };
-            paths.get(&path(i, want.edited)) == Some(&ips(i, want.generation))
+            pods.get(&service(i)).is_some_and(|ips| paths.get(&path(i, want.edited)) == Some(ips))
         })
         .count()
 }
@@ -262,14 +284,15 @@ async fn run(n: usize, fault_rate: f64, kill_max_secs: u64, seed: u64) -> RunRes
         kills: 0,
         logs: vec![bed.log.clone()],
     };
+    // Room for every pod and one surge pod per Deployment (62 pods per node).
+    bed.grow_nodes((n * (REPLICAS + 1)).div_ceil(62).max(support::NODES)).await;
     let pp = PostParams::default();
     for i in 0..n {
-        let svc: Service = serde_json::from_value(
-            json!({"metadata": {"name": service(i)}, "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
-        )
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": service(i)},
+            "spec": {"selector": {"app": service(i)}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
         .unwrap();
         bed.api::<Service>().create(&pp, &svc).await.unwrap();
-        bed.api::<EndpointSlice>().create(&pp, &slice_object(i, 0)).await.unwrap();
+        bed.api::<Deployment>().create(&pp, &deployment_object(i)).await.unwrap();
     }
     if with_faults {
         bed.faults().mixed(fault_rate, seed);
@@ -296,11 +319,11 @@ async fn run(n: usize, fault_rate: f64, kill_max_secs: u64, seed: u64) -> RunRes
     stages.push(wait_stage(&mut bed, &mut killer, n, goal, timeout, started).await);
     dups.extend(duplicates(&bed).await);
 
-    // endpoints: every Service's pods replaced
+    // endpoints: every Deployment rolled to new pods (a new template, as a rollout restart)
     let started = Instant::now();
     for i in 0..n {
-        let patch = json!({"endpoints": serde_json::to_value(slice_object(i, 1).endpoints).unwrap()});
-        bed.api::<EndpointSlice>().patch(&format!("{}-1", service(i)), &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+        let patch = json!({"spec": {"template": {"metadata": {"labels": {"gen": "1"}}}}});
+        bed.api::<Deployment>().patch(&service(i), &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     }
     let goal = Goal::Look(Want { edited: true, generation: 1 });
     stages.push(wait_stage(&mut bed, &mut killer, n, goal, timeout, started).await);

@@ -146,14 +146,7 @@ impl Account {
     pub async fn seeded_with_nodes(cluster: &str, nodes: usize) -> Account {
         require_env("AWS_ENDPOINT_URL");
         let id = format!("{}", rand::random_range(100_000_000_000u64..999_999_999_999));
-        let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
-            .args(["--cluster", cluster, "--nodes", &nodes.to_string()])
-            .env("AWS_ACCESS_KEY_ID", &id)
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .output()
-            .expect("run localstack/seed.sh");
-        assert!(seed.status.success(), "seed failed: {}", String::from_utf8_lossy(&seed.stderr));
-        let seed: serde_json::Value = serde_json::from_slice(&seed.stdout).expect("seed prints JSON");
+        let seed = run_seed(&id, cluster, nodes);
         let creds = elbv2::config::Credentials::new(&id, "test", None, None, "test");
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .credentials_provider(creds)
@@ -179,6 +172,19 @@ impl Account {
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         serde_json::from_value(list["items"].clone()).unwrap()
     }
+}
+
+/// localstack/seed.sh for `cluster` in account `id` with `nodes` worker nodes in all (it
+/// reuses what is there, so a second run only adds nodes); its JSON.
+fn run_seed(id: &str, cluster: &str, nodes: usize) -> serde_json::Value {
+    let seed = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/localstack/seed.sh"))
+        .args(["--cluster", cluster, "--nodes", &nodes.to_string()])
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("run localstack/seed.sh");
+    assert!(seed.status.success(), "seed failed: {}", String::from_utf8_lossy(&seed.stderr));
+    serde_json::from_slice(&seed.stdout).expect("seed prints JSON")
 }
 
 pub struct Bed {
@@ -335,6 +341,21 @@ impl Bed {
             log,
             faults,
         }
+    }
+
+    /// Grows the bed to `total` worker nodes (more EC2 instances of its account, and their
+    /// Node objects in its pool), e.g. for more pods than two nodes hold.
+    pub async fn grow_nodes(&mut self, total: usize) {
+        let seed = run_seed(&self.account, &self.cluster, total);
+        let account = Account { id: self.account.clone(), seed, elbv2: self.elbv2.clone(), ec2: self.ec2.clone() };
+        for node in account.node_objects(&self.ns) {
+            let name = node.metadata.name.clone().unwrap();
+            if !self.nodes.contains(&name) {
+                Api::<Node>::all(self.client.clone()).create(&PostParams::default(), &node).await.expect("create a Node");
+                self.nodes.push(name);
+            }
+        }
+        self.seed["nodes"] = account.seed["nodes"].clone();
     }
 
     /// Another controller process, same flags, on the same namespace and AWS account.
