@@ -3,6 +3,8 @@
 #   make down   stops what `make demo` started
 #   make test   every unit and integration test on a private bed (non-zero on failure)
 #   make lint   clippy (warnings are errors) and rustfmt check
+#   make image  the container image (deploy/Dockerfile) with buildah: make release + deploy/rootfs.sh,
+#               tagged alb-controller:<version>, and target/alb-controller-image.oci.tar
 #   make manifests  regenerates deploy/manifests.yaml from the Helm chart (deploy/chart)
 #   make bench  the three benchmarks below, one after the other, each on a private bed
 #   make bench-alb    N Ingresses (BENCH_INGRESSES, default 200): wall time, AWS calls,
@@ -21,23 +23,30 @@
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
 
-.PHONY: all build release deps demo down test bench bench-alb bench-churn bench-scale chaos lint unit clean manifests
+.PHONY: all build release image deps demo down test bench bench-alb bench-churn bench-scale chaos lint unit clean manifests
 
 all: build
 
 build:
 	cargo build
 
-# The release binary; deploy/Dockerfile runs exactly this command.
+# The release binary, which `make image` puts in the image.
 release:
 	cargo build --release --locked --bin alb-controller
 
+# The image from the release binary, with nothing pulled (hack/image.sh; buildah's storage
+# is target/buildah).
+image: release
+	hack/image.sh build target/release/alb-controller
+
 # Installs what is missing: Rust comes with the machine (rustup); Go builds the control
-# plane; Python builds the LocalStack venv. Each step is a no-op once cached.
+# plane; Python builds the LocalStack venv; apt-get installs buildah (tests/image.rs).
+# Each step is a no-op once cached.
 deps:
 	hack/controlplane/install.sh
 	localstack/install.sh >/dev/null
 	hack/helm/install.sh >/dev/null
+	hack/image.sh deps
 
 demo: deps
 	hack/demo.sh

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod faults;
+pub mod incluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
