@@ -87,17 +87,15 @@ fn ldd(bin: &Path) -> BTreeSet<String> {
 /// The effective user and group of a process (/proc/PID/status).
 fn ids(pid: u32) -> (String, String) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().nth(1)).unwrap().to_string()
-    };
+    let field =
+        |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().nth(1)).unwrap().to_string();
     (field("Uid:"), field("Gid:"))
 }
 
 #[tokio::test]
 async fn the_image_runs_the_controller_in_cluster() {
-    let bin = std::env::var_os("ALB_CONTROLLER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alb-controller")));
+    let bin =
+        std::env::var_os("ALB_CONTROLLER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_alb-controller")));
     let bin = bin.as_path();
     let suffix: u32 = rand::random_range(100_000..999_999);
     let image = format!("alb-controller-test:{suffix}");

@@ -63,7 +63,10 @@ fn token_namespace(token: &str) -> String {
     let claims: serde_json::Value =
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url claims")).unwrap();
     let sub = claims["sub"].as_str().expect("a sub claim");
-    sub.strip_prefix("system:serviceaccount:").and_then(|s| s.split_once(':')).map(|(ns, _)| ns.to_string()).expect("a ServiceAccount token")
+    sub.strip_prefix("system:serviceaccount:")
+        .and_then(|s| s.split_once(':'))
+        .map(|(ns, _)| ns.to_string())
+        .expect("a ServiceAccount token")
 }
 
 /// The whole environment of the controller's container: the variables the kubelet sets
