@@ -47,6 +47,7 @@ build)
     context="${IMAGE_CONTEXT:-$REPO}"
     archive="${IMAGE_ARCHIVE-$REPO/target/alb-controller-image.oci.tar}"
     "$REPO/deploy/rootfs.sh" "$2" "$context/target/image/rootfs" >/dev/null
+    # --timestamp 0 (and deploy/rootfs.sh's file times): the same binary gives the same image ID.
     buildah bud --quiet --isolation chroot --timestamp 0 -f "$REPO/deploy/Dockerfile" -t "$tag" "$context" >/dev/null
     if [[ -n $archive ]]; then
         rm -f "$archive"
