@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::Bed;
-use support::incluster::{PodIdentity, assert_ingress_converges, descendants, spawn_from_image};
+use support::incluster::{PodIdentity, assert_ingress_converges, assert_namespace_deleted, descendants, spawn_from_image};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -156,6 +156,7 @@ async fn the_image_runs_the_controller_in_cluster() {
         .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "alb-controller"))
         .expect("the controller runs under buildah run");
     assert_eq!(ids(process), ("65532".to_string(), "65532".to_string()), "the controller runs as the image's user");
+    assert_namespace_deleted(&bed, &mut controller).await;
     controller.kill();
     support::eventually("the controller from the image is gone", std::time::Duration::from_secs(10), || async {
         let state = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();

@@ -8,7 +8,7 @@
 mod support;
 
 use support::Bed;
-use support::incluster::{PodIdentity, assert_ingress_converges, spawn_in_mount_namespace};
+use support::incluster::{PodIdentity, assert_ingress_converges, assert_namespace_deleted, spawn_in_mount_namespace};
 
 #[tokio::test]
 async fn the_controller_converges_with_in_cluster_configuration() {
@@ -20,6 +20,7 @@ async fn the_controller_converges_with_in_cluster_configuration() {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_alb-controller"));
     let mut controller = spawn_in_mount_namespace(&bed, &pod, bin, &endpoint);
     assert_ingress_converges(&bed, &mut controller).await;
+    assert_namespace_deleted(&bed, &mut controller).await;
     // The mounts were private: the host does not see the test's token there.
     let host_token = std::fs::read(std::path::Path::new(support::incluster::SERVICE_ACCOUNT_DIR).join("token")).ok();
     assert_ne!(host_token, std::fs::read(pod.dir.join("token")).ok(), "the host's /var/run is untouched");

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine;
 
@@ -128,9 +129,9 @@ impl InClusterController {
     pub fn kill(&mut self) {
         let below = descendants(self.child.id());
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.exited().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
         for pid in below.into_iter().rev() {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
@@ -245,13 +246,14 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
 "#;
 
-/// Applies an Ingress and its Service and waits until `controller` (the only one running
-/// for the bed) gave it an ALB: the hostname in its status names a load balancer that
-/// AWS has, tagged for the bed's cluster, and the AWS calls were this process's.
+/// Applies an Ingress and its Service (a Deployment's pod) and waits until `controller`
+/// (the only one running for the bed) gave it an ALB: the hostname in its status names a
+/// load balancer that AWS has, tagged for the bed's cluster, whose target group holds the
+/// pod, and the AWS calls were this process's.
 pub async fn assert_ingress_converges(bed: &Bed, controller: &mut InClusterController) {
     bed.apply(super::WEB).await;
     bed.apply(INGRESS).await;
-    let hostname = super::eventually("the Ingress gets its ALB's hostname", std::time::Duration::from_secs(120), || {
+    let hostname = super::eventually("the Ingress gets its ALB's hostname", Duration::from_secs(120), || {
         if let Some(status) = controller.exited() {
             panic!("the in-cluster controller exited ({status}):\n{}", controller.log_text());
         }
@@ -259,9 +261,28 @@ pub async fn assert_ingress_converges(bed: &Bed, controller: &mut InClusterContr
     })
     .await;
     let lb = bed.load_balancer_by_dns(&hostname).await;
-    let tags = bed.tags(lb.load_balancer_arn().unwrap()).await;
+    let lb_arn = lb.load_balancer_arn().unwrap();
+    let tags = bed.tags(lb_arn).await;
     assert_eq!(tags.get(super::TAG_CLUSTER), Some(&bed.cluster), "the ALB is tagged for the bed's cluster: {tags:?}");
     assert_eq!(tags.get(super::TAG_STACK).map(String::as_str), Some(format!("{}/shop", bed.ns).as_str()));
+
+    let pod = bed.wait_pod_targets("app=web", 1, 8080).await;
+    let tg =
+        bed.stack_arns(&format!("{}/shop", bed.ns)).await.into_iter().find(|arn| arn.contains(":targetgroup/")).expect("a target group");
+    super::eventually("the target group holds the pod", Duration::from_secs(60), || async {
+        (bed.targets(&tg).await == pod).then_some(())
+    })
+    .await;
     let calls = super::aws_call_count(controller.metrics_port).await;
     assert!(calls > 0, "the in-cluster controller made the AWS calls (its metrics count {calls})");
+}
+
+/// Deletes the bed's namespace while `controller` runs (the bed's own controller, stopped,
+/// would not) and waits until it is gone: the Ingress's finalizer released, its ALB deleted.
+pub async fn assert_namespace_deleted(bed: &Bed, controller: &mut InClusterController) {
+    let stack = format!("{}/shop", bed.ns);
+    super::delete_namespace(&bed.admin, &bed.ns, Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|e| panic!("{e}; controller log: {}", controller.log.display()));
+    assert_eq!(bed.stack_arns(&stack).await, Vec::<String>::new(), "the Ingress's AWS resources are gone");
 }
