@@ -138,7 +138,7 @@ async fn the_image_runs_the_controller_in_cluster() {
         ["/usr/local/bin/alb-controller", "/etc/ssl/certs/ca-certificates.crt", "/etc/passwd", "/etc/group"].map(String::from).into();
     want.extend(ldd(bin));
     assert_eq!(found, want, "the image holds exactly the controller and what it needs");
-    assert!(!root.join("bin/sh").exists());
+    assert!(!root.join("bin/sh").exists(), "no shell in the image");
     assert_eq!(std::fs::read(root.join("usr/local/bin/alb-controller")).unwrap(), std::fs::read(bin).unwrap(), "the binary given");
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
     assert!(passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")), "{passwd}");

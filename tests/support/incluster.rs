@@ -17,8 +17,9 @@ use super::{Bed, free_port};
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// What a pod of deploy/manifests.yaml is given: the files of its ServiceAccount volume
-/// (in a directory of the test's own) and the API server's address as the Service
-/// `kubernetes` publishes it to pods.
+/// (in a directory of the test's own) and the API server's address for
+/// `KUBERNETES_SERVICE_HOST/PORT` (its own: the bed has no Service network behind the
+/// `kubernetes` Service's ClusterIP; the server certificate names both).
 pub struct PodIdentity {
     /// Holds `token`, `ca.crt` and `namespace`, as the kubelet projects them.
     pub dir: PathBuf,
@@ -49,7 +50,8 @@ impl PodIdentity {
         std::fs::write(dir.join("token"), token).unwrap();
         std::fs::write(dir.join("ca.crt"), ca).unwrap();
         std::fs::write(dir.join("namespace"), &namespace).unwrap();
-        // Readable by the image's non-root user, as the kubelet makes them for runAsUser.
+        // Readable by the image's non-root user, as the kubelet makes a projected token for
+        // the pod's runAsUser.
         for file in ["token", "ca.crt", "namespace"] {
             std::fs::set_permissions(dir.join(file), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         }
@@ -124,20 +126,25 @@ impl InClusterController {
     }
 
     /// Stops the started process as Kubernetes stops a pod (SIGTERM; `buildah run` passes it
-    /// on to the controller, its grandchild), then kills whatever below it is still there
-    /// after 10 s, each by its PID.
+    /// on to the controller, its grandchild, and waits for it); if it is still there after
+    /// 10 s, kills it and everything below it, each by its PID.
     pub fn kill(&mut self) {
+        if self.exited().is_some() {
+            return; // reaped: its PID may be another process's by now
+        }
         let below = descendants(self.child.id());
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.exited().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        for pid in below.into_iter().rev() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+        if self.exited().is_none() {
+            for pid in below.into_iter().rev() {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
