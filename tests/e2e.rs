@@ -1,34 +1,46 @@
-//! Integration tests on the real bed: a kube-apiserver and LocalStack, the controller
-//! as its own process. Every outcome is read back through the Kubernetes and AWS APIs.
+//! Integration tests on the real bed: a kube-apiserver with its controller-manager,
+//! scheduler and KWOK as the kubelet, and LocalStack; the controller as its own process.
+//! Pods come from Deployments and their endpoints from the EndpointSlice controller; every
+//! outcome is read back through the Kubernetes and AWS APIs.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use support::{Bed, eventually, is_mutating};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use support::{Bed, TAG_CLUSTER, eventually, is_mutating};
 
-const APP: &str = r#"
+/// The Service `web` selecting the pods `app=web`.
+const WEB_SERVICE: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
+  selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
-- addresses: [10.0.128.10]
-  conditions: {ready: true}
-- addresses: [10.0.128.11]
-  conditions: {ready: true}
----
+"#;
+
+/// Two pods behind `web`.
+const WEB_DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
+"#;
+
+const SHOP: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: shop}
@@ -40,6 +52,33 @@ spec:
       - {path: /api, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
       - {path: /health, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}
 "#;
+
+/// The Service, its Deployment of two pods and the Ingress `shop`.
+async fn apply_app(bed: &Bed) {
+    bed.apply(WEB_SERVICE).await;
+    bed.apply(WEB_DEPLOYMENT).await;
+    bed.apply(SHOP).await;
+}
+
+/// A Deployment `web-{part}` of pods `app=web` (so behind the Service `web`), all on `node`.
+fn pinned_deployment(part: &str, node: &str, replicas: i32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web-{part}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web, part: {part}}}}}
+  template:
+    metadata: {{labels: {{app: web, part: {part}}}}}
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {node}}}
+      terminationGracePeriodSeconds: 5
+      containers: [{{name: web, image: web, ports: [{{containerPort: 8080}}]}}]
+"#
+    )
+}
 
 fn path_values(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Vec<String> {
     rule.conditions()
@@ -57,8 +96,17 @@ fn forward_arn(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Option<Str
     a.target_group_arn().map(str::to_string).or_else(|| a.forward_config()?.target_groups().first()?.target_group_arn().map(str::to_string))
 }
 
-fn ips(ips: &[&str]) -> BTreeSet<(String, i32)> {
-    ips.iter().map(|ip| (ip.to_string(), 8080)).collect()
+/// The targets that pods at these IPs make on the container port 8080.
+fn targets_of(ips: &BTreeSet<String>) -> BTreeSet<(String, i32)> {
+    ips.iter().map(|ip| (ip.clone(), 8080)).collect()
+}
+
+/// Waits until the target group's targets are exactly `want`.
+async fn wait_targets(bed: &Bed, tg: &str, want: &BTreeSet<(String, i32)>) {
+    eventually(&format!("targets become {want:?} (log: {})", bed.log.display()), Duration::from_secs(30), || async {
+        (bed.targets(tg).await == *want).then_some(())
+    })
+    .await;
 }
 
 /// Everything the converged `shop` Ingress has in AWS, by ARN.
@@ -83,7 +131,7 @@ async fn provisioned(bed: &Bed) -> Provisioned {
 #[tokio::test]
 async fn ingress_becomes_an_alb_with_listener_rules_and_targets() {
     let bed = Bed::start("create").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     let dns = bed.wait_hostname("shop").await;
 
     let lb = bed.load_balancer_by_dns(&dns).await;
@@ -117,18 +165,15 @@ async fn ingress_becomes_an_alb_with_listener_rules_and_targets() {
     assert_eq!(tg.target_type().unwrap().as_str(), "ip");
     assert_eq!(tg.port(), Some(8080));
     assert_eq!(bed.tags(&tg_arn).await["ingress.k8s.aws/resource"], format!("{}/shop-web:80", bed.ns));
-    let targets = eventually("targets registered", Duration::from_secs(30), || async {
-        let t = bed.targets(&tg_arn).await;
-        (t.len() == 2).then_some(t)
-    })
-    .await;
-    assert_eq!(targets, ips(&["10.0.128.10", "10.0.128.11"]));
+    // The targets are the Deployment's two pods, at the IPs KWOK gave them.
+    let pods = bed.wait_pod_targets("app=web", 2, 8080).await;
+    wait_targets(&bed, &tg_arn, &pods).await;
 }
 
 #[tokio::test]
 async fn editing_a_path_changes_that_rule_only() {
     let bed = Bed::start("edit").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     let before = provisioned(&bed).await;
     let api = bed.api::<Ingress>();
     let patch = serde_json::json!({"spec": {"rules": [{"http": {"paths": [
@@ -153,36 +198,42 @@ async fn editing_a_path_changes_that_rule_only() {
 #[tokio::test]
 async fn registered_targets_follow_the_endpoint_slice() {
     let bed = Bed::start("targets").await;
-    bed.apply(APP).await;
+    // Two Deployments behind the Service, each pinned to one of the bed's nodes, so that
+    // which node's interface holds a new pod's IP is known.
+    let (node_a, node_b) = (&bed.nodes[0], &bed.nodes[1]);
+    bed.apply(WEB_SERVICE).await;
+    bed.apply(&pinned_deployment("a", node_a, 2)).await;
+    bed.apply(&pinned_deployment("b", node_b, 0)).await;
+    bed.apply(SHOP).await;
     let p = provisioned(&bed).await;
-    eventually("targets registered", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    wait_targets(&bed, &p.tg, &bed.wait_pod_targets("app=web", 2, 8080).await).await;
     let reconciles = bed.wait_quiet().await;
     let calls_before = bed.aws_calls().await;
-    let slices = bed.api::<EndpointSlice>();
-    for want in [vec!["10.0.128.10", "10.0.128.11"], vec!["10.0.128.10", "10.0.128.11", "10.0.128.12", "10.0.128.13"], vec!["10.0.128.13"]]
-    {
-        let endpoints: Vec<_> = want.iter().map(|ip| serde_json::json!({"addresses": [ip], "conditions": {"ready": true}})).collect();
-        slices.patch("web-1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"endpoints": endpoints}))).await.unwrap();
-        let expected = ips(&want);
-        eventually(&format!("targets become {want:?}"), Duration::from_secs(30), || async {
-            (bed.targets(&p.tg).await == expected).then_some(())
-        })
-        .await;
+    // Pods on the node no lookup has described yet, one more on the known node, then most
+    // of them gone: every step is the EndpointSlice controller's, from a scale.
+    for (scales, pods) in [(vec![("web-b", 2)], 4), (vec![("web-a", 3)], 5), (vec![("web-a", 0), ("web-b", 1)], 1)] {
+        for (deployment, replicas) in &scales {
+            bed.scale(deployment, *replicas).await;
+        }
+        let want = targets_of(&bed.wait_settled_pods("app=web", pods).await);
+        wait_targets(&bed, &p.tg, &want).await;
     }
     // The fast path: no reconcile of the Ingress, no AWS call but the target changes, and
-    // one interface lookup for the two pod IPs never seen before (batched, then cached).
+    // one interface lookup, for web-b's pods on the node not described before. A described
+    // interface brings every address of its node's pod block into the cache (as VPC CNI
+    // keeps them), so the other pod there and web-a's new pod on the known node cost none.
     assert_eq!(bed.wait_quiet().await, reconciles, "endpoint changes never reconcile the whole group");
     let after = bed.aws_calls().await;
     let calls: Vec<_> = after.iter().filter(|(op, n)| calls_before.get(*op) != Some(n)).map(|(op, _)| op.as_str()).collect();
     assert_eq!(calls, ["DeregisterTargets", "DescribeNetworkInterfaces", "RegisterTargets"], "only target calls");
     let lookups = after["DescribeNetworkInterfaces"] - calls_before.get("DescribeNetworkInterfaces").copied().unwrap_or_default();
-    assert_eq!(lookups, 1, "one lookup for 10.0.128.12 and .13 together; known IPs cost none");
+    assert_eq!(lookups, 1, "one lookup for the new node's pods; pods on a described node cost none");
 }
 
 #[tokio::test]
 async fn deleting_the_ingress_deletes_every_aws_resource_of_its_stack() {
     let bed = Bed::start("delete").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     provisioned(&bed).await;
     let stack = format!("{}/shop", bed.ns);
     assert_eq!(bed.stack_arns(&stack).await.len(), 2, "a load balancer and a target group");
@@ -197,12 +248,74 @@ async fn deleting_the_ingress_deletes_every_aws_resource_of_its_stack() {
     assert!(bed.load_balancers().await.is_empty());
 }
 
+/// IDs of the security groups tagged with the bed's cluster.
+async fn cluster_security_groups(bed: &Bed) -> Vec<String> {
+    let filter = aws_sdk_ec2::types::Filter::builder().name(format!("tag:{TAG_CLUSTER}")).values(&bed.cluster).build();
+    let out = bed.ec2.describe_security_groups().filters(filter).send().await.unwrap();
+    out.security_groups().iter().filter_map(|g| g.group_id.clone()).collect()
+}
+
+/// ARNs of the load balancers and target groups tagged with the bed's cluster.
+async fn cluster_load_balancers_and_target_groups(bed: &Bed) -> Vec<String> {
+    let mut arns: Vec<String> = bed.load_balancers().await.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
+    let tgs = bed.elbv2.describe_target_groups().send().await.unwrap().target_groups.unwrap_or_default();
+    arns.extend(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()));
+    let mut tagged = Vec::new();
+    for arn in arns {
+        if bed.tags(&arn).await.get(TAG_CLUSTER) == Some(&bed.cluster) {
+            tagged.push(arn);
+        }
+    }
+    tagged
+}
+
+/// Security groups of the VPC with an inbound rule from `group`.
+async fn groups_opened_to(bed: &Bed, group: &str) -> Vec<String> {
+    let filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&bed.vpc_id).build();
+    let out = bed.ec2.describe_security_groups().filters(filter).send().await.unwrap();
+    out.security_groups()
+        .iter()
+        .filter(|g| g.ip_permissions().iter().flat_map(|p| p.user_id_group_pairs()).any(|pair| pair.group_id() == Some(group)))
+        .filter_map(|g| g.group_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn deleting_the_namespace_removes_every_aws_resource_and_releases_the_finalizer() {
+    let bed = Bed::start("ns-delete").await;
+    apply_app(&bed).await;
+    let p = provisioned(&bed).await;
+    wait_targets(&bed, &p.tg, &bed.wait_pod_targets("app=web", 2, 8080).await).await;
+    let stack = format!("{}/shop", bed.ns);
+    assert_eq!(bed.stack_arns(&stack).await.len(), 2, "a load balancer and a target group");
+    // The stack's managed group and the cluster's backend group, which the pods' node
+    // security group is opened to.
+    let groups = cluster_security_groups(&bed).await;
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let managed = bed.stack_security_groups(&stack).await;
+    let backend = groups.iter().find(|g| !managed.contains(g)).unwrap().clone();
+    assert!(!groups_opened_to(&bed, &backend).await.is_empty(), "the nodes' group is opened to the backend group");
+
+    // As a user cleans up: the namespace goes, with the Ingress, the Service, the
+    // Deployment and its pods all deleted at once by the namespace controller.
+    let namespaces = Api::<Namespace>::all(bed.client.clone());
+    namespaces.delete(&bed.ns, &DeleteParams::default()).await.unwrap();
+    eventually(&format!("the namespace is gone (log: {})", bed.log.display()), Duration::from_secs(90), || async {
+        namespaces.get_opt(&bed.ns).await.unwrap().is_none().then_some(())
+    })
+    .await;
+    // It could go only once the Ingress had gone, that is once its finalizer was released.
+    assert_eq!(cluster_load_balancers_and_target_groups(&bed).await, Vec::<String>::new(), "no load balancer or target group is left");
+    assert_eq!(cluster_security_groups(&bed).await, Vec::<String>::new(), "no security group tagged with the cluster is left");
+    assert_eq!(groups_opened_to(&bed, &backend).await, Vec::<String>::new(), "no rule refers to the deleted backend group");
+}
+
 #[tokio::test]
 async fn reconciling_an_unchanged_ingress_makes_no_aws_call() {
     let bed = Bed::start("noop").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     let p = provisioned(&bed).await;
-    eventually("targets registered", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    wait_targets(&bed, &p.tg, &bed.wait_pod_targets("app=web", 2, 8080).await).await;
     let reconciles_before = bed.wait_quiet().await;
     let before = bed.aws_calls().await;
     assert!(before.get("CreateLoadBalancer").copied().unwrap_or(0) == 1, "the counter saw the creation: {before:?}");
@@ -224,7 +337,7 @@ async fn reconciling_an_unchanged_ingress_makes_no_aws_call() {
 #[tokio::test]
 async fn bad_input_is_reported_on_its_ingress_while_others_converge() {
     let bed = Bed::start("isolate").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     bed.apply(
         r#"
 apiVersion: networking.k8s.io/v1
@@ -272,19 +385,20 @@ spec:
 #[tokio::test]
 async fn a_rolling_replacement_never_empties_the_target_group() {
     let bed = Bed::start("rolling").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     let p = provisioned(&bed).await;
-    eventually("the first two targets", Duration::from_secs(30), || async {
-        (bed.targets(&p.tg).await == ips(&["10.0.128.10", "10.0.128.11"])).then_some(())
-    })
-    .await;
-    // Every endpoint replaced in one write (a Deployment's pods all swapped).
-    let endpoints = serde_json::json!({"endpoints": [
-        {"addresses": ["10.0.128.20"], "conditions": {"ready": true}},
-        {"addresses": ["10.0.128.21"], "conditions": {"ready": true}}]});
-    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
-    let want = ips(&["10.0.128.20", "10.0.128.21"]);
-    eventually("the new endpoints replace the old, never through an empty group", Duration::from_secs(30), || async {
+    let old = bed.wait_ready_pods("app=web", 2).await;
+    wait_targets(&bed, &p.tg, &targets_of(&old)).await;
+    // Every pod replaced at once, with no capacity given up: both new pods start together,
+    // and both old ones are told to stop together once the new ones are Ready, so the
+    // controller sees all the endpoints change within moments.
+    let strategy = serde_json::json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}}});
+    bed.api::<Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(strategy)).await.unwrap();
+    bed.rollout_restart("web").await;
+    let new = bed.wait_settled_pods("app=web", 2).await;
+    assert!(new.is_disjoint(&old), "new pods at new addresses: {old:?} then {new:?}");
+    let want = targets_of(&new);
+    eventually("the new pods replace the old, never through an empty group", Duration::from_secs(30), || async {
         let now = bed.targets(&p.tg).await;
         assert!(!now.is_empty(), "the target group was empty during the replacement");
         (now == want).then_some(())
@@ -292,31 +406,107 @@ async fn a_rolling_replacement_never_empties_the_target_group() {
     .await;
 }
 
+/// Sets the readiness gate condition `example.com/in-rotation` of a pod.
+async fn set_gate(bed: &Bed, pod: &str, status: &str) {
+    let patch = serde_json::json!({"status": {"conditions": [{"type": "example.com/in-rotation", "status": status}]}});
+    bed.api::<Pod>().patch_status(pod, &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
+}
+
 #[tokio::test]
 async fn not_ready_and_terminating_endpoints_are_not_targets() {
     let bed = Bed::start("terminating").await;
-    bed.apply(APP).await;
+    bed.apply(WEB_SERVICE).await;
+    // Three pods whose readiness the test holds (a readiness gate of its own), so that one
+    // can turn unready while it runs.
+    bed.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      readinessGates: [{conditionType: example.com/in-rotation}]
+      terminationGracePeriodSeconds: 60
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
+"#,
+    )
+    .await;
+    bed.apply(SHOP).await;
+    let pods = bed.api::<Pod>();
+    let names: Vec<String> = eventually("three pods run", Duration::from_secs(60), || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
+        let running: Vec<String> = list.items.iter().filter(|p| support::pod_ip(p).is_some()).filter_map(|p| p.metadata.name.clone()).collect();
+        (running.len() == 3).then_some(running)
+    })
+    .await;
+    for name in &names {
+        set_gate(&bed, name, "True").await;
+    }
     let p = provisioned(&bed).await;
-    let endpoints = serde_json::json!({"endpoints": [
-        {"addresses": ["10.0.128.10"], "conditions": {"ready": true}},
-        {"addresses": ["10.0.128.11"], "conditions": {"ready": false, "serving": true, "terminating": true}},
-        {"addresses": ["10.0.128.12"], "conditions": {"ready": false}}]});
-    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
-    // The terminating endpoint is deregistered while it still exists in the slice.
-    let want = ips(&["10.0.128.10"]);
-    eventually("only the ready endpoint stays", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == want).then_some(()) })
-        .await;
-    let slice = bed.api::<EndpointSlice>().get("web-1").await.unwrap();
-    assert_eq!(slice.endpoints.len(), 3, "the terminating endpoint is still in the slice");
+    let ip_of = |name: &str| {
+        let pods = pods.clone();
+        let name = name.to_string();
+        async move { support::pod_ip(&pods.get(&name).await.unwrap()).unwrap() }
+    };
+    let (unready, terminating, serving) = (&names[0], &names[1], &names[2]);
+    let (unready_ip, terminating_ip, serving_ip) = (ip_of(unready).await, ip_of(terminating).await, ip_of(serving).await);
+    wait_targets(&bed, &p.tg, &bed.wait_pod_targets("app=web", 3, 8080).await).await;
+
+    // One pod fails its readiness; another is deleted and drains for a minute (it keeps
+    // serving, terminating, as the EndpointSlice controller reports it).
+    set_gate(&bed, unready, "False").await;
+    let drain = serde_json::json!({"metadata": {"annotations": {"pod-delete.stage.kwok.x-k8s.io/delay": "60s"}}});
+    pods.patch(terminating, &PatchParams::default(), &Patch::Merge(drain)).await.unwrap();
+    pods.delete(terminating, &DeleteParams::default()).await.unwrap();
+
+    // Both are deregistered while their endpoints are still in the slice.
+    wait_targets(&bed, &p.tg, &targets_of(&BTreeSet::from([serving_ip.clone()]))).await;
+    let lp = ListParams::default().labels("kubernetes.io/service-name=web");
+    let endpoints: Vec<_> = bed.api::<EndpointSlice>().list(&lp).await.unwrap().items.into_iter().flat_map(|s| s.endpoints).collect();
+    let conditions = |ip: &str| {
+        let e = endpoints.iter().find(|e| e.addresses.contains(&ip.to_string()));
+        e.map(|e| e.conditions.clone().unwrap_or_default()).map(|c| (c.ready, c.serving, c.terminating))
+    };
+    assert_eq!(conditions(&unready_ip), Some((Some(false), Some(false), Some(false))), "the unready pod is in the slice");
+    assert_eq!(conditions(&terminating_ip), Some((Some(false), Some(true), Some(true))), "the terminating pod is in the slice");
+    assert_eq!(conditions(&serving_ip), Some((Some(true), Some(true), Some(false))));
+    // The drain is over (so the namespace can go at the end of the test).
+    pods.delete(terminating, &DeleteParams::default().grace_period(0)).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_missing_endpoint_slice_is_not_zero_endpoints() {
     let bed = Bed::start("relist").await;
-    bed.apply(APP).await;
+    // A Service without a selector, its slices written by hand (for the Deployment's pods):
+    // the EndpointSlice controller would make a deleted slice of a selector's Service again
+    // at once, so a Service with no slice at all (as the cache sees it in a relist) is a
+    // shape only a hand-written slice gives.
+    bed.apply(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#,
+    )
+    .await;
+    bed.apply(WEB_DEPLOYMENT).await;
+    bed.apply(SHOP).await;
+    let pods = bed.wait_ready_pods("app=web", 2).await;
+    let endpoints: Vec<_> = pods.iter().map(|ip| serde_json::json!({"addresses": [ip], "conditions": {"ready": true}})).collect();
+    let slice = serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}], "endpoints": endpoints});
+    bed.apply(&serde_json::to_string(&slice).unwrap()).await;
     let p = provisioned(&bed).await;
-    let both = ips(&["10.0.128.10", "10.0.128.11"]);
-    eventually("two targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == both).then_some(()) }).await;
+    let both = targets_of(&pods);
+    wait_targets(&bed, &p.tg, &both).await;
     // The slice disappears from the cache (as in a relist): the targets stay.
     bed.api::<EndpointSlice>().delete("web-1", &DeleteParams::default()).await.unwrap();
     let updates = bed.target_updates().await;
@@ -345,19 +535,17 @@ endpoints: []
 #[tokio::test]
 async fn after_a_restart_targets_are_registered_before_listeners_and_rules_are_read() {
     let mut bed = Bed::start("restart").await;
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     let p = provisioned(&bed).await;
-    eventually("two targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    let old = bed.wait_ready_pods("app=web", 2).await;
+    wait_targets(&bed, &p.tg, &targets_of(&old)).await;
     bed.kill_controller();
     // The pods move while no controller runs (a leader change, an upgrade).
-    let endpoints = serde_json::json!({"endpoints": [
-        {"addresses": ["10.0.128.11"], "conditions": {"ready": true}},
-        {"addresses": ["10.0.128.12"], "conditions": {"ready": true}}]});
-    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
+    bed.rollout_restart("web").await;
+    let new = bed.wait_settled_pods("app=web", 2).await;
+    assert!(new.is_disjoint(&old), "new pods at new addresses: {old:?} then {new:?}");
     bed.restart_controller("restarted").await;
-    let want = ips(&["10.0.128.11", "10.0.128.12"]);
-    eventually("the new endpoints are targets", Duration::from_secs(30), || async { (bed.targets(&p.tg).await == want).then_some(()) })
-        .await;
+    wait_targets(&bed, &p.tg, &targets_of(&new)).await;
     bed.wait_quiet().await;
     // Kubernetes first: the group's target groups are read and the pods registered before
     // its listeners and rules are read.
@@ -380,9 +568,9 @@ async fn metrics_count_aws_calls_reconciles_targets_and_queues() {
     let port = bed.metrics_port();
     let health = support::get(port, "/healthz").await;
     assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
-    bed.apply(APP).await;
+    apply_app(&bed).await;
     let p = provisioned(&bed).await;
-    eventually("targets registered", Duration::from_secs(30), || async { (bed.targets(&p.tg).await.len() == 2).then_some(()) }).await;
+    wait_targets(&bed, &p.tg, &bed.wait_pod_targets("app=web", 2, 8080).await).await;
     bed.wait_quiet().await;
     let ready = support::get(port, "/readyz").await;
     assert!(ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"), "{ready}");
@@ -399,9 +587,8 @@ async fn metrics_count_aws_calls_reconciles_targets_and_queues() {
     assert_eq!(support::samples(&text, "alb_controller_workqueue_depth").len(), 2, "both queues: {text}");
     assert_eq!(value("alb_controller_workqueue_depth", ("queue", "ingresses")), 0.0, "{text}");
     assert_eq!(value("alb_controller_workqueue_depth", ("queue", "target_groups")), 0.0, "{text}");
-    // An endpoint change moves the fast path's counter.
-    let endpoints = serde_json::json!({"endpoints": [{"addresses": ["10.0.128.30"], "conditions": {"ready": true}}]});
-    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints)).await.unwrap();
+    // An endpoint change (one pod more) moves the fast path's counter.
+    bed.scale("web", 3).await;
     eventually("the fast path counts its update", Duration::from_secs(30), || async {
         let text = bed.metrics().await;
         let ok = support::samples(&text, "alb_controller_target_updates_total").iter().any(|(l, v)| l["result"] == "success" && *v >= 1.0);

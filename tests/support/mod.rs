@@ -958,3 +958,38 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // utime and stime are fields 14 and 15 of stat; fields 3.. start at index 0 here.
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
+
+// ---- Deployments, as a user drives them ----
+
+impl Bed {
+    /// `kubectl scale deployment NAME --replicas=N`.
+    pub async fn scale(&self, deployment: &str, replicas: i32) {
+        let patch = serde_json::json!({"spec": {"replicas": replicas}});
+        self.api::<k8s_openapi::api::apps::v1::Deployment>()
+            .patch(deployment, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// `kubectl rollout restart deployment NAME`: a new template annotation, so every pod is
+    /// replaced by the Deployment's strategy.
+    pub async fn rollout_restart(&self, deployment: &str) {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos().to_string();
+        let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
+        self.api::<k8s_openapi::api::apps::v1::Deployment>()
+            .patch(deployment, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the pods matching `selector` are exactly `n` Ready pods, none of them
+    /// terminating (a scale or rollout has finished); returns their IPs.
+    pub async fn wait_settled_pods(&self, selector: &str, n: usize) -> BTreeSet<String> {
+        eventually(&format!("exactly {n} pods {selector}, all Ready"), Duration::from_secs(90), || async {
+            let pods = self.api::<Pod>().list(&ListParams::default().labels(selector)).await.ok()?;
+            let settled = pods.items.len() == n && pods.items.iter().all(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p));
+            settled.then(|| pods.items.iter().filter_map(pod_ip).collect::<BTreeSet<_>>()).filter(|ips| ips.len() == n)
+        })
+        .await
+    }
+}
