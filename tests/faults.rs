@@ -115,7 +115,7 @@ async fn hostname_at_once(bed: &Bed, ingress: &str) -> String {
 }
 
 /// The converged `shop` Ingress read back: its load balancer, one HTTP:80 listener, and the
-/// one `/api` rule forwarding to a target group that has the web endpoint as its target.
+/// one `/api` rule forwarding to a target group that has the web pod as its target.
 async fn converged_shop(bed: &Bed, dns: &str) -> LoadBalancer {
     let lb = bed.load_balancer_by_dns(dns).await;
     let listeners = bed.listeners(lb.load_balancer_arn().unwrap()).await;
@@ -128,8 +128,8 @@ async fn converged_shop(bed: &Bed, dns: &str) -> LoadBalancer {
     .await;
     assert_eq!(rules.iter().map(path_values).collect::<Vec<_>>(), [["/api", "/api/*"]], "one rule, no duplicate");
     let tg = forward_arn(&rules[0]).expect("the rule forwards to a target group");
-    let want = BTreeSet::from([("10.0.128.10".to_string(), 8080)]);
-    eventually("the endpoint is registered", AT_ONCE, || async { (bed.targets(&tg).await == want).then_some(()) }).await;
+    let want = bed.wait_pod_targets("app=web", 1, 8080).await;
+    eventually("the web pod is registered", AT_ONCE, || async { (bed.targets(&tg).await == want).then_some(()) }).await;
     lb
 }
 
@@ -310,6 +310,7 @@ const INGRESSES: usize = 15;
 /// The first GROUPED Ingresses share one group (one load balancer).
 const GROUPED: usize = 5;
 
+/// Ingress app-`i` in front of Service svc-`i` and its Deployment of one pod (`app=svc-i`).
 fn app(i: usize) -> String {
     let group = if i < GROUPED { "alb.ingress.kubernetes.io/group.name: shared".to_string() } else { String::new() };
     format!(
@@ -318,15 +319,20 @@ apiVersion: v1
 kind: Service
 metadata: {{name: svc-{i}}}
 spec:
+  selector: {{app: svc-{i}}}
   ports: [{{name: http, port: 80, targetPort: 8080}}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: svc-{i}-1, labels: {{kubernetes.io/service-name: svc-{i}}}}}
-addressType: IPv4
-ports: [{{name: http, port: 8080}}]
-endpoints:
-- addresses: [10.0.128.{ip}]
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: svc-{i}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: svc-{i}}}}}
+  template:
+    metadata: {{labels: {{app: svc-{i}}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{{name: web, image: web, ports: [{{containerPort: 8080}}]}}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -339,17 +345,20 @@ spec:
   - http:
       paths:
       - {{path: /app-{i}, pathType: Prefix, backend: {{service: {{name: svc-{i}, port: {{number: 80}}}}}}}}
-"#,
-        ip = 20 + i
+"#
     )
 }
 
 /// Whether app-`i` is served as asked: on its load balancer, a rule for its path forwards to
-/// a target group whose one target is its endpoint.
+/// a target group whose one target is its pod, Ready.
 async fn app_converged(bed: &Bed, i: usize) -> bool {
     let Some(dns) = bed.hostname(&format!("app-{i}")).await else { return false };
     let Some(lb) = bed.load_balancers().await.into_iter().find(|lb| lb.dns_name() == Some(dns.as_str())) else { return false };
-    let want_target = BTreeSet::from([(format!("10.0.128.{}", 20 + i), 8080)]);
+    let pods = bed.ready_pod_ips(&format!("app=svc-{i}")).await;
+    if pods.len() != 1 {
+        return false;
+    }
+    let want_target: BTreeSet<(String, i32)> = pods.into_iter().map(|ip| (ip, 8080)).collect();
     for listener in bed.listeners(lb.load_balancer_arn().unwrap()).await {
         for rule in bed.rules(listener.listener_arn().unwrap()).await {
             if path_values(&rule).contains(&format!("/app-{i}"))

@@ -19,15 +19,20 @@ metadata:
   annotations:
     alb.ingress.kubernetes.io/tags: team=web-svc, svc=web
 spec:
+  selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints:
-- addresses: [10.0.128.10]
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress

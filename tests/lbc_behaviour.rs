@@ -150,7 +150,11 @@ spec:
     assert_eq!(fixed(&rule_for(&rules, "/promo").actions()[0]), (Some("503"), Some("text/plain"), Some("Backend action does not exist")));
     assert_eq!(fixed(&rule_for(&rules, "/gone").actions()[0]), (Some("503"), Some("text/plain"), Some("Backend service does not exist")));
     let web = rule_for(&rules, "/web").actions()[0].target_group_arn().expect("/web forwards").to_string();
-    assert_eq!(bed.targets(&web).await, [("10.0.128.10".to_string(), 8080)].into(), "the other rule works");
+    let pod = bed.wait_pod_targets("app=web", 1, 8080).await;
+    eventually("the other rule works: the web pod is its target", Duration::from_secs(30), || async {
+        (bed.targets(&web).await == pod).then_some(())
+    })
+    .await;
     // Two Warnings of one reason on one Ingress: both must show (kube's Recorder alone
     // would fold the second into the first's series).
     wait_event(&bed, "shop", "FailedBuildModel", &["alb.ingress.kubernetes.io/actions.promo", "Backend action does not exist"]).await;
