@@ -439,7 +439,8 @@ spec:
     let pods = bed.api::<Pod>();
     let names: Vec<String> = eventually("three pods run", Duration::from_secs(60), || async {
         let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
-        let running: Vec<String> = list.items.iter().filter(|p| support::pod_ip(p).is_some()).filter_map(|p| p.metadata.name.clone()).collect();
+        let running: Vec<String> =
+            list.items.iter().filter(|p| support::pod_ip(p).is_some()).filter_map(|p| p.metadata.name.clone()).collect();
         (running.len() == 3).then_some(running)
     })
     .await;
