@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use support::{Bed, TAG_CLUSTER, eventually, is_mutating};
+use support::{Bed, eventually, is_mutating};
 
 /// The Service `web` selecting the pods `app=web`.
 const WEB_SERVICE: &str = r#"
@@ -248,27 +248,6 @@ async fn deleting_the_ingress_deletes_every_aws_resource_of_its_stack() {
     assert!(bed.load_balancers().await.is_empty());
 }
 
-/// IDs of the security groups tagged with the bed's cluster.
-async fn cluster_security_groups(bed: &Bed) -> Vec<String> {
-    let filter = aws_sdk_ec2::types::Filter::builder().name(format!("tag:{TAG_CLUSTER}")).values(&bed.cluster).build();
-    let out = bed.ec2.describe_security_groups().filters(filter).send().await.unwrap();
-    out.security_groups().iter().filter_map(|g| g.group_id.clone()).collect()
-}
-
-/// ARNs of the load balancers and target groups tagged with the bed's cluster.
-async fn cluster_load_balancers_and_target_groups(bed: &Bed) -> Vec<String> {
-    let mut arns: Vec<String> = bed.load_balancers().await.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
-    let tgs = bed.elbv2.describe_target_groups().send().await.unwrap().target_groups.unwrap_or_default();
-    arns.extend(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()));
-    let mut tagged = Vec::new();
-    for arn in arns {
-        if bed.tags(&arn).await.get(TAG_CLUSTER) == Some(&bed.cluster) {
-            tagged.push(arn);
-        }
-    }
-    tagged
-}
-
 /// Security groups of the VPC with an inbound rule from `group`.
 async fn groups_opened_to(bed: &Bed, group: &str) -> Vec<String> {
     let filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&bed.vpc_id).build();
@@ -288,12 +267,12 @@ async fn deleting_the_namespace_removes_every_aws_resource_and_releases_the_fina
     wait_targets(&bed, &p.tg, &bed.wait_pod_targets("app=web", 2, 8080).await).await;
     let stack = format!("{}/shop", bed.ns);
     assert_eq!(bed.stack_arns(&stack).await.len(), 2, "a load balancer and a target group");
-    // The stack's managed group and the cluster's backend group, which the pods' node
-    // security group is opened to.
-    let groups = cluster_security_groups(&bed).await;
-    assert_eq!(groups.len(), 2, "{groups:?}");
+    // The load balancer, the target group, the stack's managed security group and the
+    // cluster's backend group, which the pods' node security group is opened to.
+    let tagged = bed.cluster_resources().await;
+    assert_eq!(tagged.len(), 4, "{tagged:?}");
     let managed = bed.stack_security_groups(&stack).await;
-    let backend = groups.iter().find(|g| !managed.contains(g)).unwrap().clone();
+    let backend = tagged.iter().find(|r| r.starts_with("sg-") && !managed.contains(r)).expect("the backend group").clone();
     assert!(!groups_opened_to(&bed, &backend).await.is_empty(), "the nodes' group is opened to the backend group");
 
     // As a user cleans up: the namespace goes, with the Ingress, the Service, the
@@ -305,8 +284,7 @@ async fn deleting_the_namespace_removes_every_aws_resource_and_releases_the_fina
     })
     .await;
     // It could go only once the Ingress had gone, that is once its finalizer was released.
-    assert_eq!(cluster_load_balancers_and_target_groups(&bed).await, Vec::<String>::new(), "no load balancer or target group is left");
-    assert_eq!(cluster_security_groups(&bed).await, Vec::<String>::new(), "no security group tagged with the cluster is left");
+    assert_eq!(bed.cluster_resources().await, Vec::<String>::new(), "nothing tagged with the cluster is left");
     assert_eq!(groups_opened_to(&bed, &backend).await, Vec::<String>::new(), "no rule refers to the deleted backend group");
 }
 

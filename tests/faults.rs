@@ -77,22 +77,6 @@ async fn stack_target_groups(bed: &Bed, stack: &str) -> Vec<String> {
     bed.stack_arns(stack).await.into_iter().filter(|a| a.contains(":targetgroup/")).collect()
 }
 
-/// Everything tagged with this test's cluster: load balancers, target groups, security groups.
-async fn cluster_resources(bed: &Bed) -> Vec<String> {
-    let mut arns: Vec<String> = bed.load_balancers().await.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
-    let tgs = bed.elbv2.describe_target_groups().send().await.unwrap().target_groups.unwrap_or_default();
-    arns.extend(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()));
-    let mut out = Vec::new();
-    for arn in arns {
-        if bed.tags(&arn).await.get(TAG_CLUSTER) == Some(&bed.cluster) {
-            out.push(arn);
-        }
-    }
-    let sgs = bed.ec2.describe_security_groups().filters(filter(&format!("tag:{TAG_CLUSTER}"), &bed.cluster)).send().await.unwrap();
-    out.extend(sgs.security_groups().iter().filter_map(|g| g.group_id.clone()));
-    out
-}
-
 /// The controller's successful calls of `operation`, from its metrics.
 async fn successful_calls(bed: &Bed, operation: &str) -> u64 {
     support::samples(&bed.metrics().await, "alb_controller_aws_api_calls_total")
@@ -405,7 +389,7 @@ async fn many_ingresses_under_mixed_faults_converge_with_no_duplicate_and_no_lea
     }
     assert_eq!(by_kind["target groups"], INGRESSES, "one target group per Ingress");
     assert_eq!(by_kind["managed security groups"], stacks.len(), "one managed security group per stack");
-    let tagged = cluster_resources(&bed).await;
+    let tagged = bed.cluster_resources().await;
     // Load balancers + target groups + managed groups + the one shared backend group.
     assert_eq!(tagged.len(), stacks.len() + INGRESSES + stacks.len() + 1, "nothing else tagged with the cluster: {tagged:?}");
     let while_converging = bed.faults().injected_by_kind();
@@ -430,7 +414,7 @@ async fn many_ingresses_under_mixed_faults_converge_with_no_duplicate_and_no_lea
         bed.faults().calls_total()
     );
     assert!(["served-reply-500", "served-reply-reset", "reset", "throttle"].iter().all(|k| injected.get(k).copied().unwrap_or(0) > 0));
-    assert_eq!(cluster_resources(&bed).await, Vec::<String>::new(), "nothing tagged with the cluster remains");
+    assert_eq!(bed.cluster_resources().await, Vec::<String>::new(), "nothing tagged with the cluster remains");
 }
 
 /// A create answered "already exists" by something that is not ours: it is reported, naming
@@ -494,5 +478,5 @@ async fn stacks_deleted_together_share_the_fresh_reads_of_aws() {
     let reads = successful_calls(&bed, "DescribeLoadBalancers").await - reads_before;
     eprintln!("{N} stacks deleted together: {reads} fresh reads of AWS");
     assert!(reads >= 1 && reads <= N as u64 / 2, "{reads} fresh reads for {N} stacks deleted together");
-    assert_eq!(cluster_resources(&bed).await, Vec::<String>::new(), "nothing tagged with the cluster remains");
+    assert_eq!(bed.cluster_resources().await, Vec::<String>::new(), "nothing tagged with the cluster remains");
 }

@@ -993,3 +993,25 @@ impl Bed {
         .await
     }
 }
+
+// ---- what the bed's cluster owns in AWS ----
+
+impl Bed {
+    /// Everything tagged with this bed's cluster: load balancers and target groups (ARNs),
+    /// security groups (IDs).
+    pub async fn cluster_resources(&self) -> Vec<String> {
+        let mut arns: Vec<String> = self.load_balancers().await.iter().filter_map(|lb| lb.load_balancer_arn.clone()).collect();
+        let tgs = self.elbv2.describe_target_groups().send().await.unwrap().target_groups.unwrap_or_default();
+        arns.extend(tgs.iter().filter_map(|tg| tg.target_group_arn.clone()));
+        let mut out = Vec::new();
+        for arn in arns {
+            if self.tags(&arn).await.get(TAG_CLUSTER) == Some(&self.cluster) {
+                out.push(arn);
+            }
+        }
+        let filter = aws_sdk_ec2::types::Filter::builder().name(format!("tag:{TAG_CLUSTER}")).values(&self.cluster).build();
+        let sgs = self.ec2.describe_security_groups().filters(filter).send().await.unwrap();
+        out.extend(sgs.security_groups().iter().filter_map(|g| g.group_id.clone()));
+        out
+    }
+}
