@@ -1,33 +1,21 @@
-//! The backend security group, as LBC does it, on the real bed: nodes are EC2 instances
-//! whose security group is tagged for the cluster, pod IPs are secondary addresses of their
-//! network interfaces (as the VPC CNI places them), and the rules are read back through
-//! DescribeSecurityGroupRules.
+//! The backend security group, as LBC does it, on the real bed: the nodes are the bed's EC2
+//! instances (their interfaces hold the pods' addresses, as the VPC CNI places them), the
+//! scheduler puts a Deployment's pods on them, and the rules on the nodes' security groups
+//! are read back through DescribeSecurityGroupRules and checked against where the pods are.
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, ResourceType, Tag, TagSpecification, UserIdGroupPair};
-use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use support::{Bed, eventually};
 
 const LABEL: &str = "elbv2.k8s.aws/targetGroupBinding=shared";
-
-/// A node: an EC2 instance in the first private subnet with the node security group (tagged
-/// for the cluster) and another untagged one, so the controller has to pick by tag.
-struct Ec2Node {
-    instance: String,
-    eni: String,
-}
-
-struct Cluster {
-    node_sg: String,
-    nodes: Vec<Ec2Node>,
-}
 
 fn filter(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
@@ -49,40 +37,36 @@ async fn security_group(bed: &Bed, name: &str, tags: &[(&str, &str)]) -> String 
     out.group_id().unwrap().to_string()
 }
 
-async fn cluster(bed: &Bed, nodes: usize) -> Cluster {
-    let node_sg = security_group(bed, "eks-nodes", &[(&format!("kubernetes.io/cluster/{}", bed.cluster), "owned")]).await;
-    let other = security_group(bed, "remote-access", &[("Name", "remote-access")]).await;
-    let image = bed.ec2.describe_images().send().await.unwrap().images().first().and_then(|i| i.image_id().map(str::to_string));
-    let run = bed
+/// The cluster security group the bed's nodes were made with (eks-cluster-sg-<cluster>).
+async fn cluster_sg(bed: &Bed) -> String {
+    let out = bed
         .ec2
-        .run_instances()
-        .image_id(image.unwrap_or_else(|| "ami-12c6146b".into()))
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
-        .subnet_id(bed.seed["private_subnets"][0].as_str().unwrap())
-        .security_group_ids(&node_sg)
-        .security_group_ids(&other)
-        .min_count(nodes as i32)
-        .max_count(nodes as i32)
+        .describe_security_groups()
+        .filters(filter("vpc-id", &bed.vpc_id))
+        .filters(filter("group-name", &format!("eks-cluster-sg-{}", bed.cluster)))
         .send()
         .await
         .unwrap();
-    let nodes = run
-        .instances()
-        .iter()
-        .map(|i| Ec2Node {
-            instance: i.instance_id().unwrap().to_string(),
-            eni: i.network_interfaces()[0].network_interface_id().unwrap().to_string(),
-        })
-        .collect();
-    Cluster { node_sg, nodes }
+    out.security_groups()[0].group_id().unwrap().to_string()
 }
 
-/// Pod IPs on a node's interface, as the VPC CNI assigns them.
-async fn place_pods(bed: &Bed, node: &Ec2Node, ips: &[&str]) {
+/// Puts node `i`'s instance (its primary interface, which holds its pods' addresses) in
+/// exactly `groups`, as a node group of its own would have them.
+async fn set_node_groups(bed: &Bed, i: usize, groups: &[&str]) {
+    let node = &bed.seed["nodes"][i];
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
     bed.ec2
-        .assign_private_ip_addresses()
-        .network_interface_id(&node.eni)
-        .set_private_ip_addresses(Some(ips.iter().map(|s| s.to_string()).collect()))
+        .modify_instance_attribute()
+        .instance_id(node["instance_id"].as_str().unwrap())
+        .set_groups(Some(groups.clone()))
+        .send()
+        .await
+        .unwrap();
+    // AWS changes the primary interface with the instance; LocalStack needs to be told too.
+    bed.ec2
+        .modify_network_interface_attribute()
+        .network_interface_id(node["eni_id"].as_str().unwrap())
+        .set_groups(Some(groups))
         .send()
         .await
         .unwrap();
@@ -115,23 +99,29 @@ async fn backend_groups(bed: &Bed) -> Vec<(String, String)> {
     out.security_groups().iter().map(|g| (g.group_id().unwrap().to_string(), g.group_name().unwrap().to_string())).collect()
 }
 
-fn web(port: i32, ips: &[&str]) -> String {
-    let endpoints: Vec<String> = ips.iter().map(|ip| format!("- addresses: [{ip}]")).collect();
+/// The Service `web` in front of a Deployment of `replicas` pods listening on `port`, and
+/// the Ingress `shop` to it.
+fn web(replicas: usize, port: i32) -> String {
     format!(
         r#"
 apiVersion: v1
 kind: Service
 metadata: {{name: web}}
 spec:
+  selector: {{app: web}}
   ports: [{{name: http, port: 80, targetPort: {port}}}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints:
-{}
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{{name: web, image: web, ports: [{{containerPort: {port}}}]}}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -139,9 +129,23 @@ metadata: {{name: shop}}
 spec:
   ingressClassName: alb
   defaultBackend: {{service: {{name: web, port: {{number: 80}}}}}}
-"#,
-        endpoints.join("\n")
+"#
     )
+}
+
+/// The nodes (indices into `bed.seed["nodes"]`) that the Ready pods of `web` run on, once
+/// exactly `replicas` of them are Ready and none is terminating.
+async fn web_placement(bed: &Bed, replicas: usize) -> BTreeSet<usize> {
+    let index: BTreeMap<String, usize> = (0..bed.nodes.len()).map(|i| (bed.seed["nodes"][i]["name"].as_str().unwrap().into(), i)).collect();
+    eventually(&format!("{replicas} Ready pods of web and no others"), Duration::from_secs(60), || async {
+        let pods = bed.api::<Pod>().list(&ListParams::default().labels("app=web")).await.unwrap().items;
+        let ready: Vec<&Pod> = pods.iter().filter(|p| support::pod_ready(p) && p.metadata.deletion_timestamp.is_none()).collect();
+        if pods.len() != replicas || ready.len() != replicas {
+            return None;
+        }
+        ready.iter().map(|p| index.get(p.spec.as_ref()?.node_name.as_ref()?).copied()).collect::<Option<BTreeSet<usize>>>()
+    })
+    .await
 }
 
 async fn wait_rules(bed: &Bed, sg: &str, want: BTreeSet<(String, i32, i32, String)>) {
@@ -156,11 +160,19 @@ fn rule(source: &str, from: i32, to: i32) -> (String, i32, i32, String) {
 }
 
 #[tokio::test]
-async fn the_nodes_security_group_lets_the_backend_group_in_for_ip_and_instance_targets() {
+async fn the_nodes_security_groups_let_the_backend_group_in_where_the_pods_run() {
     let bed = Bed::start("backendsg").await;
-    let c = cluster(&bed, 2).await;
-    place_pods(&bed, &c.nodes[0], &["10.0.128.50", "10.0.128.51"]).await;
-    bed.apply(&web(8080, &["10.0.128.50", "10.0.128.51"])).await;
+    // Two node groups: node 0 keeps the cluster group and also has an untagged one (the
+    // controller has to pick by tag); node 1 has a group of its own (its only one).
+    let group_a = cluster_sg(&bed).await;
+    let remote = security_group(&bed, "remote-access", &[("Name", "remote-access")]).await;
+    set_node_groups(&bed, 0, &[&group_a, &remote]).await;
+    let group_b = security_group(&bed, "nodes-b", &[(&format!("kubernetes.io/cluster/{}", bed.cluster), "owned")]).await;
+    set_node_groups(&bed, 1, &[&group_b]).await;
+    let node_groups = [group_a.clone(), group_b.clone()];
+    let node_names: Vec<String> = (0..2).map(|i| bed.seed["nodes"][i]["name"].as_str().unwrap().to_string()).collect();
+
+    bed.apply(&web(2, 8080)).await;
     let dns = bed.wait_hostname("shop").await;
 
     // One backend group, named as LBC names it, on the load balancer beside the managed one.
@@ -175,83 +187,97 @@ async fn the_nodes_security_group_lets_the_backend_group_in_for_ip_and_instance_
     sgs.sort();
     assert_eq!(sgs, want_sgs, "managed + backend group on the load balancer");
 
-    // The pods' interface carries the tagged node group and another: the tagged one is opened.
-    wait_rules(&bed, &c.node_sg, [rule(&backend.0, 8080, 8080)].into()).await;
+    // The group of every node a pod runs on is opened on the pods' port, and only those.
+    let wait_placed_rules = |placed: BTreeSet<usize>, port: i32| {
+        let (bed, backend, node_groups) = (&bed, &backend.0, &node_groups);
+        async move {
+            for (i, sg) in node_groups.iter().enumerate() {
+                let want = if placed.contains(&i) { [rule(backend, port, port)].into() } else { BTreeSet::new() };
+                wait_rules(bed, sg, want).await;
+            }
+        }
+    };
+    let placed = web_placement(&bed, 2).await;
+    wait_placed_rules(placed.clone(), 8080).await;
+    assert!(group_rules(&bed, &remote).await.is_empty(), "the untagged group is left alone");
 
-    // A port change: the rule follows (the new one first, then the old one goes).
+    // The pods move (their node selector changes, the Deployment rolls them): the group of
+    // the node they leave is closed, the one of the node they land on opened.
+    let to = if placed.len() == 2 { 0 } else { 1 - placed.first().unwrap() };
+    let pin = serde_json::json!({"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/hostname": node_names[to]}}}}});
+    bed.api::<Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(pin)).await.unwrap();
+    let moved = web_placement(&bed, 2).await;
+    assert_eq!(moved, BTreeSet::from([to]), "the scheduler put both pods on node {to}");
+    wait_placed_rules(moved.clone(), 8080).await;
+
+    // A port change: the EndpointSlice controller follows the Service, the rule follows the
+    // slice (the new one first, then the old one goes).
     let svc = serde_json::json!({"spec": {"ports": [{"name": "http", "port": 80, "targetPort": 9090}]}});
     bed.api::<Service>().patch("web", &PatchParams::default(), &Patch::Merge(svc)).await.unwrap();
-    let slice = serde_json::json!({"ports": [{"name": "http", "port": 9090}]});
-    bed.api::<EndpointSlice>().patch("web-1", &PatchParams::default(), &Patch::Merge(slice)).await.unwrap();
-    wait_rules(&bed, &c.node_sg, [rule(&backend.0, 9090, 9090)].into()).await;
+    wait_placed_rules(moved.clone(), 9090).await;
 
     // Instance targets: the nodes' primary interfaces, on the NodePort. One rule per
     // endpoint group and source, from the lowest to the highest port (as LBC aggregates).
-    let nodes: kube::Api<Node> = kube::Api::all(bed.client.clone());
-    let node_names: Vec<String> = c.nodes.iter().map(|n| format!("{}-{}", bed.ns, n.instance)).collect();
-    for (name, n) in node_names.iter().zip(&c.nodes) {
-        let node = serde_json::json!({"metadata": {"name": name}, "spec": {"providerID": format!("aws:///us-east-1a/{}", n.instance)}});
-        nodes.create(&Default::default(), &serde_json::from_value(node).unwrap()).await.unwrap();
-    }
-    bed.apply(
+    bed.apply(&format!(
         r#"
 apiVersion: v1
 kind: Service
-metadata: {name: batch}
+metadata: {{name: batch}}
 spec:
   type: NodePort
-  ports: [{port: 80, targetPort: 8080}]
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 9090}}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: batch
-  annotations: {alb.ingress.kubernetes.io/target-type: instance, alb.ingress.kubernetes.io/healthcheck-port: '8443'}
+  annotations:
+    alb.ingress.kubernetes.io/target-type: instance
+    alb.ingress.kubernetes.io/healthcheck-port: '8443'
+    alb.ingress.kubernetes.io/target-node-labels: alb-bed/pool={}
 spec:
   ingressClassName: alb
-  defaultBackend: {service: {name: batch, port: {number: 80}}}
+  defaultBackend: {{service: {{name: batch, port: {{number: 80}}}}}}
 "#,
-    )
+        bed.ns
+    ))
     .await;
     bed.wait_hostname("batch").await;
     let node_port = bed.api::<Service>().get("batch").await.unwrap().spec.unwrap().ports.unwrap()[0].node_port.unwrap();
     assert_eq!(backend_groups(&bed).await.len(), 1, "one backend group for the whole cluster");
-    wait_rules(&bed, &c.node_sg, [rule(&backend.0, 8443, node_port)].into()).await;
+    // Both nodes are instance targets (the node with the pods needs 9090 too, inside the range).
+    for sg in &node_groups {
+        wait_rules(&bed, sg, [rule(&backend.0, 8443, node_port)].into()).await;
+    }
 
     // The instance Ingress goes: its ports go with it; the ip Ingress keeps its rule.
     bed.api::<Ingress>().delete("batch", &DeleteParams::default()).await.unwrap();
-    wait_rules(&bed, &c.node_sg, [rule(&backend.0, 9090, 9090)].into()).await;
+    wait_placed_rules(moved.clone(), 9090).await;
 
     // The last Ingress goes: its rule is revoked and the backend group deleted.
     bed.api::<Ingress>().delete("shop", &DeleteParams::default()).await.unwrap();
-    wait_rules(&bed, &c.node_sg, BTreeSet::new()).await;
+    wait_placed_rules(BTreeSet::new(), 9090).await;
     eventually("the backend group is deleted after the last load balancer", Duration::from_secs(60), || async {
         backend_groups(&bed).await.is_empty().then_some(())
     })
     .await;
-    eventually("the Ingresses are gone", Duration::from_secs(30), || async {
-        bed.api::<Ingress>().list(&Default::default()).await.unwrap().items.is_empty().then_some(())
-    })
-    .await;
-    for n in &node_names {
-        let _ = nodes.delete(n, &Default::default()).await;
-    }
 }
 
 #[tokio::test]
 async fn an_lbc_backend_group_and_its_node_rule_are_adopted_as_they_are() {
     let bed = Bed::start("lbcbackend").await;
-    let c = cluster(&bed, 1).await;
-    place_pods(&bed, &c.nodes[0], &["10.0.128.60"]).await;
+    let node_sg = cluster_sg(&bed).await;
     // What LBC left: its backend group (named as LBC names it) and its rule on the nodes' group.
     let name = format!("k8s-traffic-{}-0123456789", bed.cluster);
     let lbc = security_group(&bed, &name, &[("elbv2.k8s.aws/cluster", &bed.cluster), ("elbv2.k8s.aws/resource", "backend-sg")]).await;
     let pair = UserIdGroupPair::builder().group_id(&lbc).description(LABEL).build();
     let perm = IpPermission::builder().ip_protocol("tcp").from_port(8080).to_port(8080).user_id_group_pairs(pair).build();
-    bed.ec2.authorize_security_group_ingress().group_id(&c.node_sg).ip_permissions(perm).send().await.unwrap();
+    bed.ec2.authorize_security_group_ingress().group_id(&node_sg).ip_permissions(perm).send().await.unwrap();
 
-    bed.apply(&web(8080, &["10.0.128.60"])).await;
+    bed.apply(&web(1, 8080)).await;
     let dns = bed.wait_hostname("shop").await;
+    bed.wait_ready_pods("app=web", 1).await;
     assert!(bed.load_balancer_by_dns(&dns).await.security_groups().contains(&lbc), "LBC's backend group is attached");
     assert_eq!(backend_groups(&bed).await, [(lbc.clone(), name)], "reused, not duplicated");
     bed.wait_quiet().await;
@@ -262,11 +288,11 @@ async fn an_lbc_backend_group_and_its_node_rule_are_adopted_as_they_are() {
         Some(&1),
         "the managed group's listener rule only, LBC's node rule is kept: {calls:?}"
     );
-    assert_eq!(group_rules(&bed, &c.node_sg).await, [rule(&lbc, 8080, 8080)].into());
+    assert_eq!(group_rules(&bed, &node_sg).await, [rule(&lbc, 8080, 8080)].into());
 
     // Ours now: it goes with the last Ingress.
     bed.api::<Ingress>().delete("shop", &DeleteParams::default()).await.unwrap();
-    wait_rules(&bed, &c.node_sg, BTreeSet::new()).await;
+    wait_rules(&bed, &node_sg, BTreeSet::new()).await;
     eventually("LBC's backend group is deleted with the last load balancer", Duration::from_secs(60), || async {
         backend_groups(&bed).await.is_empty().then_some(())
     })
@@ -276,19 +302,18 @@ async fn an_lbc_backend_group_and_its_node_rule_are_adopted_as_they_are() {
 #[tokio::test]
 async fn without_the_backend_group_the_nodes_allow_the_managed_group_and_restricted_rules_can_be_off() {
     let bed = Bed::start_with_args("nobackend", &["--enable-backend-security-group=false", "--disable-restricted-sg-rules"]).await;
-    let c = cluster(&bed, 1).await;
-    place_pods(&bed, &c.nodes[0], &["10.0.128.70"]).await;
-    bed.apply(&web(8080, &["10.0.128.70"])).await;
+    let node_sg = cluster_sg(&bed).await;
+    bed.apply(&web(1, 8080)).await;
     let dns = bed.wait_hostname("shop").await;
     let managed = bed.stack_security_groups(&format!("{}/shop", bed.ns)).await;
     assert_eq!(managed.len(), 1);
     assert_eq!(bed.load_balancer_by_dns(&dns).await.security_groups(), managed.as_slice(), "the managed group only");
-    wait_rules(&bed, &c.node_sg, [rule(&managed[0], 0, 65535)].into()).await;
+    wait_rules(&bed, &node_sg, [rule(&managed[0], 0, 65535)].into()).await;
     assert!(backend_groups(&bed).await.is_empty(), "no backend group is made");
 
     // Deleting the Ingress revokes the rule first: AWS refuses to delete a group another names.
     bed.api::<Ingress>().delete("shop", &DeleteParams::default()).await.unwrap();
-    wait_rules(&bed, &c.node_sg, BTreeSet::new()).await;
+    wait_rules(&bed, &node_sg, BTreeSet::new()).await;
     eventually("the managed group is deleted", Duration::from_secs(60), || async {
         bed.stack_security_groups(&format!("{}/shop", bed.ns)).await.is_empty().then_some(())
     })

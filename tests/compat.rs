@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::types::Rule;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use support::{Bed, WEB, eventually};
 
 fn member(name: &str, order: i32, path: &str) -> String {
@@ -232,28 +234,13 @@ spec:
 
 #[tokio::test]
 async fn instance_targets_follow_the_nodes() {
-    let bed = Bed::start("instance").await;
-    // EC2 instances for the nodes, as EKS would have them.
-    let image = bed.ec2.describe_images().send().await.unwrap().images().first().and_then(|i| i.image_id().map(str::to_string));
-    let run = bed
-        .ec2
-        .run_instances()
-        .image_id(image.unwrap_or_else(|| "ami-12c6146b".into()))
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
-        .subnet_id(bed.seed["private_subnets"][0].as_str().unwrap())
-        .min_count(3)
-        .max_count(3)
-        .send()
-        .await
-        .unwrap();
-    let ids: Vec<String> = run.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
-    assert_eq!(ids.len(), 3);
+    let mut bed = Bed::start("instance").await;
+    // The bed's two nodes are the pool `web`; a third node (a new EC2 instance of the bed's
+    // account, and its Node) joins the cluster later.
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(bed.client.clone());
-    let node_names: Vec<String> = ids.iter().map(|id| format!("{}-{id}", bed.ns)).collect();
-    for (i, (name, id)) in node_names.iter().zip(&ids).enumerate() {
-        let pool = if i < 2 { "web" } else { "batch" };
-        let node = serde_json::json!({"metadata": {"name": name, "labels": {"pool": pool}}, "spec": {"providerID": format!("aws:///us-east-1a/{id}")}});
-        nodes.create(&Default::default(), &serde_json::from_value(node).unwrap()).await.unwrap();
+    let label = |k: &str, v: Option<&str>| Patch::Merge(serde_json::json!({"metadata": {"labels": {k: v}}}));
+    for name in &bed.nodes {
+        nodes.patch(name, &PatchParams::default(), &label("pool", Some("web"))).await.unwrap();
     }
     bed.apply(
         r#"
@@ -262,7 +249,19 @@ kind: Service
 metadata: {name: web}
 spec:
   type: NodePort
+  selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -285,39 +284,42 @@ spec:
     });
     let tg = bed.target_group(&tg_arn).await;
     assert_eq!((tg.target_type().unwrap().as_str(), tg.port()), ("instance", Some(node_port)));
-    let want = |ids: &[&String]| ids.iter().map(|id| (id.to_string(), node_port)).collect::<std::collections::BTreeSet<_>>();
-    let expected = want(&[&ids[0], &ids[1]]);
+    let want = |bed: &Bed, nodes: &[&String]| {
+        let instance = |name: &String| bed.seed["nodes"].as_array().unwrap().iter().find(|n| n["name"] == **name).unwrap()["instance_id"].clone();
+        nodes.iter().map(|n| (instance(n).as_str().unwrap().to_string(), node_port)).collect::<std::collections::BTreeSet<_>>()
+    };
+    let expected = want(&bed, &[&bed.nodes[0], &bed.nodes[1]]);
     eventually("the two web nodes are targets", Duration::from_secs(30), || async {
         (bed.targets(&tg_arn).await == expected).then_some(())
     })
     .await;
 
-    // A node moved to the pool joins; a node excluded from load balancers leaves.
-    let label = |k: &str, v: Option<&str>| serde_json::json!({"metadata": {"labels": {k: v}}});
-    nodes.patch(&node_names[2], &PatchParams::default(), &Patch::Merge(label("pool", Some("web")))).await.unwrap();
-    nodes
-        .patch(
-            &node_names[0],
-            &PatchParams::default(),
-            &Patch::Merge(label("node.kubernetes.io/exclude-from-external-load-balancers", Some("true"))),
-        )
-        .await
-        .unwrap();
-    let expected = want(&[&ids[1], &ids[2]]);
+    // A new node outside the pool is no target; once labelled into it, it joins.
+    bed.grow_nodes(3).await;
+    let new_node = bed.nodes[2].clone();
+    eventually("the new node is Ready", Duration::from_secs(30), || async {
+        let node = nodes.get(&new_node).await.ok()?;
+        node.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
+    bed.wait_quiet().await;
+    assert_eq!(bed.targets(&tg_arn).await, expected, "a node without the label is no target");
+    nodes.patch(&new_node, &PatchParams::default(), &label("pool", Some("web"))).await.unwrap();
+    // A node excluded from load balancers leaves.
+    let excluded = label("node.kubernetes.io/exclude-from-external-load-balancers", Some("true"));
+    nodes.patch(&bed.nodes[0], &PatchParams::default(), &excluded).await.unwrap();
+    let expected = want(&bed, &[&bed.nodes[1], &bed.nodes[2]]);
     eventually("targets follow the node labels", Duration::from_secs(30), || async {
         (bed.targets(&tg_arn).await == expected).then_some(())
     })
     .await;
     // A deleted node leaves.
-    nodes.delete(&node_names[1], &Default::default()).await.unwrap();
-    let expected = want(&[&ids[2]]);
+    nodes.delete(&bed.nodes[1], &Default::default()).await.unwrap();
+    let expected = want(&bed, &[&bed.nodes[2]]);
     eventually("a deleted node is deregistered", Duration::from_secs(30), || async {
         (bed.targets(&tg_arn).await == expected).then_some(())
     })
     .await;
-    for n in &node_names {
-        let _ = nodes.delete(n, &Default::default()).await;
-    }
 }
 
 #[tokio::test]
@@ -680,13 +682,6 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080}]
-endpoints: []
----
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: shop}
@@ -703,34 +698,68 @@ spec:
     let tg_name = bed.target_group(&tg_arn).await.target_group_name().unwrap().to_string();
     let gate = format!("target-health.elbv2.k8s.aws/{tg_name}");
 
-    // The webhook gives a new pod of the Service the gate (it fails open, so retry until it serves).
-    let pods = bed.api::<k8s_openapi::api::core::v1::Pod>();
+    // The webhook gives the Service's new pods the gate. It fails open, so it is probed with
+    // a server-side dry run (webhooks run, nothing is stored) until it serves.
+    let pods = bed.api::<Pod>();
+    let probe: Pod = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "probe", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web"}]}}),
+    )
+    .unwrap();
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
     eventually("the webhook injects the readiness gate", Duration::from_secs(30), || async {
-        let _ = pods.delete("web-a", &Default::default()).await;
-        let p = serde_json::json!({"metadata": {"name": "web-a", "labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}});
-        let created = pods.create(&Default::default(), &serde_json::from_value(p).unwrap()).await.ok()?;
-        let gates: Vec<String> = created.spec?.readiness_gates?.into_iter().map(|g| g.condition_type).collect();
-        gates.contains(&gate).then_some(())
+        let created = pods.create(&dry_run, &probe).await.ok()?;
+        created.spec?.readiness_gates?.iter().any(|g| g.condition_type == gate).then_some(())
     })
     .await;
-    // The pod runs (set by hand: no kubelet here); its endpoint is not ready (the gate waits).
-    let status = serde_json::json!({"status": {"podIP": "10.0.128.50", "conditions": [{"type": "ContainersReady", "status": "True"}]}});
-    pods.patch_status("web-a", &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
-    let endpoints = serde_json::json!({"endpoints": [{"addresses": ["10.0.128.50"], "conditions": {"ready": false},
-        "targetRef": {"kind": "Pod", "name": "web-a", "namespace": bed.ns}}]});
-    bed.api::<k8s_openapi::api::discovery::v1::EndpointSlice>()
-        .patch("web-1", &PatchParams::default(), &Patch::Merge(endpoints))
-        .await
-        .unwrap();
-    eventually("the gated pod's endpoint is registered", Duration::from_secs(30), || async {
-        bed.targets(&tg_arn).await.iter().any(|(ip, _)| ip == "10.0.128.50").then_some(())
-    })
+
+    // Every state the Deployment's pod goes through, from its creation on.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Pod>::new()));
+    let version = pods.list(&ListParams::default().labels("app=web")).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = pods.watch(&WatchParams::default().labels("app=web"), &version).await.unwrap().boxed();
+    let watch = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            while let Some(Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod))) = stream.next().await {
+                seen.lock().unwrap().push(pod);
+            }
+        }
+    });
+    bed.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
+"#,
+    )
     .await;
-    eventually("the readiness gate turns True", Duration::from_secs(30), || async {
-        let p = pods.get("web-a").await.ok()?;
-        p.status?.conditions?.iter().any(|c| c.type_ == gate && c.status == "True").then_some(())
-    })
-    .await;
+    // The pod is registered while its gate holds it back, the gate turns True once its target
+    // is healthy, and only then does the pod (KWOK, as the kubelet) turn Ready.
+    let targets = bed.wait_pod_targets("app=web", 1, 8080).await;
+    eventually("the Ready pod is the target", Duration::from_secs(30), || async { (bed.targets(&tg_arn).await == targets).then_some(()) })
+        .await;
+    watch.abort();
+    let seen = seen.lock().unwrap().clone();
+    let status = |pod: &Pod, t: &str| {
+        pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status == "True")
+    };
+    let last = seen.last().expect("the pod was watched");
+    assert!(last.spec.as_ref().unwrap().readiness_gates.iter().flatten().any(|g| g.condition_type == gate), "the gate is injected");
+    assert_eq!((status(last, &gate), status(last, "Ready")), (Some(true), Some(true)), "the gate turned True, the pod Ready");
+    assert!(
+        seen.iter().any(|p| status(p, "ContainersReady") == Some(true) && status(p, "Ready") != Some(true) && support::pod_ip(p).is_some()),
+        "the running pod was not Ready while its gate was not True"
+    );
+    assert!(
+        seen.iter().all(|p| status(p, "Ready") != Some(true) || status(p, &gate) == Some(true)),
+        "never Ready before its gate was True"
+    );
     hooks.delete(&format!("alb-gates-{}", bed.ns), &Default::default()).await.unwrap();
 }
 
@@ -746,7 +775,7 @@ struct LbcMade {
     node_sg: String,
 }
 
-async fn make_lbc_alb(bed: &Bed) -> LbcMade {
+async fn make_lbc_alb(bed: &Bed, pod_ip: &str) -> LbcMade {
     use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag as Ec2Tag, TagSpecification};
     use aws_sdk_elasticloadbalancingv2::types::{
         Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ForwardActionConfig, Matcher, PathPatternConditionConfig,
@@ -790,30 +819,16 @@ async fn make_lbc_alb(bed: &Bed) -> LbcMade {
     .group_id()
     .unwrap()
     .to_string();
-    // The node the pod runs on: an EC2 instance whose security group is tagged for the
-    // cluster, the pod IP a secondary address of its interface (VPC CNI), and the rule LBC
-    // wrote there: from its backend group, on the target port, with LBC's description.
-    let node_sg = sg("eks-nodes".into(), vec![(&format!("kubernetes.io/cluster/{}", bed.cluster), "owned")])
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_string();
-    let image = bed.ec2.describe_images().send().await.unwrap().images().first().and_then(|i| i.image_id().map(str::to_string));
-    let node = bed
+    // The rule LBC wrote on the nodes' security group (the bed's nodes have the cluster
+    // group): from its backend group, on the target port, with LBC's description.
+    let groups = bed
         .ec2
-        .run_instances()
-        .image_id(image.unwrap_or_else(|| "ami-12c6146b".into()))
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Medium)
-        .subnet_id(bed.seed["private_subnets"][0].as_str().unwrap())
-        .security_group_ids(&node_sg)
-        .min_count(1)
-        .max_count(1)
+        .describe_security_groups()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values(format!("eks-cluster-sg-{}", bed.cluster)).build())
         .send()
         .await
         .unwrap();
-    let eni = node.instances()[0].network_interfaces()[0].network_interface_id().unwrap().to_string();
-    bed.ec2.assign_private_ip_addresses().network_interface_id(&eni).private_ip_addresses("10.0.128.10").send().await.unwrap();
+    let node_sg = groups.security_groups()[0].group_id().unwrap().to_string();
     let from_backend =
         aws_sdk_ec2::types::UserIdGroupPair::builder().group_id(&backend_sg).description("elbv2.k8s.aws/targetGroupBinding=shared");
     let node_rule = IpPermission::builder().ip_protocol("tcp").from_port(8080).to_port(8080).user_id_group_pairs(from_backend.build());
@@ -901,7 +916,7 @@ async fn make_lbc_alb(bed: &Bed) -> LbcMade {
         .await
         .unwrap();
     // LBC had registered the pod already.
-    let pod = TargetDescription::builder().id("10.0.128.10").port(8080).build();
+    let pod = TargetDescription::builder().id(pod_ip).port(8080).build();
     bed.elbv2.register_targets().target_group_arn(&target_group).targets(pod).send().await.unwrap();
     LbcMade { load_balancer, listener, target_group, managed_sg, backend_sg, node_sg }
 }
@@ -909,8 +924,10 @@ async fn make_lbc_alb(bed: &Bed) -> LbcMade {
 #[tokio::test]
 async fn an_alb_made_by_lbc_is_adopted_in_place() {
     let bed = Bed::start("adopt").await;
-    let lbc = make_lbc_alb(&bed).await;
+    // The pod LBC had registered is the one that runs.
     bed.apply(WEB).await;
+    let targets = bed.wait_pod_targets("app=web", 1, 8080).await;
+    let lbc = make_lbc_alb(&bed, &targets.first().unwrap().0).await;
     let cert = bed.seed["certificate_arn"].as_str().unwrap().to_string();
     bed.apply(&format!(
         r#"
@@ -947,7 +964,7 @@ spec:
         .flat_map(|p| p.user_id_group_pairs().iter().map(|g| (g.group_id().map(str::to_string), p.from_port())))
         .collect();
     assert_eq!(pairs, [(Some(lbc.backend_sg.clone()), Some(8080))], "LBC's node rule kept, nothing added");
-    assert_eq!(bed.targets(&lbc.target_group).await, [("10.0.128.10".to_string(), 8080)].into(), "the pod is LBC's target still");
+    assert_eq!(bed.targets(&lbc.target_group).await, targets, "the pod is LBC's target still");
     let listeners = bed.listeners(&lbc.load_balancer).await;
     assert_eq!(listeners.iter().map(|l| l.listener_arn().unwrap()).collect::<Vec<_>>(), [lbc.listener.as_str()], "the same listener");
     let listed = bed.elbv2.describe_listener_certificates().listener_arn(&lbc.listener).send().await.unwrap();
@@ -1047,8 +1064,7 @@ spec:
     })
     .await;
     bed.wait_quiet().await;
-    // (The pod IP is on no interface of the bed's VPC: only that one is reported.)
-    let warnings: Vec<String> = bed.warnings("shop").await.into_iter().filter(|w| !w.contains("no network interface")).collect();
+    let warnings = bed.warnings("shop").await;
     assert!(warnings.is_empty(), "no warning: {warnings:?}");
     assert_eq!(bed.aws_calls().await.get("CreateTargetGroup"), Some(&1), "one target group, modified in place");
 
