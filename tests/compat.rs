@@ -6,9 +6,9 @@ mod support;
 use std::time::Duration;
 
 use aws_sdk_elasticloadbalancingv2::types::Rule;
-use k8s_openapi::api::networking::v1::Ingress;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use support::{Bed, WEB, eventually};
 
@@ -285,7 +285,8 @@ spec:
     let tg = bed.target_group(&tg_arn).await;
     assert_eq!((tg.target_type().unwrap().as_str(), tg.port()), ("instance", Some(node_port)));
     let want = |bed: &Bed, nodes: &[&String]| {
-        let instance = |name: &String| bed.seed["nodes"].as_array().unwrap().iter().find(|n| n["name"] == **name).unwrap()["instance_id"].clone();
+        let instance =
+            |name: &String| bed.seed["nodes"].as_array().unwrap().iter().find(|n| n["name"] == **name).unwrap()["instance_id"].clone();
         nodes.iter().map(|n| (instance(n).as_str().unwrap().to_string(), node_port)).collect::<std::collections::BTreeSet<_>>()
     };
     let expected = want(&bed, &[&bed.nodes[0], &bed.nodes[1]]);
@@ -746,9 +747,7 @@ spec:
         .await;
     watch.abort();
     let seen = seen.lock().unwrap().clone();
-    let status = |pod: &Pod, t: &str| {
-        pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status == "True")
-    };
+    let status = |pod: &Pod, t: &str| pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status == "True");
     let last = seen.last().expect("the pod was watched");
     assert!(last.spec.as_ref().unwrap().readiness_gates.iter().flatten().any(|g| g.condition_type == gate), "the gate is injected");
     assert_eq!((status(last, &gate), status(last, "Ready")), (Some(true), Some(true)), "the gate turned True, the pod Ready");
@@ -1006,6 +1005,16 @@ spec:
     let warning = bed.wait_warning("shop", "CertificateNotFound").await;
     assert!(warning.contains("alb.ingress.kubernetes.io/certificate-arn"), "the Warning names the annotation: {warning}");
     bed.wait_paths(&lbc.listener, &["/*"]).await;
+
+    // LBC's target group follows the pods now: a second pod is registered beside LBC's.
+    let scale = serde_json::json!({"spec": {"replicas": 2}});
+    bed.api::<k8s_openapi::api::apps::v1::Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(scale)).await.unwrap();
+    let both = bed.wait_pod_targets("app=web", 2, 8080).await;
+    assert!(both.is_superset(&targets), "the first pod is still there: {both:?}");
+    eventually("both pods are targets of LBC's target group", Duration::from_secs(30), || async {
+        (bed.targets(&lbc.target_group).await == both).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
