@@ -284,10 +284,11 @@ spec:
     });
     let tg = bed.target_group(&tg_arn).await;
     assert_eq!((tg.target_type().unwrap().as_str(), tg.port()), ("instance", Some(node_port)));
-    let want = |bed: &Bed, nodes: &[&String]| {
-        let instance =
-            |name: &String| bed.seed["nodes"].as_array().unwrap().iter().find(|n| n["name"] == **name).unwrap()["instance_id"].clone();
-        nodes.iter().map(|n| (instance(n).as_str().unwrap().to_string(), node_port)).collect::<std::collections::BTreeSet<_>>()
+    // The targets the named nodes make: their EC2 instances, on the NodePort.
+    let want = |bed: &Bed, names: &[&String]| {
+        let nodes = bed.seed["nodes"].as_array().unwrap();
+        let instance = |name: &String| nodes.iter().find(|n| n["name"] == **name).unwrap()["instance_id"].as_str().unwrap().to_string();
+        names.iter().map(|name| (instance(name), node_port)).collect::<std::collections::BTreeSet<_>>()
     };
     let expected = want(&bed, &[&bed.nodes[0], &bed.nodes[1]]);
     eventually("the two web nodes are targets", Duration::from_secs(30), || async {
@@ -314,9 +315,10 @@ spec:
         (bed.targets(&tg_arn).await == expected).then_some(())
     })
     .await;
-    // A deleted node leaves.
-    nodes.delete(&bed.nodes[1], &Default::default()).await.unwrap();
-    let expected = want(&bed, &[&bed.nodes[2]]);
+    // A deleted node leaves. (The new one: the pod runs on one of the first two, and a
+    // Node deleted under a pod leaves the pod to the garbage collector for a minute.)
+    nodes.delete(&bed.nodes[2], &Default::default()).await.unwrap();
+    let expected = want(&bed, &[&bed.nodes[1]]);
     eventually("a deleted node is deregistered", Duration::from_secs(30), || async {
         (bed.targets(&tg_arn).await == expected).then_some(())
     })
@@ -745,10 +747,14 @@ spec:
     let targets = bed.wait_pod_targets("app=web", 1, 8080).await;
     eventually("the Ready pod is the target", Duration::from_secs(30), || async { (bed.targets(&tg_arn).await == targets).then_some(()) })
         .await;
+    let status = |pod: &Pod, t: &str| pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status == "True");
+    eventually("the watch has seen the pod Ready", Duration::from_secs(10), || async {
+        seen.lock().unwrap().last().is_some_and(|p| status(p, "Ready") == Some(true)).then_some(())
+    })
+    .await;
     watch.abort();
     let seen = seen.lock().unwrap().clone();
-    let status = |pod: &Pod, t: &str| pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t).map(|c| c.status == "True");
-    let last = seen.last().expect("the pod was watched");
+    let last = seen.last().unwrap();
     assert!(last.spec.as_ref().unwrap().readiness_gates.iter().flatten().any(|g| g.condition_type == gate), "the gate is injected");
     assert_eq!((status(last, &gate), status(last, "Ready")), (Some(true), Some(true)), "the gate turned True, the pod Ready");
     assert!(
