@@ -519,10 +519,13 @@ async fn after_a_restart_targets_are_registered_before_listeners_and_rules_are_r
     let old = bed.wait_ready_pods("app=web", 2).await;
     wait_targets(&bed, &p.tg, &targets_of(&old)).await;
     bed.kill_controller();
-    // The pods move while no controller runs (a leader change, an upgrade).
+    // The pods move while no controller runs (a leader change, an upgrade). KWOK, like the
+    // VPC CNI after its cooldown, hands a freed address to the next pod, so a rollout alone
+    // may bring back the old addresses; the third replica cannot have one of them.
+    bed.scale("web", 3).await;
     bed.rollout_restart("web").await;
-    let new = bed.wait_settled_pods("app=web", 2).await;
-    assert!(new.is_disjoint(&old), "new pods at new addresses: {old:?} then {new:?}");
+    let new = bed.wait_settled_pods("app=web", 3).await;
+    assert!(!new.is_subset(&old), "a pod at a new address: {old:?} then {new:?}");
     bed.restart_controller("restarted").await;
     wait_targets(&bed, &p.tg, &targets_of(&new)).await;
     bed.wait_quiet().await;
