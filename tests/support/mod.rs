@@ -1015,3 +1015,5 @@ impl Bed {
         out
     }
 }
+
+pub mod gates;
