@@ -13,6 +13,9 @@
 #               CHURN_SECONDS) and rolling-update bursts: write-to-AWS-call latency, AWS calls
 #               per change, peak RSS
 #   make bench-scale  the churn bench with 1 000 Ingresses / 10 000 endpoints: memory
+#   make bench-rollout  100 Deployments × 10 replicas behind ALBs (ROLLOUT_DEPLOYMENTS,
+#               ROLLOUT_REPLICAS) rolled out at once with readiness gates: registration and
+#               deregistration latency, capacity kept per target group, AWS calls per pod, peak RSS
 #   make chaos  N Ingresses (CHAOS_INGRESSES, default 30) through create/edit/endpoints/delete,
 #               without faults and then under 20 % AWS faults and random SIGKILLs (minutes; not
 #               in `make test`): per stage converged Y/N and time, duplicates, orphans, stuck, panics
@@ -23,7 +26,7 @@
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
 
-.PHONY: all build release image deps demo down test bench bench-alb bench-churn bench-scale chaos lint unit clean manifests
+.PHONY: all build release image deps demo down test bench bench-alb bench-churn bench-scale bench-rollout chaos lint unit clean manifests
 
 all: build
 
@@ -70,6 +73,9 @@ bench-churn: deps
 
 bench-scale: deps
 	hack/bench.sh scale
+
+bench-rollout: deps
+	hack/bench.sh rollout
 
 chaos: deps
 	hack/chaos.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench` (all three) / `make bench-alb|bench-churn|bench-scale`: hack/bench.sh [alb|churn|scale] (default alb). Builds the
+# `make bench` (the first three) / `make bench-alb|bench-churn|bench-scale|bench-rollout`:
+# hack/bench.sh [alb|churn|scale|rollout] (default alb). Builds the
 # release controller and the bench (benches/<name>.rs) once, starts a private bed (own
 # state dir, free LocalStack port), runs the bench and stops the bed on exit.
 #
@@ -11,6 +12,9 @@
 #          under endpoint churn and rolling-update bursts.
 #   scale  churn with CHURN_INGRESSES=1000, CHURN_ENDPOINTS=10, CHURN_SECONDS=20: memory with
 #          1 000 Ingresses and 10 000 endpoints present.
+#   rollout  ROLLOUT_DEPLOYMENTS / ROLLOUT_REPLICAS (100 / 10), ROLLOUT_GATES (1),
+#          ROLLOUT_DRAIN_MS (3000), ROLLOUT_SETUP_TIMEOUT_SECS / ROLLOUT_TIMEOUT_SECS (1200 / 900):
+#          real Deployments rolled out at once behind their ALBs (benches/rollout.rs).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
