@@ -233,8 +233,9 @@ fn target_log(path: &std::path::Path) -> Vec<(f64, String, String, bool)> {
 /// Each Deployment's target group name and ARN (Ingress → load balancer → listener →
 /// default action), once every Ingress has a hostname.
 async fn target_groups(bed: &Bed, n: usize) -> Result<Vec<(String, String)>, String> {
-    let lbs = bed.load_balancers().await;
-    let all = bed.elbv2.describe_target_groups().send().await.map_err(|e| e.to_string())?.target_groups.unwrap_or_default();
+    // Both paginated: with 100 of each, one page is not all.
+    let lbs: Vec<_> = bed.elbv2.describe_load_balancers().into_paginator().items().send().try_collect().await.map_err(|e| e.to_string())?;
+    let all: Vec<_> = bed.elbv2.describe_target_groups().into_paginator().items().send().try_collect().await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for i in 0..n {
         let dns = bed.hostname(&app(i)).await.ok_or(format!("{} has no hostname", app(i)))?;
@@ -445,7 +446,8 @@ async fn run() -> i32 {
     let tg_index: HashMap<&str, usize> = tgs.iter().enumerate().map(|(i, (name, _))| (name.as_str(), i)).collect();
     // First registration / deregistration of each (target group, IP) in the rollout window
     // (new pods' addresses are new; an address is looked up within its own target group).
-    let (mut registered_at, mut deregistered_at): (HashMap<(usize, String), f64>, HashMap<(usize, String), f64>) = Default::default();
+    let mut registered_at: HashMap<(usize, String), f64> = HashMap::new();
+    let mut deregistered_at: HashMap<(usize, String), f64> = HashMap::new();
     for (t, tg, ip, registered) in &log_lines {
         let (Some(&i), true) = (tg_index.get(tg.as_str()), *t >= t0) else { continue };
         let map = if *registered { &mut registered_at } else { &mut deregistered_at };
@@ -483,9 +485,7 @@ async fn run() -> i32 {
         Target(usize, &'a str, bool),
     }
     let mut changes: Vec<(f64, Change)> = watched.serving.iter().map(|(t, pod, s)| (*t, Change::Serving(pod.as_str(), *s))).collect();
-    changes.extend(
-        log_lines.iter().filter_map(|(t, tg, ip, r)| Some((*t, Change::Target(*tg_index.get(tg.as_str())?, ip.as_str(), *r)))),
-    );
+    changes.extend(log_lines.iter().filter_map(|(t, tg, ip, r)| Some((*t, Change::Target(*tg_index.get(tg.as_str())?, ip.as_str(), *r)))));
     changes.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut serving: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); n]; // IPs of serving pods
     let mut targets: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); n];
@@ -494,11 +494,19 @@ async fn run() -> i32 {
         let i = match change {
             Change::Serving(pod, on) => {
                 let (Some(&i), Some(&ip)) = (app_of.get(pod), ip_of.get(pod)) else { continue };
-                if *on { serving[i].insert(ip) } else { serving[i].remove(ip) };
+                if *on {
+                    serving[i].insert(ip)
+                } else {
+                    serving[i].remove(ip)
+                };
                 i
             }
             Change::Target(i, ip, on) => {
-                if *on { targets[*i].insert(ip) } else { targets[*i].remove(ip) };
+                if *on {
+                    targets[*i].insert(ip)
+                } else {
+                    targets[*i].remove(ip)
+                };
                 *i
             }
         };
@@ -513,8 +521,7 @@ async fn run() -> i32 {
     let replaced = (n * replicas) as f64;
     let op = |m: &BTreeMap<String, u64>, name: &str| m.get(name).copied().unwrap_or(0);
     let all_calls: u64 = calls_after.values().sum::<u64>() - calls_before.values().sum::<u64>();
-    let by_op: BTreeMap<&String, u64> =
-        calls_after.iter().map(|(k, v)| (k, v - op(&calls_before, k))).filter(|(_, d)| *d > 0).collect();
+    let by_op: BTreeMap<&String, u64> = calls_after.iter().map(|(k, v)| (k, v - op(&calls_before, k))).filter(|(_, d)| *d > 0).collect();
 
     // ---- report ----
     println!();

@@ -7,7 +7,7 @@
 //! a 10 s grace period. With the readiness-gate webhook, a new pod counts as Ready only once
 //! its target is healthy, so the Deployment controller removes an old pod only when its
 //! replacement is serving: the ALB never has fewer than 4 Ready pods behind it. Without
-//! gates the pod is Ready (and an old one removed) before the ALB knows it.
+//! gates the pod is Ready (and an old one removed) before the ALB has it.
 //!
 //! The emulator reports a target `healthy` the moment it is registered (no `initial` state,
 //! no health checks) and drops a deregistered target at once (no `draining`): so on the bed
@@ -218,7 +218,8 @@ fn analyse(samples: &[Sample], old: &BTreeSet<String>) -> Rollout {
     r.worst = worst.take(3).map(Sample::describe).collect();
     for name in old {
         // The first sample that saw it terminating, and its address then.
-        let Some((start, seen)) = samples.iter().enumerate().find_map(|(i, s)| s.pod(name).filter(|p| p.grace_end.is_some()).map(|p| (i, p)))
+        let Some((start, seen)) =
+            samples.iter().enumerate().find_map(|(i, s)| s.pod(name).filter(|p| p.grace_end.is_some()).map(|p| (i, p)))
         else {
             r.deregistrations.push((name.clone(), None, false));
             continue;
@@ -340,10 +341,12 @@ async fn a_rollout_without_readiness_gates_has_pods_ready_before_the_alb_has_the
     // Deregistration does not depend on the gates.
     assert_terminating_pods_deregistered_in_time(&r);
     assert_eq!(r.registered_to_ready.len(), REPLICAS, "{r:#?}");
-    // Without a gate a new pod is Ready (and an old one removed) first, and registered
-    // after: the ALB runs short by one pod for the controller's registration latency each
-    // time, on AWS for the health checks too.
+    // Without a gate a new pod is Ready first and registered after (the EndpointSlice, then
+    // the controller's debounce and call): the Deployment controller may already be removing
+    // an old pod. Whether the ALB then runs short on the bed is a race between the two
+    // (seen down to 1 of 4 here; not in a release-build bench of 3 × 4); on AWS it is not a
+    // race, since a new target takes no traffic until its health checks pass.
     let early: Vec<_> = r.registered_to_ready.iter().filter(|(_, lag)| lag.is_some_and(|l| l < 0.0)).collect();
     assert!(!early.is_empty(), "no new pod was seen Ready before its target was registered: {r:#?}");
-    assert!(r.min_capacity < REPLICAS, "the ALB never had fewer than {REPLICAS} Ready pods: {r:#?}");
+    eprintln!("[{}] without gates: least capacity {} of {REPLICAS}, {:.2} s below {REPLICAS}", bed.ns, r.min_capacity, r.seconds_below);
 }
