@@ -24,9 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use support::gates::GateWebhook;
 use support::{Bed, eventually, pod_ip, pod_ready};
 
@@ -280,9 +279,7 @@ async fn restart_and_sample(bed: &Bed, tg_arn: &str) -> Rollout {
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn(sample(pods.clone(), bed.elbv2.clone(), tg_arn.to_string(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await; // a few samples of the steady state first
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let restart = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
-    bed.api::<Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(restart)).await.unwrap();
+    bed.rollout_restart("web").await;
     let started = std::time::Instant::now();
 
     eventually(&format!("the rollout completes (log: {})", bed.log.display()), Duration::from_secs(120), || async {
