@@ -373,6 +373,7 @@ async fn a_rolling_replacement_never_empties_the_target_group() {
     let strategy = serde_json::json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}}});
     bed.api::<Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(strategy)).await.unwrap();
     bed.rollout_restart("web").await;
+    bed.wait_rollout("web").await;
     let new = bed.wait_settled_pods("app=web", 2).await;
     assert!(new.is_disjoint(&old), "new pods at new addresses: {old:?} then {new:?}");
     let want = targets_of(&new);
@@ -524,6 +525,7 @@ async fn after_a_restart_targets_are_registered_before_listeners_and_rules_are_r
     // may bring back the old addresses; the third replica cannot have one of them.
     bed.scale("web", 3).await;
     bed.rollout_restart("web").await;
+    bed.wait_rollout("web").await;
     let new = bed.wait_settled_pods("app=web", 3).await;
     assert!(!new.is_subset(&old), "a pod at a new address: {old:?} then {new:?}");
     bed.restart_controller("restarted").await;

@@ -982,6 +982,24 @@ impl Bed {
             .unwrap();
     }
 
+    /// Waits until the Deployment's rollout is complete, as `kubectl rollout status` judges
+    /// it: its controller has seen the latest spec and every replica is updated and available
+    /// (right after a template change the old pods alone can look settled).
+    pub async fn wait_rollout(&self, deployment: &str) {
+        let api = self.api::<k8s_openapi::api::apps::v1::Deployment>();
+        eventually(&format!("the rollout of {deployment} completes"), Duration::from_secs(90), || async {
+            let d = api.get(deployment).await.ok()?;
+            let want = d.spec.as_ref()?.replicas.unwrap_or(1);
+            let s = d.status.as_ref()?;
+            let done = s.observed_generation >= d.metadata.generation
+                && s.updated_replicas == Some(want)
+                && s.replicas == Some(want)
+                && s.available_replicas == Some(want);
+            done.then_some(())
+        })
+        .await
+    }
+
     /// Waits until the pods matching `selector` are exactly `n` Ready pods, none of them
     /// terminating (a scale or rollout has finished); returns their IPs.
     pub async fn wait_settled_pods(&self, selector: &str, n: usize) -> BTreeSet<String> {
