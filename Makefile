@@ -20,7 +20,8 @@
 #               without faults and then under 20 % AWS faults and random SIGKILLs (minutes; not
 #               in `make test`): per stage converged Y/N and time, duplicates, orphans, stuck, panics
 #
-# Heavy tools (kube-apiserver, etcd, kubectl, the LocalStack venv) are built once and
+# Heavy tools (the Kubernetes control plane, KWOK, etcd, kubectl, helm, the LocalStack venv)
+# are built once and
 # cached under $(ALB_CACHE), keyed by version.
 
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
