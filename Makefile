@@ -21,8 +21,7 @@
 #               in `make test`): per stage converged Y/N and time, duplicates, orphans, stuck, panics
 #
 # Heavy tools (the Kubernetes control plane, KWOK, etcd, kubectl, helm, the LocalStack venv)
-# are built once and
-# cached under $(ALB_CACHE), keyed by version.
+# are built once and cached under $(ALB_CACHE), keyed by version.
 
 ALB_CACHE ?= $(HOME)/.cache/alb-controller
 export ALB_CACHE
