@@ -22,18 +22,6 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080}]
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
----
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -64,6 +52,7 @@ fn rule_with_path<'a>(rules: &'a [Rule], path: &str) -> Option<&'a Rule> {
 async fn lbc_json_spellings_and_service_tags_reach_aws() {
     let bed = Bed::start("lbc-annotations").await;
     bed.apply(APP).await;
+    bed.apply(support::WEB_DEPLOYMENT).await;
     let dns = bed.wait_hostname("shop").await;
     let lb = bed.load_balancer_by_dns(&dns).await;
     let lb_arn = lb.load_balancer_arn().unwrap().to_string();

@@ -21,7 +21,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -146,7 +146,13 @@ impl Sample {
 }
 
 /// Samples every 100 ms until `stop` is set.
-async fn sample(pods: Api<Pod>, elbv2: aws_sdk_elasticloadbalancingv2::Client, tg_arn: String, stop: Arc<AtomicBool>) -> Vec<Sample> {
+async fn sample(
+    pods: Api<Pod>,
+    elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    tg_arn: String,
+    stop: Arc<AtomicBool>,
+    taken: Arc<AtomicUsize>,
+) -> Vec<Sample> {
     let mut ticks = tokio::time::interval(Duration::from_millis(100));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let list = ListParams::default().labels("app=web");
@@ -167,6 +173,7 @@ async fn sample(pods: Api<Pod>, elbv2: aws_sdk_elasticloadbalancingv2::Client, t
             .collect();
         let after = pods.list(&list).await.unwrap().items.iter().map(PodSeen::of).collect();
         samples.push(Sample { at, before, targets, after });
+        taken.fetch_add(1, Ordering::SeqCst);
     }
     samples
 }
@@ -277,8 +284,20 @@ async fn restart_and_sample(bed: &Bed, tg_arn: &str) -> Rollout {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = tokio::spawn(sample(pods.clone(), bed.elbv2.clone(), tg_arn.to_string(), stop.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await; // a few samples of the steady state first
+    let taken = Arc::new(AtomicUsize::new(0));
+    let sampler = tokio::spawn(sample(pods.clone(), bed.elbv2.clone(), tg_arn.to_string(), stop.clone(), taken.clone()));
+    // A few samples of the steady state first, and of the state after the rollout.
+    let samples_beyond = |n: usize| {
+        let taken = taken.clone();
+        async move {
+            let want = taken.load(Ordering::SeqCst) + n;
+            eventually(&format!("the sampler takes {n} more samples"), Duration::from_secs(10), || async {
+                (taken.load(Ordering::SeqCst) >= want).then_some(())
+            })
+            .await
+        }
+    };
+    samples_beyond(3).await;
     bed.rollout_restart("web").await;
     let started = std::time::Instant::now();
 
@@ -291,7 +310,7 @@ async fn restart_and_sample(bed: &Bed, tg_arn: &str) -> Rollout {
     })
     .await;
     let took = started.elapsed();
-    tokio::time::sleep(Duration::from_millis(300)).await; // and of the state after
+    samples_beyond(3).await;
     stop.store(true, Ordering::SeqCst);
     let samples = sampler.await.unwrap();
     let rollout = analyse(&samples, &old);

@@ -31,16 +31,10 @@ pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
 /// Worker nodes every bed has (EC2 instances in the first private subnets).
 pub const NODES: usize = 2;
 
-/// The Service `web` (port 80 → 8080) in front of a Deployment of one pod (`app=web`); the
-/// EndpointSlice controller publishes its endpoint once KWOK has started it.
-pub const WEB: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
+/// The Deployment `web`: one pod `app=web` listening on 8080.
+macro_rules! web_deployment {
+    () => {
+        r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -52,7 +46,26 @@ spec:
     spec:
       terminationGracePeriodSeconds: 5
       containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
-"#;
+"#
+    };
+}
+
+/// The Deployment of [`WEB`] alone, for a test that brings its own Service `web`.
+pub const WEB_DEPLOYMENT: &str = web_deployment!();
+
+/// The Service `web` (port 80 → 8080) in front of a Deployment of one pod (`app=web`); the
+/// EndpointSlice controller publishes its endpoint once KWOK has started it.
+pub const WEB: &str = concat!(
+    r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---"#,
+    web_deployment!()
+);
 
 /// A controller process of a bed.
 pub struct Replica {
