@@ -206,6 +206,8 @@ async fn the_nodes_security_groups_let_the_backend_group_in_where_the_pods_run()
     let to = if placed.len() == 2 { 0 } else { 1 - placed.first().unwrap() };
     let pin = serde_json::json!({"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/hostname": node_names[to]}}}}});
     bed.api::<Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(pin)).await.unwrap();
+    // Right after the template change the old pods alone look settled: wait for the rollout.
+    bed.wait_rollout("web").await;
     let moved = web_placement(&bed, 2).await;
     assert_eq!(moved, BTreeSet::from([to]), "the scheduler put both pods on node {to}");
     wait_placed_rules(moved.clone(), 8080).await;
