@@ -25,7 +25,8 @@ buildah() {
 }
 
 deps() {
-    command -v buildah >/dev/null && return 0
+    # type -P: the buildah() function above would satisfy `command -v`.
+    type -P buildah >/dev/null && return 0
     if [[ $(id -u) != 0 ]]; then
         echo "image.sh: buildah is missing; install it (Debian: apt-get install -y buildah)" >&2
         exit 1
