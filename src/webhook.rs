@@ -94,8 +94,8 @@ impl Webhook {
             for b in crate::k8s::service_backends(ing) {
                 let Some(svc) = services.iter().find(|s| s.name_any() == b.service) else { continue };
                 let Some(svc_port) = service_port(svc, &b.port) else { continue };
-                if let Ok((name, cfg, _)) = backend.target_group(svc, svc_port, &b.port)
-                    && cfg.target_type == TargetType::Ip
+                if let Ok((name, target_type)) = backend.target_group(svc, svc_port, &b.port)
+                    && target_type == TargetType::Ip
                 {
                     let gate = format!("{GATE_PREFIX}{name}");
                     if !gates.contains(&gate) {

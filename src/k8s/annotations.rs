@@ -532,7 +532,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<IngressConfig, Ve
 }
 
 /// The Ingress annotations this controller reads (suffixes after PREFIX; `*` ends a prefix).
-const READ: &[&str] = &[
+pub(crate) const READ: &[&str] = &[
     "group.name",
     "group.order",
     "scheme",

@@ -1,12 +1,23 @@
 //! The desired state of one IngressGroup as plain data, and the pure builder that
 //! produces it. Nothing here talks to Kubernetes or AWS.
 
-mod build;
+mod certificates;
+mod ingress;
+mod intent;
 mod limits;
+mod listeners;
+mod load_balancer;
 pub mod names;
+mod rules;
+mod security_groups;
+mod stack;
+mod tags;
+mod target_groups;
 mod targets;
 
-pub use build::{BackendRef, Certificate, Inputs, SecurityGroupInfo, Subnet, build, service_port};
+pub use ingress::{BackendRef, Inputs, build};
+pub use intent::{Certificate, SecurityGroupInfo, Subnet};
+pub use target_groups::service_port;
 pub use targets::{Dependency, TargetSource};
 
 use std::collections::{BTreeMap, BTreeSet};
