@@ -328,6 +328,7 @@ fn describe_condition(c: &Condition) -> String {
         Condition::PathPattern(v) => format!("path {}", v.join(" | ")),
         Condition::PathRegex(v) => format!("path ~ {}", v.join(" | ")),
         Condition::HttpHeader { name, values } => format!("header {name}: {}", values.join(" | ")),
+        Condition::HttpHeaderRegex { name, values } => format!("header {name} ~ {}", values.join(" | ")),
         Condition::HttpRequestMethod(v) => format!("method {}", v.join(" | ")),
         Condition::QueryString(v) => {
             format!("query {}", v.iter().map(|(k, val)| format!("{}={val}", k.as_deref().unwrap_or(""))).collect::<Vec<_>>().join(" | "))
@@ -403,7 +404,10 @@ fn table(p: &Planned, cluster: &str) -> String {
             );
             // Shown only where they differ from the load balancer's (a Service's own `tags`).
             let user = |t: &BTreeMap<String, String>| {
-                t.iter().filter(|(k, _)| k.as_str() != model::TAG_RESOURCE).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()
+                t.iter()
+                    .filter(|(k, _)| k.as_str() != model::TAG_RESOURCE && k.as_str() != model::TAG_GATEWAY_RESOURCE)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
             };
             if user(&tg.tags) != user(&l.tags) {
                 let _ = writeln!(out, "    tags       {}", user(&tg.tags).join(", "));

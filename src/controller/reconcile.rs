@@ -26,11 +26,14 @@ use crate::sync;
 pub const FINALIZER: &str = "ingress.k8s.aws/resources";
 /// Finalizer prefix of an Ingress in an explicit group (LBC's name).
 const GROUP_FINALIZER_PREFIX: &str = "group.ingress.k8s.aws/";
+/// Finalizer of an ALB Gateway (LBC's name).
+pub const GATEWAY_FINALIZER: &str = "gateway.k8s.aws/alb";
 
 fn finalizer_of(group: &GroupId) -> String {
     match group {
         GroupId::Implicit { .. } => FINALIZER.to_string(),
         GroupId::Explicit(name) => format!("{GROUP_FINALIZER_PREFIX}{name}"),
+        GroupId::Gateway { .. } => GATEWAY_FINALIZER.to_string(),
     }
 }
 

@@ -110,6 +110,12 @@ pub struct Route {
     pub conditions: Vec<Condition>,
     pub auth: Option<Authenticate>,
     pub action: Action,
+    /// Only on this listener port (a Gateway route's conditions depend on the listener's
+    /// hostname); `None`: on every port of its member (an Ingress rule).
+    pub port: Option<i32>,
+    /// Its place among every member's routes on the listener (Gateway API precedence);
+    /// `None`: in member order (IngressGroup order), after ranked ones.
+    pub rank: Option<usize>,
 }
 
 /// What one member (an Ingress of a group) contributes to the load balancer.

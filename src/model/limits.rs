@@ -53,7 +53,7 @@ pub fn check_conditions(conditions: &[Condition], written: &str) -> Result<(), S
         let (field, strings): (&str, Vec<&String>) = match c {
             Condition::HostHeader(v) => ("host", v.iter().collect()),
             Condition::PathPattern(v) | Condition::PathRegex(v) => ("path", v.iter().collect()),
-            Condition::HttpHeader { name, values } => {
+            Condition::HttpHeader { name, values } | Condition::HttpHeaderRegex { name, values } => {
                 if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.contains(['*', '?']) {
                     return refuse(format!(
                         "has an http-header name of {} characters; AWS takes 1-{MAX_NAME_LEN}, no wildcards",
@@ -88,7 +88,7 @@ pub fn check_conditions(conditions: &[Condition], written: &str) -> Result<(), S
                 return refuse(format!("has the {field} {:?}: {why}", excerpt(s)));
             }
             // Regular expressions have no wildcards in AWS's sense.
-            if !matches!(c, Condition::PathRegex(_)) {
+            if !matches!(c, Condition::PathRegex(_) | Condition::HttpHeaderRegex { .. }) {
                 wildcards += s.chars().filter(|c| matches!(c, '*' | '?')).count();
             }
         }

@@ -2,6 +2,9 @@
 //! produces it. Nothing here talks to Kubernetes or AWS.
 
 mod certificates;
+// Used by the tests until `plan` and the controller take Gateways (next step).
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod gateway;
 mod ingress;
 mod intent;
 mod limits;
@@ -30,6 +33,9 @@ pub type Tags = BTreeMap<String, String>;
 pub const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 pub const TAG_STACK: &str = "ingress.k8s.aws/stack";
 pub const TAG_RESOURCE: &str = "ingress.k8s.aws/resource";
+/// LBC's ALB Gateway controller tags its stacks under its own prefix (`gateway.k8s.aws.alb`).
+pub const TAG_GATEWAY_STACK: &str = "gateway.k8s.aws.alb/stack";
+pub const TAG_GATEWAY_RESOURCE: &str = "gateway.k8s.aws.alb/resource";
 /// `ingress.k8s.aws/resource` of a load balancer's managed security group.
 pub const RESOURCE_MANAGED_SG: &str = "ManagedLBSecurityGroup";
 
@@ -66,16 +72,46 @@ impl Default for Options {
 }
 
 /// One IngressGroup = one ALB = one stack. An Ingress without `group.name` is its own group.
+/// A Gateway is a stack of its own too; its UID goes into its AWS names, as LBC's do.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum GroupId {
     Implicit { namespace: String, name: String },
     Explicit(String),
+    Gateway { namespace: String, name: String, uid: String },
+}
+
+impl GroupId {
+    /// The tag key naming the stack on every resource (LBC's per-controller prefix).
+    pub fn stack_tag(&self) -> &'static str {
+        match self {
+            GroupId::Gateway { .. } => TAG_GATEWAY_STACK,
+            _ => TAG_STACK,
+        }
+    }
+
+    /// The tag key naming the resource within its stack.
+    pub fn resource_tag(&self) -> &'static str {
+        match self {
+            GroupId::Gateway { .. } => TAG_GATEWAY_RESOURCE,
+            _ => TAG_RESOURCE,
+        }
+    }
+}
+
+/// The stack tag a resource's tags carry, whichever controller kind made it.
+pub fn stack_of(tags: &Tags) -> Option<&String> {
+    tags.get(TAG_STACK).or_else(|| tags.get(TAG_GATEWAY_STACK))
+}
+
+/// The resource tag a resource's tags carry, whichever controller kind made it.
+pub fn resource_of(tags: &Tags) -> Option<&String> {
+    tags.get(TAG_RESOURCE).or_else(|| tags.get(TAG_GATEWAY_RESOURCE))
 }
 
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GroupId::Implicit { namespace, name } => write!(f, "{namespace}/{name}"),
+            GroupId::Implicit { namespace, name } | GroupId::Gateway { namespace, name, .. } => write!(f, "{namespace}/{name}"),
             GroupId::Explicit(name) => f.write_str(name),
         }
     }
@@ -186,9 +222,9 @@ pub enum BackendSource {
 }
 
 impl Stack {
-    /// Tags every resource of this stack carries (plus its own `ingress.k8s.aws/resource`).
+    /// Tags every resource of this stack carries (plus its own resource tag).
     pub fn base_tags(cluster: &str, group: &GroupId) -> Tags {
-        Tags::from([(TAG_CLUSTER.to_string(), cluster.to_string()), (TAG_STACK.to_string(), group.to_string())])
+        Tags::from([(TAG_CLUSTER.to_string(), cluster.to_string()), (group.stack_tag().to_string(), group.to_string())])
     }
 }
 
@@ -296,6 +332,11 @@ pub enum Condition {
         name: String,
         values: Vec<String>,
     },
+    /// Regular expressions on a header's value (Gateway API `RegularExpression` matches).
+    HttpHeaderRegex {
+        name: String,
+        values: Vec<String>,
+    },
     HttpRequestMethod(Vec<String>),
     /// (key, value); a missing key matches the value alone.
     QueryString(Vec<(Option<String>, String)>),
@@ -311,7 +352,7 @@ impl Condition {
             | Condition::PathRegex(v)
             | Condition::HttpRequestMethod(v)
             | Condition::SourceIp(v) => v.len(),
-            Condition::HttpHeader { values, .. } => values.len(),
+            Condition::HttpHeader { values, .. } | Condition::HttpHeaderRegex { values, .. } => values.len(),
             Condition::QueryString(v) => v.len(),
         }
     }

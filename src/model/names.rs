@@ -24,19 +24,26 @@ fn trunc(s: &str, n: usize) -> &str {
 fn group_name(group: &GroupId, uuid: &str) -> String {
     match group {
         GroupId::Explicit(name) => format!("k8s-{}-{}", trunc(&alnum(name), 17), trunc(uuid, 10)),
-        GroupId::Implicit { namespace, name } => {
+        GroupId::Implicit { namespace, name } | GroupId::Gateway { namespace, name, .. } => {
             format!("k8s-{}-{}-{}", trunc(&alnum(namespace), 8), trunc(&alnum(name), 8), trunc(uuid, 10))
         }
     }
 }
 
-/// `k8s-<namespace>-<name>-<hash>`, at most 32 characters.
+/// `k8s-<namespace>-<name>-<hash>`, at most 32 characters. A Gateway's hash is of its UID,
+/// as LBC's Gateway controller makes it.
 pub fn load_balancer(cluster: &str, group: &GroupId, scheme: &str) -> String {
-    group_name(group, &hash(&[cluster, &group.to_string(), scheme]))
+    match group {
+        GroupId::Gateway { uid, .. } => group_name(group, &hash(&[cluster, uid, scheme])),
+        _ => group_name(group, &hash(&[cluster, &group.to_string(), scheme])),
+    }
 }
 
 pub fn security_group(cluster: &str, group: &GroupId) -> String {
-    group_name(group, &hash(&[cluster, &group.to_string()]))
+    match group {
+        GroupId::Gateway { namespace, name, uid } => group_name(group, &hash(&[cluster, name, namespace, uid])),
+        _ => group_name(group, &hash(&[cluster, &group.to_string()])),
+    }
 }
 
 /// The cluster's shared backend security group, `k8s-traffic-<cluster>-<hash>`, exactly
@@ -79,6 +86,40 @@ pub fn target_group(p: &TargetGroupNameParts) -> String {
         p.protocol_version,
     ]);
     format!("k8s-{}-{}-{}", trunc(&alnum(p.svc_namespace), 8), trunc(&alnum(p.svc_name), 8), trunc(&uuid, 10))
+}
+
+/// What a Gateway's target group name is made of: LBC's Gateway fields, in its order.
+pub struct GatewayTargetGroupNameParts<'a> {
+    pub cluster: &'a str,
+    pub gateway: &'a super::ObjKey,
+    pub route: &'a super::ObjKey,
+    /// `HTTPRoute` or `GRPCRoute`.
+    pub route_kind: &'a str,
+    pub service: &'a super::ObjKey,
+    /// The backendRef's port for `ip` targets, the target group's port for `instance` ones.
+    pub port: &'a str,
+    pub target_type: &'a str,
+    pub protocol: &'a str,
+    pub protocol_version: &'a str,
+}
+
+/// `k8s-<route namespace>-<route name>-<hash>`, the name LBC's Gateway controller gives it.
+pub fn gateway_target_group(p: &GatewayTargetGroupNameParts) -> String {
+    let uuid = hash(&[
+        p.cluster,
+        &p.gateway.namespace,
+        &p.gateway.name,
+        &p.route.namespace,
+        &p.route.name,
+        p.route_kind,
+        &p.service.namespace,
+        &p.service.name,
+        p.port,
+        p.target_type,
+        p.protocol,
+        p.protocol_version,
+    ]);
+    format!("k8s-{}-{}-{}", trunc(&alnum(&p.route.namespace), 8), trunc(&alnum(&p.route.name), 8), trunc(&uuid, 10))
 }
 
 #[cfg(test)]

@@ -8,9 +8,17 @@ use super::limits::MAX_RULES;
 use super::tags::StackTags;
 use super::{Action, Condition, Problem, Protocol, Rule};
 
-/// The routes of the members listening on `port`, in member order.
+/// The routes of the members listening on `port`: by rank where the source ranks them
+/// across members (Gateway API precedence), else in member order.
 pub fn routes_on(members: &[MemberIntent], port: i32) -> Vec<Route> {
-    members.iter().filter(|m| m.ports.iter().any(|&(_, p)| p == port)).flat_map(|m| m.routes.iter().cloned()).collect()
+    let mut routes: Vec<Route> = members
+        .iter()
+        .filter(|m| m.ports.iter().any(|&(_, p)| p == port))
+        .flat_map(|m| m.routes.iter().filter(|r| r.port.is_none_or(|p| p == port)).cloned())
+        .collect();
+    // Stable: unranked routes keep member order.
+    routes.sort_by_key(|r| r.rank.unwrap_or(usize::MAX));
+    routes
 }
 
 /// The rules of one listener, numbered from 1. A rule carries its own member's tags, not
@@ -156,7 +164,15 @@ mod tests {
     use crate::model::ObjKey;
 
     fn rule(conditions: Vec<Condition>, action: Action) -> Route {
-        Route { from: ObjKey { namespace: "shop".into(), name: "a".into() }, written: "x".into(), conditions, auth: None, action }
+        Route {
+            from: ObjKey { namespace: "shop".into(), name: "a".into() },
+            written: "x".into(),
+            conditions,
+            auth: None,
+            action,
+            port: None,
+            rank: None,
+        }
     }
 
     fn path(p: &str) -> Condition {

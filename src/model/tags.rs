@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::intent::{MemberIntent, Wording, problem};
-use super::{GroupId, ObjKey, Problem, Stack, TAG_RESOURCE, Tags, limits};
+use super::{GroupId, ObjKey, Problem, Stack, Tags, limits};
 
 /// The tags the controller adds to every resource: cluster, stack, resource.
 pub const OWN_TAGS: usize = 3;
@@ -49,6 +49,7 @@ pub struct StackTags {
     members: Tags,
     /// Cluster and stack.
     base: Tags,
+    resource_key: &'static str,
 }
 
 impl StackTags {
@@ -57,7 +58,7 @@ impl StackTags {
         for m in members {
             merged.extend(m.tags.clone());
         }
-        StackTags { members: merged, base: Stack::base_tags(cluster, group) }
+        StackTags { members: merged, base: Stack::base_tags(cluster, group), resource_key: group.resource_tag() }
     }
 
     /// A load-balancer-wide resource's: the members' tags and the controller's.
@@ -68,7 +69,7 @@ impl StackTags {
     /// A resource of one member (its rules, its target groups): that member's tags only.
     pub fn own(&self, mut tags: Tags, resource: &str) -> Tags {
         tags.extend(self.base.clone());
-        tags.insert(TAG_RESOURCE.to_string(), resource.to_string());
+        tags.insert(self.resource_key.to_string(), resource.to_string());
         tags
     }
 

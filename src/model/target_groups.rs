@@ -42,8 +42,8 @@ fn service_key(svc: &Service) -> ObjKey {
     ObjKey { namespace: svc.metadata.namespace.clone().unwrap_or_default(), name: svc.metadata.name.clone().unwrap_or_default() }
 }
 
-/// The target group's name and port; a named health-check port is resolved on the way.
-pub fn name_and_port(cluster: &str, group: &super::GroupId, wording: &Wording, b: &mut Backend) -> Result<(String, i32), String> {
+/// The target group's port; a named health-check port is resolved on the way.
+pub fn port(wording: &Wording, b: &mut Backend) -> Result<i32, String> {
     let svc_key = service_key(b.service);
     let target_type = b.settings.target_type;
     let tg_port = target_port(&svc_key, b.service, b.port, target_type, wording)?;
@@ -51,6 +51,14 @@ pub fn name_and_port(cluster: &str, group: &super::GroupId, wording: &Wording, b
     if hc_port.as_str() != "traffic-port" && hc_port.parse::<u16>().is_err() {
         *hc_port = health_check_port(&svc_key, b.service, hc_port, target_type, wording)?.to_string();
     }
+    Ok(tg_port)
+}
+
+/// An Ingress backend's target group name (LBC's Ingress naming) and port.
+pub fn name_and_port(cluster: &str, group: &super::GroupId, wording: &Wording, b: &mut Backend) -> Result<(String, i32), String> {
+    let tg_port = port(wording, b)?;
+    let svc_key = service_key(b.service);
+    let target_type = b.settings.target_type;
     let name = names::target_group(&names::TargetGroupNameParts {
         cluster,
         group,

@@ -20,7 +20,7 @@ use aws_sdk_elasticloadbalancingv2::types::Tag;
 
 use crate::aws::inventory::{Inventory, StackResources};
 use crate::aws::{self, Aws};
-use crate::model::{GroupId, ObjKey, Problem, Stack, TAG_CLUSTER, TAG_STACK, Tags};
+use crate::model::{GroupId, ObjKey, Problem, Stack, TAG_CLUSTER, TAG_GATEWAY_STACK, TAG_STACK, Tags};
 
 pub use listener::ActualListener;
 pub use load_balancer::ActualLoadBalancer;
@@ -67,7 +67,8 @@ impl Error {
 
 /// The tags that make a resource this stack's: cluster and stack.
 pub(crate) fn owner_tags(wanted: &Tags) -> Vec<(&str, &str)> {
-    [TAG_CLUSTER, TAG_STACK].into_iter().map(|k| (k, wanted.get(k).map(String::as_str).unwrap_or_default())).collect()
+    let stack = if wanted.contains_key(TAG_GATEWAY_STACK) { TAG_GATEWAY_STACK } else { TAG_STACK };
+    [TAG_CLUSTER, stack].into_iter().map(|k| (k, wanted.get(k).map(String::as_str).unwrap_or_default())).collect()
 }
 
 /// Whether a resource found by name after a create answered "already exists" is the one we

@@ -231,6 +231,8 @@ fn normalized(conditions: &[Condition]) -> Vec<Condition> {
             Condition::PathPattern(v) => Condition::PathPattern(sorted(v)),
             Condition::PathRegex(v) => Condition::PathRegex(sorted(v)),
             Condition::HttpHeader { name, values } => Condition::HttpHeader { name: name.to_lowercase(), values: lower(values) },
+            // A regular expression keeps its case: it decides itself what it matches.
+            Condition::HttpHeaderRegex { name, values } => Condition::HttpHeaderRegex { name: name.to_lowercase(), values: sorted(values) },
             Condition::HttpRequestMethod(v) => Condition::HttpRequestMethod(sorted(v)),
             Condition::QueryString(v) => {
                 let mut v: Vec<_> = v.iter().map(|(k, val)| (k.as_ref().map(|k| k.to_lowercase()), val.to_lowercase())).collect();
@@ -360,6 +362,10 @@ fn condition_to_sdk(c: &Condition) -> RuleCondition {
             .field("http-header")
             .http_header_config(HttpHeaderConditionConfig::builder().http_header_name(name).set_values(Some(values.clone())).build())
             .build(),
+        Condition::HttpHeaderRegex { name, values } => RuleCondition::builder()
+            .field("http-header")
+            .http_header_config(HttpHeaderConditionConfig::builder().http_header_name(name).set_regex_values(Some(values.clone())).build())
+            .build(),
         Condition::HttpRequestMethod(v) => RuleCondition::builder()
             .field("http-request-method")
             .http_request_method_config(HttpRequestMethodConditionConfig::builder().set_values(Some(v.clone())).build())
@@ -406,7 +412,12 @@ fn conditions_from_sdk(conditions: &[RuleCondition]) -> Option<Vec<Condition>> {
             "path-pattern" => Condition::PathPattern(values(c.path_pattern_config().map(|p| p.values()))),
             "http-header" => {
                 let h = c.http_header_config()?;
-                Condition::HttpHeader { name: h.http_header_name()?.to_string(), values: h.values().to_vec() }
+                let name = h.http_header_name()?.to_string();
+                if h.regex_values().is_empty() {
+                    Condition::HttpHeader { name, values: h.values().to_vec() }
+                } else {
+                    Condition::HttpHeaderRegex { name, values: h.regex_values().to_vec() }
+                }
             }
             "http-request-method" => Condition::HttpRequestMethod(values(c.http_request_method_config().map(|m| m.values()))),
             "query-string" => Condition::QueryString(
@@ -866,6 +877,7 @@ mod tests {
             Condition::QueryString(vec![(Some("v".into()), "2".into()), (None, "debug".into())]),
             Condition::SourceIp(vec!["10.0.0.0/8".into()]),
             Condition::PathRegex(vec!["^/api/v[0-9]+/.*$".into()]),
+            Condition::HttpHeaderRegex { name: "X-Tier".into(), values: vec!["^Gold-[0-9]+$".into()] },
         ];
         let sdk: Vec<_> = c.iter().map(condition_to_sdk).collect();
         assert_eq!(conditions_from_sdk(&sdk), Some(normalized(&c)));

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, ResourceType, Tag, Ta
 
 use super::{Error, Target};
 use crate::aws::ec2_filter;
-use crate::model::{Permission, SecurityGroup, TAG_STACK};
+use crate::model::{self, Permission, SecurityGroup};
 
 const EC2: &str = "ec2";
 
@@ -67,7 +67,7 @@ pub async fn sync(t: &Target<'_>, desired: &SecurityGroup, actual: &mut Option<A
     let aws = t.aws;
     if actual.is_none() {
         let sg = create_or_adopt(t, desired).await?;
-        if let Some(stack) = desired.tags.get(TAG_STACK) {
+        if let Some(stack) = model::stack_of(&desired.tags) {
             t.inventory.put_security_group(stack, sg.id.clone()).await;
         }
         *actual = Some(sg);

@@ -10,7 +10,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroup a
 use super::attributes::{self, Owner};
 use super::{Error, Target, elbv2_tags};
 use crate::aws::Aws;
-use crate::model::{self, HealthCheck, Protocol, TAG_RESOURCE, Tags, TargetGroup, TargetType};
+use crate::model::{self, HealthCheck, Protocol, Tags, TargetGroup, TargetType};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -85,7 +85,7 @@ pub async fn read(aws: &Aws, tgs: Vec<(SdkTargetGroup, Tags)>) -> Result<Vec<Act
         let targets = read_targets(aws, &arn).await?;
         out.push(ActualTargetGroup {
             name: tg.target_group_name().unwrap_or_default().to_string(),
-            resource: tags.get(TAG_RESOURCE).cloned(),
+            resource: model::resource_of(&tags).cloned(),
             target_type: match tg.target_type() {
                 Some(TargetTypeEnum::Instance) => TargetType::Instance,
                 _ => TargetType::Ip,
