@@ -2,6 +2,7 @@
 
 pub mod annotations;
 pub mod class;
+pub mod gateway_api;
 pub mod grouping;
 pub mod params;
 
