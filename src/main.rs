@@ -26,7 +26,7 @@ enum Command {
     /// Run the controller.
     Run(Box<config::Config>),
     /// Print the load balancers that manifests would get: no cluster, no AWS.
-    Plan(plan::PlanArgs),
+    Plan(Box<plan::PlanArgs>),
     /// Print the CustomResourceDefinitions the controller uses (IngressClassParams), as YAML.
     Crd,
     /// Print the version.

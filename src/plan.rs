@@ -13,13 +13,18 @@ use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
 use crate::k8s::class::ClassFilter;
+use crate::k8s::gateway_api::gatewayclasses::GatewayClass;
+use crate::k8s::gateway_api::gateways::Gateway;
+use crate::k8s::gateway_objects;
 use crate::k8s::grouping::{self, Snapshot};
+use crate::model::gateway::spec as gw_spec;
 use crate::model::{self, Action, Certificate, Condition, GroupId, ObjKey, Problem, SecurityGroupInfo, Stack, Subnet, TargetType};
 
 #[derive(clap::Args, Debug)]
 pub struct PlanArgs {
     /// Manifest files or directories of them (YAML, multi-document): Ingresses, Services,
-    /// EndpointSlices, IngressClasses, IngressClassParams, Nodes, Namespaces.
+    /// EndpointSlices, IngressClasses, IngressClassParams, Nodes, Namespaces, and Gateway
+    /// API objects (GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes, ReferenceGrants).
     #[arg(short = 'f', long = "filename", required = true)]
     files: Vec<PathBuf>,
     /// Cluster name (names and tags derive from it).
@@ -50,6 +55,10 @@ pub struct PlanArgs {
     controller_name: String,
     #[arg(long, default_value = "alb")]
     ingress_class: String,
+    /// The GatewayClass controller name Gateways are planned for (a Gateway whose class is
+    /// not in the manifests is assumed to be of it).
+    #[arg(long, default_value = crate::model::gateway::CONTROLLER_NAME)]
+    gateway_controller_name: String,
     /// `table` or `json`.
     #[arg(short = 'o', long, default_value = "table")]
     output: String,
@@ -84,6 +93,10 @@ struct Objects {
     cluster: Snapshot,
     nodes: Vec<Arc<Node>>,
     secrets: BTreeMap<ObjKey, BTreeMap<String, String>>,
+    gateway_classes: Vec<GatewayClass>,
+    gateways: Vec<Gateway>,
+    routes: Vec<gw_spec::RouteSpec>,
+    grants: Vec<gw_spec::Grant>,
 }
 
 #[derive(Serialize)]
@@ -134,7 +147,7 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
             let bad = |e: serde_yaml::Error| format!("{}: {kind}: {e}", path.display());
             let mut value = value;
             // Objects without a namespace land in `default`, as kubectl would put them.
-            if matches!(kind.as_str(), "Ingress" | "Service" | "EndpointSlice")
+            if matches!(kind.as_str(), "Ingress" | "Service" | "EndpointSlice" | "Gateway" | "HTTPRoute" | "GRPCRoute" | "ReferenceGrant")
                 && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_mapping_mut())
                 && !meta.contains_key("namespace")
             {
@@ -158,6 +171,11 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                 "IngressClass" => o.cluster.classes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "IngressClassParams" => o.cluster.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "Node" => o.nodes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
+                "GatewayClass" => o.gateway_classes.push(serde_yaml::from_value(value).map_err(bad)?),
+                "Gateway" => o.gateways.push(serde_yaml::from_value(value).map_err(bad)?),
+                "HTTPRoute" => o.routes.push(gateway_objects::http_route(&serde_yaml::from_value(value).map_err(bad)?)),
+                "GRPCRoute" => o.routes.push(gateway_objects::grpc_route(&serde_yaml::from_value(value).map_err(bad)?)),
+                "ReferenceGrant" => o.grants.push(gateway_objects::grant(&serde_yaml::from_value(value).map_err(bad)?)),
                 "Namespace" => o.cluster.namespaces.push(serde_yaml::from_value(value).map_err(bad)?),
                 "Secret" => {
                     let s: k8s_openapi::api::core::v1::Secret = serde_yaml::from_value(value).map_err(bad)?;
@@ -290,12 +308,99 @@ pub fn run(args: &PlanArgs) -> Result<bool, String> {
             planned.load_balancers.push(PlannedLoadBalancer { group: group.to_string(), ingresses, stack });
         }
     }
+    plan_gateways(args, &objects, &subnets, &certificates, &security_groups, &mut planned);
     match args.output.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&planned).map_err(|e| e.to_string())?),
         "table" => print!("{}", table(&planned, &args.cluster_name)),
         other => return Err(format!("unknown output {other:?}: use table or json")),
     }
     Ok(planned.problems.is_empty())
+}
+
+/// Each Gateway of our GatewayClass is a load balancer of its own; a route its listeners do
+/// not accept is a problem, worded as its status condition.
+fn plan_gateways(
+    args: &PlanArgs,
+    objects: &Objects,
+    subnets: &[Subnet],
+    certificates: &[Certificate],
+    security_groups: &[SecurityGroupInfo],
+    planned: &mut Planned,
+) {
+    let ours = |class: &str| {
+        objects
+            .gateway_classes
+            .iter()
+            .find(|c| c.name_any() == class)
+            .is_none_or(|c| c.spec.controller_name == args.gateway_controller_name)
+    };
+    let namespaces: BTreeMap<String, BTreeMap<String, String>> =
+        objects.cluster.namespaces.iter().map(|n| (n.name_any(), n.labels().clone())).collect();
+    for gw in objects.gateways.iter().filter(|g| ours(&g.spec.gateway_class_name)) {
+        let spec = gateway_objects::gateway(gw);
+        let built = model::gateway::build(&model::gateway::Inputs {
+            cluster: &args.cluster_name,
+            gateway: &spec,
+            load_balancer: Default::default(),
+            tags: Default::default(),
+            listener_certificates: Default::default(),
+            routes: &objects.routes,
+            namespaces: &namespaces,
+            grants: &objects.grants,
+            services: &objects.services,
+            endpoint_slices: &objects.slices,
+            subnets,
+            certificates,
+            security_groups,
+            nodes: &objects.nodes,
+            gated_pods: &Default::default(),
+            options: model::Options { default_target_type: args.default_target_type, ..model::Options::default() },
+        });
+        let mut accepted = Vec::new();
+        for route in &built.routes {
+            for p in &route.parents {
+                for c in p.conditions.iter().filter(|c| !c.status && c.type_ != "PartiallyInvalid") {
+                    planned.problems.push(Problem {
+                        ingress: route.key.clone(),
+                        reason: c.reason,
+                        message: format!("{} {}: {}", route.kind.as_str(), c.type_, c.message),
+                    });
+                }
+                for c in p.conditions.iter().filter(|c| c.status && c.type_ == "PartiallyInvalid") {
+                    planned.problems.push(Problem {
+                        ingress: route.key.clone(),
+                        reason: c.reason,
+                        message: format!("{} {}: {}", route.kind.as_str(), c.type_, c.message),
+                    });
+                }
+                if p.conditions.first().is_some_and(|c| c.status) {
+                    accepted.push(format!("{} {}", route.kind.as_str(), route.key));
+                }
+            }
+        }
+        if !built.accepted.status {
+            let a = &built.accepted;
+            planned.problems.push(Problem {
+                ingress: spec.key.clone(),
+                reason: a.reason,
+                message: format!("Gateway Accepted: {}", a.message),
+            });
+        }
+        for l in built.listeners.iter() {
+            for c in l.conditions.iter().filter(|c| (c.type_ == "Conflicted") == c.status) {
+                planned.problems.push(Problem {
+                    ingress: spec.key.clone(),
+                    reason: c.reason,
+                    message: format!("Gateway listener {:?} {}: {}", l.name, c.type_, c.message),
+                });
+            }
+        }
+        planned.problems.extend(built.built.warnings);
+        if let Some(stack) = built.built.stack {
+            accepted.dedup();
+            planned.load_balancers.push(PlannedLoadBalancer { group: format!("Gateway {}", spec.key), ingresses: accepted, stack });
+        }
+    }
 }
 
 fn describe_action(a: &Action) -> String {

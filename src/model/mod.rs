@@ -2,8 +2,6 @@
 //! produces it. Nothing here talks to Kubernetes or AWS.
 
 mod certificates;
-// Used by the tests until `plan` and the controller take Gateways (next step).
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod gateway;
 mod ingress;
 mod intent;

@@ -24,6 +24,9 @@ use super::*;
 pub use attach::{Condition as StatusCondition, ListenerStatus, RouteStatus};
 use spec::{GatewaySpec, Grant, RouteSpec};
 
+/// The GatewayClass `controllerName` of LBC's ALB Gateway controller.
+pub const CONTROLLER_NAME: &str = "gateway.k8s.aws/alb";
+
 pub struct Inputs<'a> {
     pub cluster: &'a str,
     pub gateway: &'a GatewaySpec,

@@ -1,0 +1,346 @@
+//! Gateway API objects (the generated types) as the Gateway builder reads them, with the
+//! spec's defaults applied as the API server's CRD defaults would (so that `plan` of a
+//! manifest and the controller on a cluster see the same thing).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use super::gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom as From};
+use super::gateway_api::grpcroutes::{GrpcRoute, GrpcRouteRulesMatchesHeadersType, GrpcRouteRulesMatchesMethodType};
+use super::gateway_api::httproutes::{
+    HttpRoute, HttpRouteRulesFiltersRequestRedirectPathType as RedirectPath, HttpRouteRulesFiltersType, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+};
+use super::gateway_api::referencegrants::ReferenceGrant;
+use crate::model::ObjKey;
+use crate::model::gateway::spec::*;
+
+/// An enum value as the API writes it (`GET`, `RequestHeaderModifier`, `https`).
+fn wire(v: &impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn key_of(obj: &impl ResourceExt) -> ObjKey {
+    ObjKey { namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() }
+}
+
+fn created(obj: &impl ResourceExt) -> String {
+    obj.meta().creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default()
+}
+
+pub fn gateway(gw: &Gateway) -> GatewaySpec {
+    let listeners = gw
+        .spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let allowed = l.allowed_routes.as_ref();
+            let ns = allowed.and_then(|a| a.namespaces.as_ref());
+            let namespaces = match ns.and_then(|n| n.from.as_ref()) {
+                Some(From::All) => FromNamespaces::All,
+                Some(From::Selector) => FromNamespaces::Selector(LabelSelector {
+                    match_labels: ns.and_then(|n| n.selector.as_ref()).and_then(|s| s.match_labels.clone()),
+                    match_expressions: ns.and_then(|n| n.selector.as_ref()).and_then(|s| s.match_expressions.as_ref()).map(|e| {
+                        e.iter()
+                            .map(|r| LabelSelectorRequirement {
+                                key: r.key.clone(),
+                                operator: r.operator.clone(),
+                                values: r.values.clone(),
+                            })
+                            .collect()
+                    }),
+                }),
+                Some(From::Same) | None => FromNamespaces::Same,
+            };
+            let kinds = allowed
+                .and_then(|a| a.kinds.as_ref())
+                .map(|k| k.iter().map(|k| (k.group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()), k.kind.clone())).collect())
+                .unwrap_or_default();
+            ListenerSpec {
+                name: l.name.clone(),
+                hostname: l.hostname.clone(),
+                port: l.port,
+                protocol: l.protocol.clone(),
+                namespaces,
+                kinds,
+            }
+        })
+        .collect();
+    GatewaySpec { key: key_of(gw), uid: gw.uid().unwrap_or_default(), generation: gw.metadata.generation.unwrap_or_default(), listeners }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parent(
+    route_ns: &str,
+    group: &Option<String>,
+    kind: &Option<String>,
+    namespace: &Option<String>,
+    name: &str,
+    section: &Option<String>,
+    port: Option<i32>,
+) -> ParentRef {
+    ParentRef {
+        group: group.clone().unwrap_or_else(|| GATEWAY_GROUP.into()),
+        kind: kind.clone().unwrap_or_else(|| "Gateway".into()),
+        namespace: namespace.clone().unwrap_or_else(|| route_ns.to_string()),
+        name: name.to_string(),
+        section_name: section.clone(),
+        port,
+    }
+}
+
+fn backend(
+    route_ns: &str,
+    group: &Option<String>,
+    kind: &Option<String>,
+    namespace: &Option<String>,
+    name: &str,
+    port: Option<i32>,
+    weight: Option<i32>,
+) -> BackendRef {
+    BackendRef {
+        group: group.clone().unwrap_or_default(),
+        kind: kind.clone().unwrap_or_else(|| "Service".into()),
+        namespace: namespace.clone().unwrap_or_else(|| route_ns.to_string()),
+        name: name.to_string(),
+        port,
+        weight: weight.unwrap_or(1),
+    }
+}
+
+pub fn http_route(r: &HttpRoute) -> RouteSpec {
+    let key = key_of(r);
+    let ns = key.namespace.clone();
+    let parents = r
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .map(|p| parent(&ns, &p.group, &p.kind, &p.namespace, &p.name, &p.section_name, p.port))
+        .collect();
+    let rules = r
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .map(|rule| {
+            let mut matches: Vec<Match> = rule
+                .matches
+                .iter()
+                .flatten()
+                .map(|m| {
+                    let path = m.path.as_ref().map_or(PathMatch { kind: PathKind::Prefix, value: "/".into() }, |p| PathMatch {
+                        kind: match p.r#type {
+                            Some(HttpRouteRulesMatchesPathType::Exact) => PathKind::Exact,
+                            Some(HttpRouteRulesMatchesPathType::RegularExpression) => PathKind::Regex,
+                            Some(HttpRouteRulesMatchesPathType::PathPrefix) | None => PathKind::Prefix,
+                        },
+                        value: p.value.clone().unwrap_or_else(|| "/".into()),
+                    });
+                    Match::Http(HttpMatch {
+                        path: Some(path),
+                        headers: m
+                            .headers
+                            .iter()
+                            .flatten()
+                            .map(|h| ValueMatch {
+                                regex: matches!(h.r#type, Some(HttpRouteRulesMatchesHeadersType::RegularExpression)),
+                                name: h.name.clone(),
+                                value: h.value.clone(),
+                            })
+                            .collect(),
+                        query_params: m
+                            .query_params
+                            .iter()
+                            .flatten()
+                            .map(|q| ValueMatch {
+                                regex: matches!(q.r#type, Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression)),
+                                name: q.name.clone(),
+                                value: q.value.clone(),
+                            })
+                            .collect(),
+                        method: m.method.as_ref().map(wire),
+                    })
+                })
+                .collect();
+            if matches.is_empty() {
+                matches.push(Match::Http(HttpMatch {
+                    path: Some(PathMatch { kind: PathKind::Prefix, value: "/".into() }),
+                    ..Default::default()
+                }));
+            }
+            let filters = rule
+                .filters
+                .iter()
+                .flatten()
+                .map(|f| match (&f.r#type, &f.request_redirect) {
+                    (HttpRouteRulesFiltersType::RequestRedirect, Some(rr)) => Filter::RequestRedirect {
+                        scheme: rr.scheme.as_ref().map(wire),
+                        hostname: rr.hostname.clone(),
+                        path: rr.path.as_ref().map(|p| match p.r#type {
+                            RedirectPath::ReplaceFullPath => PathModifier::ReplaceFullPath(p.replace_full_path.clone().unwrap_or_default()),
+                            RedirectPath::ReplacePrefixMatch => {
+                                PathModifier::ReplacePrefixMatch(p.replace_prefix_match.clone().unwrap_or_default())
+                            }
+                        }),
+                        port: rr.port,
+                        status_code: rr.status_code.map(|c| c as i32),
+                    },
+                    (t, _) => Filter::Other(wire(t)),
+                })
+                .collect();
+            let backends = rule
+                .backend_refs
+                .iter()
+                .flatten()
+                .map(|b| backend(&ns, &b.group, &b.kind, &b.namespace, &b.name, b.port, b.weight))
+                .collect();
+            RuleSpec { matches, filters, backends }
+        })
+        .collect();
+    RouteSpec {
+        kind: RouteKind::Http,
+        generation: r.metadata.generation.unwrap_or_default(),
+        created: created(r),
+        parents,
+        hostnames: r.spec.hostnames.clone().unwrap_or_default(),
+        rules,
+        key,
+    }
+}
+
+pub fn grpc_route(r: &GrpcRoute) -> RouteSpec {
+    let key = key_of(r);
+    let ns = key.namespace.clone();
+    let parents = r
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .map(|p| parent(&ns, &p.group, &p.kind, &p.namespace, &p.name, &p.section_name, p.port))
+        .collect();
+    let rules = r
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .map(|rule| {
+            let mut matches: Vec<Match> = rule
+                .matches
+                .iter()
+                .flatten()
+                .map(|m| {
+                    Match::Grpc(GrpcMatch {
+                        method: m.method.as_ref().map(|me| GrpcMethod {
+                            regex: matches!(me.r#type, Some(GrpcRouteRulesMatchesMethodType::RegularExpression)),
+                            service: me.service.clone(),
+                            method: me.method.clone(),
+                        }),
+                        headers: m
+                            .headers
+                            .iter()
+                            .flatten()
+                            .map(|h| ValueMatch {
+                                regex: matches!(h.r#type, Some(GrpcRouteRulesMatchesHeadersType::RegularExpression)),
+                                name: h.name.clone(),
+                                value: h.value.clone(),
+                            })
+                            .collect(),
+                    })
+                })
+                .collect();
+            if matches.is_empty() {
+                matches.push(Match::Grpc(GrpcMatch::default()));
+            }
+            RuleSpec {
+                matches,
+                filters: rule.filters.iter().flatten().map(|f| Filter::Other(wire(&f.r#type))).collect(),
+                backends: rule
+                    .backend_refs
+                    .iter()
+                    .flatten()
+                    .map(|b| backend(&ns, &b.group, &b.kind, &b.namespace, &b.name, b.port, b.weight))
+                    .collect(),
+            }
+        })
+        .collect();
+    RouteSpec {
+        kind: RouteKind::Grpc,
+        generation: r.metadata.generation.unwrap_or_default(),
+        created: created(r),
+        parents,
+        hostnames: r.spec.hostnames.clone().unwrap_or_default(),
+        rules,
+        key,
+    }
+}
+
+pub fn grant(g: &ReferenceGrant) -> Grant {
+    Grant {
+        namespace: g.namespace().unwrap_or_default(),
+        from: g.spec.from.iter().map(|f| (f.group.clone(), f.kind.clone(), f.namespace.clone())).collect(),
+        to: g.spec.to.iter().map(|t| (t.group.clone(), t.kind.clone(), t.name.clone())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_specs_defaults_are_applied() {
+        let route: HttpRoute = serde_yaml::from_str(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  parentRefs: [{name: edge, sectionName: https}]
+  rules:
+  - backendRefs: [{name: web, port: 80}]
+  - matches: [{headers: [{name: x-a, value: b, type: RegularExpression}], method: POST}]
+    filters: [{type: URLRewrite, urlRewrite: {hostname: a.example.com}}]
+"#,
+        )
+        .unwrap();
+        let spec = http_route(&route);
+        assert_eq!(
+            spec.parents[0],
+            ParentRef {
+                group: GATEWAY_GROUP.into(),
+                kind: "Gateway".into(),
+                namespace: "shop".into(),
+                name: "edge".into(),
+                section_name: Some("https".into()),
+                port: None,
+            }
+        );
+        let everything =
+            Match::Http(HttpMatch { path: Some(PathMatch { kind: PathKind::Prefix, value: "/".into() }), ..Default::default() });
+        assert_eq!(spec.rules[0].matches, vec![everything], "no matches: PathPrefix /");
+        assert_eq!(
+            spec.rules[0].backends[0],
+            BackendRef {
+                group: String::new(),
+                kind: "Service".into(),
+                namespace: "shop".into(),
+                name: "web".into(),
+                port: Some(80),
+                weight: 1,
+            }
+        );
+        let Match::Http(m) = &spec.rules[1].matches[0] else { panic!() };
+        assert_eq!(m.path, Some(PathMatch { kind: PathKind::Prefix, value: "/".into() }), "a match without a path: PathPrefix /");
+        assert_eq!((m.method.as_deref(), m.headers[0].regex), (Some("POST"), true));
+        assert_eq!(spec.rules[1].filters, vec![Filter::Other("URLRewrite".into())]);
+
+        let gw: Gateway = serde_yaml::from_str(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop, uid: u1}\nspec:\n  gatewayClassName: aws-alb\n  listeners: [{name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}, kinds: [{kind: HTTPRoute}]}}]\n",
+        )
+        .unwrap();
+        let g = gateway(&gw);
+        assert_eq!((g.uid.as_str(), &g.listeners[0].namespaces), ("u1", &FromNamespaces::All));
+        assert_eq!(g.listeners[0].kinds, vec![(GATEWAY_GROUP.to_string(), "HTTPRoute".to_string())]);
+    }
+}
