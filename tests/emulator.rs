@@ -11,9 +11,10 @@ use std::fmt::Debug;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate, ForwardActionConfig, HostHeaderConditionConfig, HttpHeaderConditionConfig,
-    HttpRequestMethodConditionConfig, Matcher, PathPatternConditionConfig, ProtocolEnum, QueryStringConditionConfig,
-    QueryStringKeyValuePair, RuleCondition, RulePriorityPair, SourceIpConditionConfig, Tag, TargetGroupTuple, TargetTypeEnum,
+    Action, ActionTypeEnum, Certificate, ForwardActionConfig, HostHeaderConditionConfig, HostHeaderRewriteConfig,
+    HttpHeaderConditionConfig, HttpRequestMethodConditionConfig, Matcher, PathPatternConditionConfig, ProtocolEnum,
+    QueryStringConditionConfig, QueryStringKeyValuePair, RewriteConfig, Rule, RuleCondition, RulePriorityPair, RuleTransform,
+    SourceIpConditionConfig, Tag, TargetGroupTuple, TargetTypeEnum, TransformTypeEnum, UrlRewriteConfig,
 };
 use support::Account;
 
@@ -82,6 +83,34 @@ fn source_ip(values: &[&str]) -> RuleCondition {
 fn path_regex(values: &[&str]) -> RuleCondition {
     let config = PathPatternConditionConfig::builder().set_regex_values(Some(values.iter().map(|v| v.to_string()).collect())).build();
     RuleCondition::builder().field("path-pattern").path_pattern_config(config).build()
+}
+
+fn strings(values: &[&str]) -> Option<Vec<String>> {
+    Some(values.iter().map(|v| v.to_string()).collect())
+}
+
+fn host_regex(values: &[&str]) -> RuleCondition {
+    let config = HostHeaderConditionConfig::builder().set_regex_values(strings(values)).build();
+    RuleCondition::builder().field("host-header").host_header_config(config).build()
+}
+
+fn header_regex(name: &str, values: &[&str]) -> RuleCondition {
+    let config = HttpHeaderConditionConfig::builder().http_header_name(name).set_regex_values(strings(values)).build();
+    RuleCondition::builder().field("http-header").http_header_config(config).build()
+}
+
+fn rewrite(regex: &str, replace: &str) -> RewriteConfig {
+    RewriteConfig::builder().regex(regex).replace(replace).build()
+}
+
+fn url_rewrite(regex: &str, replace: &str) -> RuleTransform {
+    let config = UrlRewriteConfig::builder().rewrites(rewrite(regex, replace)).build();
+    RuleTransform::builder().r#type(TransformTypeEnum::UrlRewrite).url_rewrite_config(config).build()
+}
+
+fn host_rewrite(regex: &str, replace: &str) -> RuleTransform {
+    let config = HostHeaderRewriteConfig::builder().rewrites(rewrite(regex, replace)).build();
+    RuleTransform::builder().r#type(TransformTypeEnum::HostHeaderRewrite).host_header_rewrite_config(config).build()
 }
 
 fn tags(n: usize, prefix: &str) -> Vec<Tag> {
@@ -169,6 +198,41 @@ impl Alb {
             .filter(|r| !r.is_default().unwrap_or(false))
             .map(|r| (r.rule_arn().unwrap().to_string(), r.priority().unwrap().to_string()))
             .collect()
+    }
+
+    /// The rule as DescribeRules answers it.
+    async fn described(&self, arn: &str) -> Rule {
+        let out = self.c().describe_rules().rule_arns(arn).send().await;
+        accepted(&format!("DescribeRules {arn}"), out).rules()[0].clone()
+    }
+
+    /// A rule with transforms on the HTTP listener forwarding to the target group.
+    async fn rule_with_transforms(&self, priority: i32, conditions: Vec<RuleCondition>, transforms: Vec<RuleTransform>) -> String {
+        let out = self.create_rule_with_transforms(priority, conditions, transforms).await;
+        accepted(&format!("CreateRule priority {priority} with transforms"), out).rules()[0].rule_arn().unwrap().to_string()
+    }
+
+    async fn create_rule_with_transforms(
+        &self,
+        priority: i32,
+        conditions: Vec<RuleCondition>,
+        transforms: Vec<RuleTransform>,
+    ) -> Result<
+        aws_sdk_elasticloadbalancingv2::operation::create_rule::CreateRuleOutput,
+        SdkError<
+            aws_sdk_elasticloadbalancingv2::operation::create_rule::CreateRuleError,
+            aws_sdk_elasticloadbalancingv2::config::http::HttpResponse,
+        >,
+    > {
+        self.c()
+            .create_rule()
+            .listener_arn(&self.listener)
+            .priority(priority)
+            .set_conditions(Some(conditions))
+            .actions(forward(&self.tg))
+            .set_transforms(Some(transforms))
+            .send()
+            .await
     }
 
     async fn target_group(&self, name: &str, version: &str) -> String {
@@ -554,4 +618,177 @@ async fn health_checks_are_checked_per_protocol_version() {
     }
     let grpc = tg("emu-h7", "GRPC").matcher(Matcher::builder().grpc_code("0-99").build()).send().await;
     accepted("CreateTargetGroup GRPC with a gRPC code range", grpc);
+}
+
+#[tokio::test]
+async fn regex_conditions_are_stored_and_returned_as_sent() {
+    let alb = Alb::new("emu-regex").await;
+    let conditions = vec![
+        host_regex(&["^(api|www)\\.example\\.com(:[0-9]+)?$"]),
+        path_regex(&["^/api/v[0-9]+/.*$", "^/health$"]),
+        header_regex("X-Env", &["^(dev|prod)$"]),
+    ];
+    let created = accepted("CreateRule with regex conditions", alb.create_rule(1, conditions.clone()).await);
+    assert_eq!(created.rules()[0].conditions(), conditions.as_slice(), "CreateRule answers the conditions as sent");
+    let rule = created.rules()[0].rule_arn().unwrap().to_string();
+    assert_eq!(alb.described(&rule).await.conditions(), conditions.as_slice(), "DescribeRules returns them as sent");
+
+    let modified = vec![path_regex(&["^/v2/(.*)$"]), header_regex("User-Agent", &[".*Mobile.*"])];
+    accepted(
+        "ModifyRule to other regex conditions",
+        alb.c().modify_rule().rule_arn(&rule).set_conditions(Some(modified.clone())).send().await,
+    );
+    assert_eq!(alb.described(&rule).await.conditions(), modified.as_slice());
+
+    // The listener's default rule is untouched: no conditions, still forwarding to the target group.
+    let rules = alb.c().describe_rules().listener_arn(&alb.listener).send().await.unwrap();
+    let default = rules.rules().iter().find(|r| r.is_default() == Some(true)).unwrap();
+    assert!(default.conditions().is_empty());
+    assert_eq!(default.actions()[0].target_group_arn(), Some(alb.tg.as_str()));
+}
+
+#[tokio::test]
+async fn values_and_regex_values_cannot_be_mixed_and_regexes_lack_some_features() {
+    let alb = Alb::new("emu-regex-mix").await;
+    let mixed_host = HostHeaderConditionConfig::builder().values("a.example.com").regex_values("^b\\.example\\.com$").build();
+    let mixed_path = PathPatternConditionConfig::builder().values("/a").regex_values("^/b$").build();
+    let mixed_header = HttpHeaderConditionConfig::builder().http_header_name("X-Env").values("dev").regex_values("^prod$").build();
+    let cases = [
+        ("a host-header with Values and RegexValues", RuleCondition::builder().field("host-header").host_header_config(mixed_host).build()),
+        (
+            "a path-pattern with Values and RegexValues",
+            RuleCondition::builder().field("path-pattern").path_pattern_config(mixed_path).build(),
+        ),
+        (
+            "an http-header with Values and RegexValues",
+            RuleCondition::builder().field("http-header").http_header_config(mixed_header).build(),
+        ),
+        ("a lookahead", path_regex(&["^/(?!admin).*$"])),
+        ("a backreference", host_regex(&["^(a+)\\.\\1\\.example\\.com$"])),
+        ("a possessive quantifier", header_regex("X-Env", &["^a++$"])),
+        ("a Unicode character class", path_regex(&["^/\\p{L}+$"])),
+    ];
+    for (what, condition) in cases {
+        assert_eq!(refused(&format!("CreateRule with {what}"), alb.create_rule(1, vec![condition]).await), "ValidationError");
+    }
+    assert!(alb.priorities().await.is_empty(), "no rule was created");
+
+    let rule = alb.rule(1, vec![path_regex(&["^/a$"])]).await;
+    let mixed = RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(PathPatternConditionConfig::builder().values("/a").regex_values("^/b$").build())
+        .build();
+    let out = alb.c().modify_rule().rule_arn(&rule).conditions(mixed).send().await;
+    assert_eq!(refused("ModifyRule to a condition with Values and RegexValues", out), "ValidationError");
+    assert_eq!(alb.described(&rule).await.conditions(), [path_regex(&["^/a$"])].as_slice(), "the rule is unchanged");
+}
+
+#[tokio::test]
+async fn transforms_are_stored_returned_replaced_and_reset() {
+    let alb = Alb::new("emu-transforms").await;
+    let both = vec![url_rewrite("^/api/(.*)$", "/$1"), host_rewrite(".*", "backend.example.com")];
+    let created = alb.create_rule_with_transforms(1, vec![path(&["/api/*"])], both.clone()).await;
+    let created = accepted("CreateRule with two transforms", created);
+    assert_eq!(created.rules()[0].transforms(), both.as_slice(), "CreateRule answers the transforms");
+    let rule = created.rules()[0].rule_arn().unwrap().to_string();
+    assert_eq!(alb.described(&rule).await.transforms(), both.as_slice(), "DescribeRules returns them");
+    let plain = alb.rule(2, vec![path(&["/plain"])]).await;
+    assert!(alb.described(&plain).await.transforms().is_empty(), "a rule without transforms has none");
+
+    // SetRulePriorities answers the rules with their transforms (a swap of the two).
+    let out = alb.c().set_rule_priorities().rule_priorities(pair(&rule, 2)).rule_priorities(pair(&plain, 1)).send().await;
+    let out = accepted("SetRulePriorities swapping a rule with transforms", out);
+    let answered = out.rules().iter().find(|r| r.rule_arn() == Some(rule.as_str())).unwrap();
+    assert_eq!((answered.priority(), answered.transforms()), (Some("2"), both.as_slice()));
+
+    // Conditions only: the transforms stay ("Any properties that you do not specify are unchanged").
+    accepted("ModifyRule of the conditions", alb.c().modify_rule().rule_arn(&rule).conditions(path(&["/v1/*"])).send().await);
+    assert_eq!(alb.described(&rule).await.transforms(), both.as_slice());
+
+    // Transforms replace the list.
+    let one = vec![url_rewrite("^/v1/(.*)$", "/v2/$1")];
+    let out = alb.c().modify_rule().rule_arn(&rule).conditions(path(&["/v1/*"])).set_transforms(Some(one.clone())).send().await;
+    assert_eq!(accepted("ModifyRule with one transform", out).rules()[0].transforms(), one.as_slice());
+    assert_eq!(alb.described(&rule).await.transforms(), one.as_slice());
+
+    // ResetTransforms removes them; the conditions are left as they were.
+    let out = alb.c().modify_rule().rule_arn(&rule).actions(forward(&alb.tg)).reset_transforms(true).send().await;
+    assert!(accepted("ModifyRule with ResetTransforms", out).rules()[0].transforms().is_empty());
+    let described = alb.described(&rule).await;
+    assert!(described.transforms().is_empty());
+    assert_eq!(described.conditions(), [path(&["/v1/*"])].as_slice());
+
+    // Transforms alone, without conditions or actions, are a valid ModifyRule too.
+    let host = vec![host_rewrite("^(.+)\\.example\\.com$", "$1.example.org")];
+    accepted("ModifyRule with transforms only", alb.c().modify_rule().rule_arn(&plain).set_transforms(Some(host.clone())).send().await);
+    assert_eq!(alb.described(&plain).await.transforms(), host.as_slice());
+}
+
+#[tokio::test]
+async fn bad_transforms_are_refused_and_change_nothing() {
+    let alb = Alb::new("emu-bad-transforms").await;
+    let url_config = |rewrites: Vec<RewriteConfig>| UrlRewriteConfig::builder().set_rewrites(Some(rewrites)).build();
+    let typed = |kind: &str| RuleTransform::builder().r#type(TransformTypeEnum::from(kind));
+    let cases = [
+        ("two url-rewrite transforms", vec![url_rewrite("^/a", "/b"), url_rewrite("^/c", "/d")]),
+        ("a url-rewrite without its config", vec![typed("url-rewrite").build()]),
+        (
+            "a url-rewrite with a host header config",
+            vec![
+                typed("url-rewrite")
+                    .url_rewrite_config(url_config(vec![rewrite("^/a", "/b")]))
+                    .host_header_rewrite_config(HostHeaderRewriteConfig::builder().rewrites(rewrite(".*", "x.example.com")).build())
+                    .build(),
+            ],
+        ),
+        ("a transform of an unknown type", vec![typed("path-rewrite").url_rewrite_config(url_config(vec![rewrite("^/a", "/b")])).build()]),
+        ("a url-rewrite without rewrites", vec![typed("url-rewrite").url_rewrite_config(url_config(vec![])).build()]),
+        (
+            "a url-rewrite with two rewrites",
+            vec![typed("url-rewrite").url_rewrite_config(url_config(vec![rewrite("^/a", "/b"), rewrite("^/c", "/d")])).build()],
+        ),
+        (
+            "a rewrite without a regex",
+            vec![typed("url-rewrite").url_rewrite_config(url_config(vec![RewriteConfig::builder().replace("/b").build()])).build()],
+        ),
+        ("a 1025-character regex", vec![url_rewrite(&format!("^/{}", "a".repeat(1023)), "/b")]),
+        ("a 1025-character replacement", vec![url_rewrite("^/a", &format!("/{}", "b".repeat(1024)))]),
+        ("a lookbehind in the regex", vec![url_rewrite("(?<=/api)/(.*)", "/$1")]),
+    ];
+    for (what, transforms) in cases {
+        let out = alb.create_rule_with_transforms(1, vec![path(&["/a"])], transforms).await;
+        assert_eq!(refused(&format!("CreateRule with {what}"), out), "ValidationError");
+    }
+    assert!(alb.priorities().await.is_empty(), "no rule was created");
+    // The limits themselves are fine.
+    alb.rule_with_transforms(
+        1,
+        vec![path(&["/a"])],
+        vec![url_rewrite(&format!("^/{}", "a".repeat(1022)), &format!("/{}", "b".repeat(1023)))],
+    )
+    .await;
+
+    let kept = vec![url_rewrite("^/old/(.*)$", "/new/$1")];
+    let rule = alb.rule_with_transforms(2, vec![path(&["/old/*"])], kept.clone()).await;
+    let out = alb
+        .c()
+        .modify_rule()
+        .rule_arn(&rule)
+        .conditions(path(&["/changed/*"]))
+        .transforms(url_rewrite("^/a", "/b"))
+        .transforms(url_rewrite("^/c", "/d"))
+        .send()
+        .await;
+    assert_eq!(refused("ModifyRule with two url-rewrite transforms", out), "ValidationError");
+    let out =
+        alb.c().modify_rule().rule_arn(&rule).conditions(path(&["/changed/*"])).transforms(url_rewrite("^/a", "/b")).reset_transforms(true);
+    assert_eq!(refused("ModifyRule with Transforms and ResetTransforms", out.send().await), "ValidationError");
+    let described = alb.described(&rule).await;
+    assert_eq!((described.conditions(), described.transforms()), ([path(&["/old/*"])].as_slice(), kept.as_slice()), "nothing changed");
+
+    let rules = alb.c().describe_rules().listener_arn(&alb.listener).send().await.unwrap();
+    let default = rules.rules().iter().find(|r| r.is_default() == Some(true)).unwrap().rule_arn().unwrap().to_string();
+    let out = alb.c().modify_rule().rule_arn(&default).transforms(url_rewrite("^/a", "/b")).send().await;
+    assert_eq!(refused("ModifyRule adding a transform to the default rule", out), "OperationNotPermitted");
+    assert!(alb.described(&default).await.transforms().is_empty());
 }

@@ -37,11 +37,19 @@ Fixes on top of moto (see ../README.md "Fidelity gaps"):
 * CreateListener on a port in use: moto made a second listener there (its check compared
   the port with listener ARNs). AWS returns the existing listener when the settings match
   and answers DuplicateListener otherwise; ModifyListener to a used port too.
+* Rule transforms (CreateRule/ModifyRule ``Transforms``, ModifyRule ``ResetTransforms``):
+  moto dropped them. They are checked (``validation.check_transforms``), kept on moto's rule
+  and returned wherever the rule is described; ModifyRule replaces them when given, removes
+  them on ResetTransforms and keeps them otherwise, also without conditions or actions.
+* Regex conditions (``RegexValues``): moto failed on a condition without ``Values`` and let
+  ``Values`` and ``RegexValues`` be mixed; validation refuses the mix and regex features ALB
+  lacks, and moto stores and returns the conditions as sent.
 * SetRulePriorities: moto checked each new priority against the current ones, so a swap
   of two rules in one call was PriorityInUse, and applied pairs one by one. AWS checks the
   order the call leads to and applies it as a whole.
 """
 
+import copy
 import threading
 
 from localstack.aws.api import CommonServiceException, RequestContext, ServiceRequest, ServiceResponse
@@ -265,25 +273,73 @@ def _remove_listener_certificates(context: RequestContext, request: ServiceReque
     return call_moto(context)
 
 
+def _any_rule(context: RequestContext, arn: str | None):
+    """The moto rule with this ARN, the default rules too (moto keys those by 0), or None."""
+    for lb in _backend(context).load_balancers.values():
+        for listener in lb.listeners.values():
+            for rule in listener.rules.values():
+                if rule.arn == arn:
+                    return rule
+    return None
+
+
+def _store_transforms(rule, transforms: list | None, response: ServiceResponse) -> ServiceResponse:
+    """moto drops Transforms; they are kept on its rule object, where its serializer reads them
+    (``transforms``) for DescribeRules and SetRulePriorities, and put into this answer."""
+    rule.transforms = copy.deepcopy(transforms) or None
+    for described in response.get("Rules") or []:
+        if described.get("RuleArn") == rule.arn:
+            if rule.transforms:
+                described["Transforms"] = copy.deepcopy(rule.transforms)
+            else:
+                described.pop("Transforms", None)
+    return response
+
+
 def _create_rule(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
     validation.check_tags(request.get("Tags"))
     validation.check_priority(request.get("Priority"))
     validation.check_conditions(request.get("Conditions"))
+    validation.check_transforms(request.get("Transforms"))
     backend = _backend(context)
     with _state_lock:
         listener = _listener(context, request.get("ListenerArn"))
         if listener is not None:
             validation.check_forward_protocol(backend, listener.protocol, request.get("Actions"))
             validation.check_rule_quota(backend.load_balancers[listener.load_balancer_arn])
-        return call_moto(context)  # moto refuses a priority in use
+        response = call_moto(context)  # moto refuses a priority in use
+        rule = _any_rule(context, (response.get("Rules") or [{}])[0].get("RuleArn"))
+        return _store_transforms(rule, request.get("Transforms"), response) if rule is not None else response
 
 
 def _modify_rule(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
     validation.check_conditions(request.get("Conditions"))
-    listener, _ = _rule(context, request.get("RuleArn"))
-    if listener is not None:
-        validation.check_forward_protocol(_backend(context), listener.protocol, request.get("Actions"))
-    return call_moto(context)
+    validation.check_modify_transforms(request)
+    with _state_lock:
+        rule = _any_rule(context, request.get("RuleArn"))
+        if rule is None:
+            return call_moto(context)  # RuleNotFound
+        changes_transforms = bool(request.get("Transforms")) or bool(request.get("ResetTransforms"))
+        if rule.is_default and changes_transforms:
+            # User guide, rule-transforms: "You can't add a transform to a default rule."
+            raise validation.error("OperationNotPermitted", f"Transforms cannot be set on the default rule '{rule.arn}'")
+        listener, _ = _rule(context, rule.arn)
+        if listener is not None:
+            validation.check_forward_protocol(_backend(context), listener.protocol, request.get("Actions"))
+        if request.get("Conditions") or request.get("Actions"):
+            response = call_moto(context)
+        elif changes_transforms:
+            # moto refuses a ModifyRule without conditions and actions; AWS changes the transforms.
+            response = {"Rules": _client(context).describe_rules(RuleArns=[rule.arn])["Rules"]}
+        else:
+            return call_moto(context)
+        # ModifyRule: "Any properties that you do not specify are unchanged"; an empty
+        # Transforms list counts as not specified (LBC sends ResetTransforms to remove them).
+        if request.get("ResetTransforms"):
+            return _store_transforms(rule, None, response)
+        if request.get("Transforms"):
+            return _store_transforms(rule, request["Transforms"], response)
+        return _store_transforms(rule, getattr(rule, "transforms", None), response)
 
 
 def _set_rule_priorities(context: RequestContext, request: ServiceRequest) -> ServiceResponse:

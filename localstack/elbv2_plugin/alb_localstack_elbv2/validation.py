@@ -190,8 +190,15 @@ def _not_valid(value: str) -> CommonServiceException:
 
 
 def _config_values(condition: dict, config_key: str) -> tuple[list, list]:
+    """(Values, RegexValues) of a host-header, path-pattern or http-header condition. The user
+    guide (rule-condition-types): these conditions use "either value matching or regular
+    expression (regex) matching"; AWS refuses a condition that has both."""
     config = condition.get(config_key) or {}
-    return list(config.get("Values") or condition.get("Values") or []), list(config.get("RegexValues") or [])
+    values = list(config.get("Values") or condition.get("Values") or [])
+    regexes = list(config.get("RegexValues") or [])
+    if values and regexes:
+        raise invalid(f"A '{condition.get('Field')}' condition can specify either Values or RegexValues, not both")
+    return values, regexes
 
 
 def _check_host(value: str) -> int:
@@ -212,9 +219,64 @@ def _check_path(value: str) -> int:
     return _wildcards(value)
 
 
+def unsupported_regex_feature(regex: str) -> str | None:
+    """The first feature of ``regex`` that ALB regular expressions lack, or None. User guide,
+    rule-condition-types and rule-transforms: "The regular expressions ... do not support the
+    following features: lookaheads, lookbehinds, backreferences, atomic groups, possessive
+    quantifiers, subroutines, recursion, and Unicode character classes (such as \\p{L})".
+    Characters inside a bracket class are literals and are skipped."""
+    i, in_class, quantifier_end = 0, False, False
+    while i < len(regex):
+        c, nxt = regex[i], regex[i + 1 : i + 2]
+        if c == "\\":
+            if nxt in ("p", "P"):
+                return "a Unicode character class"
+            if not in_class and (nxt in ("g", "k") or (nxt.isdigit() and nxt != "0")):
+                return "a backreference"
+            i, quantifier_end = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            # a "]" right after "[" or "[^" is a literal
+            i += 2 if regex[i + 1 : i + 2] == "]" else 3 if regex[i + 1 : i + 3] == "^]" else 1
+            quantifier_end = False
+            continue
+        if c == "(" and nxt == "?":
+            group = regex[i + 2 : i + 5]
+            if group.startswith(("=", "!")):
+                return "a lookahead"
+            if group.startswith(("<=", "<!")):
+                return "a lookbehind"
+            if group.startswith(">"):
+                return "an atomic group"
+            if group.startswith(("R", "&", "P>")) or re.match(r"[+-]?\d", group):
+                return "a subroutine or recursion"
+            if group.startswith("P="):
+                return "a backreference"
+            i, quantifier_end = i + 2, False  # "(?" : its "?" is no quantifier
+            continue
+        if c in "*+?" and quantifier_end:
+            if c == "+":
+                return "a possessive quantifier"
+            quantifier_end = False  # "a+?" is lazy
+        elif c in "*+?":
+            quantifier_end = True
+        else:
+            quantifier_end = c == "}" and re.search(r"\{\d+(,\d*)?\}$", regex[: i + 1]) is not None
+        i += 1
+    return None
+
+
 def _check_regex(field: str, value: str) -> int:
     # *ConditionConfig RegexValues: "The maximum length of each string is 128 characters".
     _too_long(field, "regular expression", value, 128)
+    feature = unsupported_regex_feature(value)
+    if feature:
+        raise invalid(f"The '{field}' regular expression '{value}' uses {feature}, which is not supported")
     return 0
 
 
@@ -246,7 +308,7 @@ def check_conditions(conditions: list | None) -> None:
             _too_long("HttpHeaderName", "value", name, 40)
             if not HEADER_NAME_CHARS.fullmatch(name) or name.lower() == "host":
                 raise invalid(f"The HTTP header name '{name}' is not valid")
-            values, regexes = list(config.get("Values") or []), list(config.get("RegexValues") or [])
+            values, regexes = _config_values(condition, "HttpHeaderConfig")
             for v in values:
                 _too_long("http-header", "value", v, 128)  # HttpHeaderConditionConfig Values
             wildcards_in_rule += sum(_wildcards(v) for v in values) + sum(_check_regex(field, r) for r in regexes)
@@ -287,6 +349,50 @@ def check_conditions(conditions: list | None) -> None:
         raise invalid(f"A rule can only have '{CONDITION_VALUES_PER_RULE}' condition values")
     if wildcards_in_rule > WILDCARDS_PER_RULE:
         raise invalid(f"A rule can only have '{WILDCARDS_PER_RULE}' wildcards")
+
+
+# RuleTransform Type: host-header-rewrite | url-rewrite, each with its own config ("Specify
+# only when Type is ..."); CreateRule/ModifyRule Transforms: "You can add one host header
+# rewrite transform and one URL rewrite transform".
+TRANSFORM_CONFIGS = {"host-header-rewrite": "HostHeaderRewriteConfig", "url-rewrite": "UrlRewriteConfig"}
+# RewriteConfig Regex and Replace: "The maximum length of the string is 1,024 characters".
+REWRITE_LIMIT = 1024
+
+
+def check_transforms(transforms: list | None) -> None:
+    """The Transforms of a CreateRule/ModifyRule (API reference RuleTransform, *RewriteConfig,
+    RewriteConfig). One rewrite per transform: the Rewrites list takes a single entry on AWS
+    (measured by the Terraform provider, hashicorp/terraform-provider-aws#44702)."""
+    seen = []
+    for transform in transforms or []:
+        kind = transform.get("Type")
+        if kind not in TRANSFORM_CONFIGS:
+            raise invalid(f"Transform type '{kind}' is not valid; valid types are 'host-header-rewrite' and 'url-rewrite'")
+        if kind in seen:
+            raise invalid(f"A rule can only have one '{kind}' transform")
+        seen.append(kind)
+        config_key = TRANSFORM_CONFIGS[kind]
+        for other_kind, other_key in TRANSFORM_CONFIGS.items():
+            if other_kind != kind and transform.get(other_key) is not None:
+                raise invalid(f"'{other_key}' can only be specified for a '{other_kind}' transform")
+        rewrites = (transform.get(config_key) or {}).get("Rewrites") or []
+        if len(rewrites) != 1:
+            raise invalid(f"A '{kind}' transform must have a '{config_key}' with exactly one rewrite")
+        rewrite = rewrites[0]
+        for key in ("Regex", "Replace"):
+            if rewrite.get(key) is None:
+                raise invalid(f"A rewrite of a '{kind}' transform must specify '{key}'")
+            _too_long(kind, key, rewrite[key], REWRITE_LIMIT)
+        feature = unsupported_regex_feature(rewrite["Regex"])
+        if feature:
+            raise invalid(f"The '{kind}' regular expression '{rewrite['Regex']}' uses {feature}, which is not supported")
+
+
+def check_modify_transforms(request: dict) -> None:
+    """ModifyRule: "If you specify Transforms, you can't specify ResetTransforms"."""
+    check_transforms(request.get("Transforms"))
+    if request.get("Transforms") and request.get("ResetTransforms"):
+        raise invalid("Transforms and ResetTransforms cannot be specified together")
 
 
 # Quota "Rules per Application Load Balancer (excluding default rules)": 100.
