@@ -15,6 +15,10 @@
 #   rollout  ROLLOUT_DEPLOYMENTS / ROLLOUT_REPLICAS (100 / 10), ROLLOUT_GATES (1),
 #          ROLLOUT_DRAIN_MS (3000), ROLLOUT_SETUP_TIMEOUT_SECS / ROLLOUT_TIMEOUT_SECS (1200 / 900):
 #          real Deployments rolled out at once behind their ALBs (benches/rollout.rs).
+#
+# BENCH_AWS_BUDGET (off): the controller's AWS call budget. Off, the benches measure the
+# controller's own speed against LocalStack (which does not throttle); `aws` keeps the
+# buckets at AWS's documented limits, as a real account would see the controller's calls.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -25,6 +29,18 @@ export BED_DIR="${BED_DIR:-$REPO/.bed/bench-$BENCH}"
 # with 16, for the same total rate). Real AWS serves them in parallel, hence the
 # controller's default of 16; the benches run with 4 unless told otherwise.
 export MAX_CONCURRENT_TARGET_UPDATES="${MAX_CONCURRENT_TARGET_UPDATES:-4}"
+case "${BENCH_AWS_BUDGET:-off}" in
+    off)
+        # Each bucket off, unless set on its own (AWS_BUDGET_<CLASS> is the flag's variable).
+        for class in ELBV2_ACCOUNT ELBV2_DESCRIBE ELBV2_REGISTRATION ELBV2_WRITE ELBV2_RESOURCE_INTENSIVE \
+            EC2_DESCRIBE EC2_DESCRIBE_UNFILTERED EC2_WRITE EC2_RESOURCE_INTENSIVE ACM; do
+            var="AWS_BUDGET_$class"
+            export "$var=${!var:-off}"
+        done
+        ;;
+    aws) ;;
+    *) echo "bench.sh: BENCH_AWS_BUDGET is off or aws, not ${BENCH_AWS_BUDGET}" >&2; exit 2 ;;
+esac
 # `scale` is the churn bench with 1 000 Ingresses and 10 000 endpoints present (memory).
 case "$BENCH" in
     scale)

@@ -48,6 +48,39 @@ pub struct Config {
     /// is one Register and/or one Deregister call per target group it touches).
     #[arg(long, env = "MAX_CONCURRENT_TARGET_UPDATES", default_value_t = 16)]
     pub max_concurrent_target_updates: u16,
+    // The AWS call budget (aws/budget.rs): one token bucket per API class, `capacity:refill-per-second`
+    // or `off`. Defaults are AWS's documented per-account figures (Class::aws_default); set them lower when other
+    // tools share the account and Region.
+    /// AWS call budget: the ELBv2 account-level bucket every ELBv2 call also draws from (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_ELBV2_ACCOUNT", default_value_t = crate::aws::budget::Class::Elbv2Account.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_elbv2_account: crate::aws::budget::Limit,
+    /// AWS call budget: ELBv2 Describe* calls (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_ELBV2_DESCRIBE", default_value_t = crate::aws::budget::Class::Elbv2Describe.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_elbv2_describe: crate::aws::budget::Limit,
+    /// AWS call budget: ELBv2 RegisterTargets and DeregisterTargets (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_ELBV2_REGISTRATION", default_value_t = crate::aws::budget::Class::Elbv2Registration.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_elbv2_registration: crate::aws::budget::Limit,
+    /// AWS call budget: ELBv2 mutating calls other than registration and resource-intensive ones (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_ELBV2_WRITE", default_value_t = crate::aws::budget::Class::Elbv2Write.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_elbv2_write: crate::aws::budget::Limit,
+    /// AWS call budget: ELBv2 CreateLoadBalancer and SetSubnets (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_ELBV2_RESOURCE_INTENSIVE", default_value_t = crate::aws::budget::Class::Elbv2ResourceIntensive.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_elbv2_resource_intensive: crate::aws::budget::Limit,
+    /// AWS call budget: EC2 Describe*/List*/Search*/Get* calls not in the unfiltered class (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_EC2_DESCRIBE", default_value_t = crate::aws::budget::Class::Ec2Describe.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_ec2_describe: crate::aws::budget::Limit,
+    /// AWS call budget: EC2 DescribeInstances, DescribeNetworkInterfaces, DescribeSecurityGroups (and the other actions AWS lists as unfiltered and unpaginated), filtered or not (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_EC2_DESCRIBE_UNFILTERED", default_value_t = crate::aws::budget::Class::Ec2DescribeUnfiltered.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_ec2_describe_unfiltered: crate::aws::budget::Limit,
+    /// AWS call budget: EC2 mutating calls other than resource-intensive ones (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_EC2_WRITE", default_value_t = crate::aws::budget::Class::Ec2Write.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_ec2_write: crate::aws::budget::Limit,
+    /// AWS call budget: EC2 AuthorizeSecurityGroupIngress, RevokeSecurityGroupIngress (and the other actions AWS lists as resource-intensive) (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_EC2_RESOURCE_INTENSIVE", default_value_t = crate::aws::budget::Class::Ec2ResourceIntensive.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_ec2_resource_intensive: crate::aws::budget::Limit,
+    /// AWS call budget: ACM calls (ListCertificates) (`capacity:refill-per-second` or `off`).
+    #[arg(long, env = "AWS_BUDGET_ACM", default_value_t = crate::aws::budget::Class::Acm.aws_default(), value_parser = crate::aws::budget::Limit::parse)]
+    pub aws_budget_acm: crate::aws::budget::Limit,
     /// Run only while holding a coordination.k8s.io Lease (for several replicas).
     #[arg(long, env = "LEADER_ELECT")]
     pub leader_elect: bool,
@@ -96,6 +129,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// The setting of one bucket of the AWS call budget.
+    pub fn aws_budget(&self, class: crate::aws::budget::Class) -> crate::aws::budget::Limit {
+        use crate::aws::budget::Class;
+        match class {
+            Class::Elbv2Account => self.aws_budget_elbv2_account,
+            Class::Elbv2Describe => self.aws_budget_elbv2_describe,
+            Class::Elbv2Registration => self.aws_budget_elbv2_registration,
+            Class::Elbv2Write => self.aws_budget_elbv2_write,
+            Class::Elbv2ResourceIntensive => self.aws_budget_elbv2_resource_intensive,
+            Class::Ec2Describe => self.aws_budget_ec2_describe,
+            Class::Ec2DescribeUnfiltered => self.aws_budget_ec2_describe_unfiltered,
+            Class::Ec2Write => self.aws_budget_ec2_write,
+            Class::Ec2ResourceIntensive => self.aws_budget_ec2_resource_intensive,
+            Class::Acm => self.aws_budget_acm,
+        }
+    }
+
     /// The settings the model builder follows.
     pub fn model_options(&self) -> crate::model::Options {
         crate::model::Options {

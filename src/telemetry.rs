@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -140,6 +141,11 @@ struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabels {
     change: &'static str,
 }
@@ -153,6 +159,11 @@ pub struct Metrics {
     targets: Family<DirectionLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
     target_updates: Family<ResultLabels, Counter>,
+    budget_tokens: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+    budget_waits: Family<BudgetLabels, Counter>,
+    budget_wait_seconds: Family<BudgetLabels, Counter<f64, AtomicU64>>,
+    /// The call budget whose levels `budget_tokens` shows, read at every scrape.
+    budget: OnceLock<Arc<crate::aws::budget::Budget>>,
 }
 
 impl Default for Metrics {
@@ -178,7 +189,33 @@ impl Default for Metrics {
             "Groups whose targets the endpoint fast path brought up to date, by result",
             target_updates.clone(),
         );
-        Metrics { registry, aws_calls, reconciles, reconcile_duration, targets, queue_depth, target_updates }
+        let budget_tokens = Family::<BudgetLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "aws_budget_tokens",
+            "Tokens in each bucket of the AWS call budget (below zero: calls are waiting for that many)",
+            budget_tokens.clone(),
+        );
+        let budget_waits = Family::<BudgetLabels, Counter>::default();
+        registry.register("aws_budget_waits", "AWS calls that waited for a token, by the bucket waited for", budget_waits.clone());
+        let budget_wait_seconds = Family::<BudgetLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "aws_budget_wait_seconds",
+            "Time AWS calls waited for tokens, by the bucket waited for",
+            budget_wait_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            aws_calls,
+            reconciles,
+            reconcile_duration,
+            targets,
+            queue_depth,
+            target_updates,
+            budget_tokens,
+            budget_waits,
+            budget_wait_seconds,
+            budget: OnceLock::new(),
+        }
     }
 }
 
@@ -204,7 +241,23 @@ impl Metrics {
         self.targets.get_or_create(&DirectionLabels { change }).inc_by(count as u64);
     }
 
+    /// Shows this budget's bucket levels from now on.
+    pub fn watch_budget(&self, budget: Arc<crate::aws::budget::Budget>) {
+        let _ = self.budget.set(budget);
+    }
+
+    /// One AWS call waited `wait` for a token of `class`.
+    pub fn aws_budget_waited(&self, class: &'static str, wait: Duration) {
+        self.budget_waits.get_or_create(&BudgetLabels { class }).inc();
+        self.budget_wait_seconds.get_or_create(&BudgetLabels { class }).inc_by(wait.as_secs_f64());
+    }
+
     pub fn encode(&self) -> String {
+        if let Some(budget) = self.budget.get() {
+            for (class, tokens) in budget.levels() {
+                self.budget_tokens.get_or_create(&BudgetLabels { class: class.name() }).set(tokens);
+            }
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -67,6 +67,29 @@ fn deploy_manifests_are_the_charts_rendering() {
 }
 
 #[test]
+fn aws_budget_values_become_budget_flags() {
+    let rendered = run_helm(&[
+        "template",
+        "t",
+        "deploy/chart",
+        "--set",
+        "clusterName=x",
+        "--set",
+        "vpcId=vpc-1",
+        "--set-string",
+        "awsBudget.elbv2-write=2:1",
+        "--set-string",
+        "awsBudget.ec2-describe=off",
+    ]);
+    for flag in ["- --aws-budget-elbv2-write=2:1", "- --aws-budget-ec2-describe=off"] {
+        assert!(rendered.contains(flag), "{flag} missing from\n{rendered}");
+    }
+    // Unset: no flag, the controller's defaults (AWS's documented limits).
+    let plain = run_helm(&["template", "t", "deploy/chart", "--set", "clusterName=x", "--set", "vpcId=vpc-1"]);
+    assert!(!plain.contains("--aws-budget-"), "{plain}");
+}
+
+#[test]
 fn cluster_name_and_vpc_id_are_required() {
     let out = Command::new(helm()).args(["template", "x", "deploy/chart"]).current_dir(REPO).output().expect("running helm");
     assert!(!out.status.success(), "helm template without clusterName/vpcId must fail");

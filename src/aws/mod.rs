@@ -1,7 +1,9 @@
-//! AWS clients and the one path every AWS call goes through: counted by
-//! service/operation/outcome, retried on throttling and 5xx with jittered backoff,
-//! errors classified by SDK error code (never by message text).
+//! AWS clients and the one path every AWS call goes through: each attempt waits for the
+//! call budget's tokens (aws/budget.rs), is counted by service/operation/outcome, retried on
+//! throttling and 5xx with jittered backoff, errors classified by SDK error code (never by
+//! message text).
 
+pub mod budget;
 pub mod discovery;
 pub mod enis;
 pub mod inventory;
@@ -16,6 +18,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::telemetry::Metrics;
+use budget::{Budget, Class};
 
 /// Why an AWS call failed, reduced to what callers decide on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,20 +119,21 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
     Error::Api { service, operation, outcome, code, message }
 }
 
-/// The SDK clients plus the counting, retrying call path.
+/// The SDK clients plus the budgeted, counting, retrying call path.
 #[derive(Clone)]
 pub struct Aws {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub acm: aws_sdk_acm::Client,
     metrics: Arc<Metrics>,
+    budget: Arc<Budget>,
     backoff: ExponentialBuilder,
 }
 
 impl Aws {
     /// Clients from the standard AWS configuration chain (env, profile, IRSA, Pod Identity);
     /// `AWS_ENDPOINT_URL` is honoured by the SDK itself.
-    pub async fn from_env(region: Option<String>, metrics: Arc<Metrics>) -> Self {
+    pub async fn from_env(region: Option<String>, metrics: Arc<Metrics>, budget: Arc<Budget>) -> Self {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             // Retries happen in `call`, so that every attempt is counted once.
             .retry_config(aws_config::retry::RetryConfig::disabled());
@@ -137,11 +141,13 @@ impl Aws {
             loader = loader.region(aws_config::Region::new(region));
         }
         let sdk = loader.load().await;
+        metrics.watch_budget(budget.clone());
         Aws {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             ec2: aws_sdk_ec2::Client::new(&sdk),
             acm: aws_sdk_acm::Client::new(&sdk),
             metrics,
+            budget,
             backoff: ExponentialBuilder::default()
                 .with_jitter()
                 .with_min_delay(Duration::from_millis(200))
@@ -154,8 +160,8 @@ impl Aws {
         &self.metrics
     }
 
-    /// Runs one AWS operation: every attempt is counted, throttling/5xx/transport
-    /// failures are retried with jittered exponential backoff.
+    /// Runs one AWS operation: every attempt waits for its tokens of the call budget and is
+    /// counted; throttling/5xx/transport failures are retried with jittered exponential backoff.
     pub async fn call<T, E, Fut, F>(&self, service: &'static str, operation: &'static str, mut f: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
@@ -163,9 +169,18 @@ impl Aws {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let metrics = &self.metrics;
+        let budget = &self.budget;
+        let class = Class::of(service, operation);
         let attempt = || {
+            // The SDK's future sends nothing until it is polled, after the budget's wait.
             let fut = f();
             async move {
+                if let Some(class) = class {
+                    let grant = budget.acquire(class).await;
+                    if let Some(waited_for) = grant.waited_for {
+                        metrics.aws_budget_waited(waited_for.name(), grant.wait);
+                    }
+                }
                 match fut.await {
                     Ok(v) => {
                         metrics.aws_call(service, operation, Outcome::Success.as_str());

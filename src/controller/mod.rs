@@ -301,7 +301,8 @@ async fn lead(
         }
     };
 
-    let aws = Aws::from_env(cfg.aws_region.clone(), metrics.clone()).await;
+    let budget = crate::aws::budget::Budget::new(|class| cfg.aws_budget(class));
+    let aws = Aws::from_env(cfg.aws_region.clone(), metrics.clone(), budget).await;
     let ns = cfg.watch_namespace.as_deref();
 
     let (services, svc_writer) = reflector::store::<Service>();

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -92,6 +92,8 @@ struct Counts {
     calls: BTreeMap<String, u64>,
     /// Faults injected, by operation and kind.
     injected: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// When each call arrived, by operation, in order.
+    arrivals: BTreeMap<String, Vec<Instant>>,
 }
 
 struct State {
@@ -104,6 +106,7 @@ impl State {
     /// The fault for one call of `operation` (the first rule that matches decides), counted.
     fn decide(&mut self, operation: &str) -> Option<Fault> {
         *self.counts.calls.entry(operation.to_string()).or_default() += 1;
+        self.counts.arrivals.entry(operation.to_string()).or_default().push(Instant::now());
         let i = self.rules.iter().position(|r| r.operation.as_deref().is_none_or(|op| op == operation))?;
         let rule = &mut self.rules[i];
         let fault = match rule.effect {
@@ -219,6 +222,11 @@ impl FaultProxy {
             }
         }
         out
+    }
+
+    /// When the calls of `operation` arrived, in order (faulted or not).
+    pub fn arrivals(&self, operation: &str) -> Vec<Instant> {
+        self.state().counts.arrivals.get(operation).cloned().unwrap_or_default()
     }
 
     /// Calls seen, summed over every operation.
