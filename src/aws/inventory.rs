@@ -12,7 +12,7 @@ use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, TargetGroup};
 use tokio::sync::Mutex;
 
 use super::{Aws, Error, paginate};
-use crate::model::{TAG_CLUSTER, TAG_STACK, Tags};
+use crate::model::{TAG_CLUSTER, Tags};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 /// LBC's tag on its shared backend security group.
@@ -212,11 +212,12 @@ impl Inventory {
         // LBC's shared backend group.
         for g in self.cluster_security_groups(aws).await? {
             let tag = |key: &str| g.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string);
+            let tags: Tags = g.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
             let (managed, backend) = (
-                tag(crate::model::TAG_RESOURCE).as_deref() == Some(crate::model::RESOURCE_MANAGED_SG),
+                crate::model::resource_of(&tags).map(String::as_str) == Some(crate::model::RESOURCE_MANAGED_SG),
                 tag(BACKEND_SG_TAG).as_deref() == Some(BACKEND_SG_VALUE),
             );
-            let (stack, Some(id)) = (tag(TAG_STACK), g.group_id) else { continue };
+            let (stack, Some(id)) = (crate::model::stack_key(&tags), g.group_id) else { continue };
             match stack {
                 Some(stack) if managed => loaded.sgs.entry(stack).or_default().push(id),
                 _ if backend => loaded.backend_sgs.push(id),
@@ -245,7 +246,7 @@ impl Inventory {
 
     fn stack_of(&self, tags: Option<&Tags>) -> Option<String> {
         let tags = tags?;
-        (tags.get(TAG_CLUSTER) == Some(&self.cluster)).then(|| tags.get(TAG_STACK).cloned()).flatten()
+        (tags.get(TAG_CLUSTER) == Some(&self.cluster)).then(|| crate::model::stack_key(tags)).flatten()
     }
 
     async fn read_tags(&self, aws: &Aws, arns: &[String]) -> Result<HashMap<String, Tags>, Error> {

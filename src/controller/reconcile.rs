@@ -425,7 +425,7 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
             // Before the managed group goes: AWS refuses to delete a group other groups' rules name.
             let own = match cached.as_ref().and_then(|c| c.actual.security_group.as_ref()) {
                 Some(sg) => Some(sg.id.clone()),
-                None => ctx.inventory.stack(&ctx.aws, &group.to_string()).await?.security_groups.into_iter().next(),
+                None => ctx.inventory.stack(&ctx.aws, &group.stack_key()).await?.security_groups.into_iter().next(),
             };
             super::backend::close_targets(ctx, group, own).await?;
             None
@@ -437,7 +437,7 @@ async fn sync_group(ctx: &Context, group: &GroupId, desired: Option<&Stack>) -> 
     let (Some(desired), Some(desired_hash)) = (desired, desired_hash) else {
         // Nothing tagged with the stack may outlive its finalizer; this read of AWS also
         // shows a shared backend group that a create whose reply was lost made.
-        sync::delete_leftovers(&target, &group.to_string(), requested).await?;
+        sync::delete_leftovers(&target, &group.stack_key(), requested).await?;
         super::backend::release_shared_group_if_unused(ctx).await?;
         return Ok((dns, true, remarks));
     };

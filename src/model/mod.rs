@@ -87,6 +87,14 @@ impl GroupId {
         }
     }
 
+    /// The key the AWS inventory files this stack's resources under ([`stack_key`]).
+    pub fn stack_key(&self) -> String {
+        match self {
+            GroupId::Gateway { .. } => format!("gateway:{self}"),
+            _ => self.to_string(),
+        }
+    }
+
     /// The tag key naming the resource within its stack.
     pub fn resource_tag(&self) -> &'static str {
         match self {
@@ -96,9 +104,15 @@ impl GroupId {
     }
 }
 
-/// The stack tag a resource's tags carry, whichever controller kind made it.
-pub fn stack_of(tags: &Tags) -> Option<&String> {
-    tags.get(TAG_STACK).or_else(|| tags.get(TAG_GATEWAY_STACK))
+/// Which stack a resource belongs to, by its tags: the stack tag's value, prefixed for a
+/// Gateway stack (`gateway:<namespace>/<name>`) so that it never meets an Ingress stack of
+/// the same name (group names cannot hold a `:`). As [`GroupId::stack_key`].
+pub fn stack_key(tags: &Tags) -> Option<String> {
+    match (tags.get(TAG_STACK), tags.get(TAG_GATEWAY_STACK)) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(s)) => Some(format!("gateway:{s}")),
+        (None, None) => None,
+    }
 }
 
 /// The resource tag a resource's tags carry, whichever controller kind made it.

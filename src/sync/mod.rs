@@ -139,7 +139,7 @@ pub async fn apply(
     cached: Option<Actual>,
     backend_sg: Option<&str>,
 ) -> Result<Actual, Error> {
-    let stack_tag = group.to_string();
+    let stack_tag = group.stack_key();
     let Some(desired) = desired else {
         let mut actual = match cached {
             Some(a) => a,

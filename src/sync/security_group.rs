@@ -67,8 +67,8 @@ pub async fn sync(t: &Target<'_>, desired: &SecurityGroup, actual: &mut Option<A
     let aws = t.aws;
     if actual.is_none() {
         let sg = create_or_adopt(t, desired).await?;
-        if let Some(stack) = model::stack_of(&desired.tags) {
-            t.inventory.put_security_group(stack, sg.id.clone()).await;
+        if let Some(stack) = model::stack_key(&desired.tags) {
+            t.inventory.put_security_group(&stack, sg.id.clone()).await;
         }
         *actual = Some(sg);
     }

@@ -163,6 +163,11 @@ fn http_and_https_listeners_carry_the_routes_with_lbcs_tags_names_and_defaults()
     assert_eq!(s.load_balancer.tags.get(TAG_GATEWAY_STACK).map(String::as_str), Some("shop/gw"));
     assert_eq!(s.load_balancer.tags.get(TAG_GATEWAY_RESOURCE).map(String::as_str), Some("LoadBalancer"));
     assert!(!s.load_balancer.tags.contains_key(TAG_STACK), "the Ingress prefix is not used");
+    // The inventory files it apart from an Ingress stack shop/gw.
+    assert_eq!(crate::model::stack_key(&s.load_balancer.tags), Some(s.group.stack_key()));
+    assert_eq!(s.group.stack_key(), "gateway:shop/gw");
+    let ingress_tags = Stack::base_tags("test", &GroupId::Implicit { namespace: "shop".into(), name: "gw".into() });
+    assert_eq!(crate::model::stack_key(&ingress_tags).as_deref(), Some("shop/gw"));
     assert!(s.load_balancer.name.starts_with("k8s-shop-gw-") && s.load_balancer.name.len() <= 32, "{}", s.load_balancer.name);
     // Port 80: no listener hostname, so route hostnames as written; the api route is the
     // one with a hostname, so it comes first.
