@@ -489,7 +489,15 @@ fn table(p: &Planned, cluster: &str) -> String {
             let _ = writeln!(out, "  Listener {}:{}{certs}", listener.protocol.as_str(), listener.port);
             for r in &listener.rules {
                 let conds: Vec<String> = r.conditions.iter().map(describe_condition).collect();
-                let _ = writeln!(out, "    {:>3}  {}  -> {}", r.priority, conds.join(" AND "), describe_action(&r.action));
+                let rewrites: String = r
+                    .transforms
+                    .iter()
+                    .map(|t| match t {
+                        model::Transform::HostHeaderRewrite { regex, replace } => format!(" rewriting host {regex} to {replace}"),
+                        model::Transform::UrlRewrite { regex, replace } => format!(" rewriting url {regex} to {replace}"),
+                    })
+                    .collect();
+                let _ = writeln!(out, "    {:>3}  {}  ->{rewrites} {}", r.priority, conds.join(" AND "), describe_action(&r.action));
             }
             let _ = writeln!(out, "    default  -> {}", describe_action(&listener.default_action));
         }

@@ -9,8 +9,9 @@ use serde::Serialize;
 use super::gateway_api::gateways::{Gateway, GatewayListenersAllowedRoutesNamespacesFrom as From};
 use super::gateway_api::grpcroutes::{GrpcRoute, GrpcRouteRulesMatchesHeadersType, GrpcRouteRulesMatchesMethodType};
 use super::gateway_api::httproutes::{
-    HttpRoute, HttpRouteRulesFiltersRequestRedirectPathType as RedirectPath, HttpRouteRulesFiltersType, HttpRouteRulesMatchesHeadersType,
-    HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParamsType,
+    HttpRoute, HttpRouteRulesFiltersRequestRedirectPathType as RedirectPath, HttpRouteRulesFiltersType,
+    HttpRouteRulesFiltersUrlRewritePathType as RewritePath, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParamsType,
 };
 use super::gateway_api::referencegrants::ReferenceGrant;
 use crate::model::ObjKey;
@@ -187,6 +188,20 @@ pub fn http_route(r: &HttpRoute) -> RouteSpec {
                         port: rr.port,
                         status_code: rr.status_code.map(|c| c as i32),
                     },
+                    (HttpRouteRulesFiltersType::UrlRewrite, _) if f.url_rewrite.is_some() => {
+                        let rw = f.url_rewrite.as_ref().expect("checked");
+                        Filter::URLRewrite {
+                            hostname: rw.hostname.clone(),
+                            path: rw.path.as_ref().map(|p| match p.r#type {
+                                RewritePath::ReplaceFullPath => {
+                                    PathModifier::ReplaceFullPath(p.replace_full_path.clone().unwrap_or_default())
+                                }
+                                RewritePath::ReplacePrefixMatch => {
+                                    PathModifier::ReplacePrefixMatch(p.replace_prefix_match.clone().unwrap_or_default())
+                                }
+                            }),
+                        }
+                    }
                     (t, _) => Filter::Other(wire(t)),
                 })
                 .collect();
@@ -333,7 +348,7 @@ spec:
         let Match::Http(m) = &spec.rules[1].matches[0] else { panic!() };
         assert_eq!(m.path, Some(PathMatch { kind: PathKind::Prefix, value: "/".into() }), "a match without a path: PathPrefix /");
         assert_eq!((m.method.as_deref(), m.headers[0].regex), (Some("POST"), true));
-        assert_eq!(spec.rules[1].filters, vec![Filter::Other("URLRewrite".into())]);
+        assert_eq!(spec.rules[1].filters, vec![Filter::URLRewrite { hostname: Some("a.example.com".into()), path: None }]);
 
         let gw: Gateway = serde_yaml::from_str(
             "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop, uid: u1}\nspec:\n  gatewayClassName: aws-alb\n  listeners: [{name: http, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}, kinds: [{kind: HTTPRoute}]}}]\n",

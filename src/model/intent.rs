@@ -110,6 +110,7 @@ pub struct Route {
     pub conditions: Vec<Condition>,
     pub auth: Option<Authenticate>,
     pub action: Action,
+    pub transforms: Vec<Transform>,
     /// Only on this listener port (a Gateway route's conditions depend on the listener's
     /// hostname); `None`: on every port of its member (an Ingress rule).
     pub port: Option<i32>,

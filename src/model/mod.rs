@@ -295,7 +295,19 @@ pub struct Rule {
     /// Authentication before `action` (HTTPS listeners only).
     pub auth: Option<Authenticate>,
     pub action: Action,
+    /// Rewrites of the request before its action (Gateway API URLRewrite).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<Transform>,
     pub tags: Tags,
+}
+
+/// A rule transform: ALB rewrites the host header or the URL (path) matching `regex` to
+/// `replace` (`$1`… name capture groups) before the action.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Transform {
+    HostHeaderRewrite { regex: String, replace: String },
+    UrlRewrite { regex: String, replace: String },
 }
 
 /// An `authenticate-oidc` or `authenticate-cognito` action.

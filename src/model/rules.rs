@@ -34,6 +34,7 @@ pub fn prioritized(routes: Vec<Route>, protocol: Protocol, port: i32, members: &
             // ALBs authenticate on HTTPS listeners only.
             auth: r.auth.filter(|_| protocol == Protocol::Https),
             action: r.action,
+            transforms: r.transforms,
             tags: {
                 let own = members.iter().find(|m| m.key == r.from).map_or_else(|| tags.members().clone(), |m| m.tags.clone());
                 tags.own(own, &format!("{port}:{}", i + 1))
@@ -112,6 +113,10 @@ pub fn optimize(routes: Vec<Route>, protocol: Protocol, port: i32) -> (Vec<Route
 /// LBC's `isInfiniteRedirectRule`: every part of the redirect target is the request's own
 /// (unset, the `#{…}` placeholder, or a value the rule's conditions require).
 fn redirects_to_itself(route: &Route, protocol: Protocol, port: i32) -> bool {
+    // A rewrite before the redirect (a Gateway prefix redirect) changes the request.
+    if !route.transforms.is_empty() {
+        return false;
+    }
     let Action::Redirect { protocol: to_protocol, port: to_port, host, path, query, .. } = &route.action else { return false };
     let mut hosts = Vec::new();
     let mut paths = Vec::new();
@@ -170,6 +175,7 @@ mod tests {
             conditions,
             auth: None,
             action,
+            transforms: Vec::new(),
             port: None,
             rank: None,
         }

@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action as SdkAction, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
     AuthenticateOidcActionConditionalBehaviorEnum, AuthenticateOidcActionConfig, FixedResponseActionConfig, ForwardActionConfig,
-    HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig, PathPatternConditionConfig,
-    QueryStringConditionConfig, QueryStringKeyValuePair, RedirectActionConfig, RedirectActionStatusCodeEnum, Rule as SdkRule,
-    RuleCondition, RulePriorityPair, SourceIpConditionConfig, TargetGroupStickinessConfig, TargetGroupTuple,
+    HostHeaderConditionConfig, HostHeaderRewriteConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
+    PathPatternConditionConfig, QueryStringConditionConfig, QueryStringKeyValuePair, RedirectActionConfig, RedirectActionStatusCodeEnum,
+    RewriteConfig, Rule as SdkRule, RuleCondition, RulePriorityPair, RuleTransform, SourceIpConditionConfig, TargetGroupStickinessConfig,
+    TargetGroupTuple, TransformTypeEnum, UrlRewriteConfig,
 };
 
 use super::{Error, elbv2_tags};
 use crate::aws::{Aws, paginate};
-use crate::model::{Action, AuthSession, Authenticate, Condition, ObjKey, Problem, Rule, WeightedTargetGroup};
+use crate::model::{Action, AuthSession, Authenticate, Condition, ObjKey, Problem, Rule, Transform, WeightedTargetGroup};
 
 const ELBV2: &str = "elasticloadbalancingv2";
 
@@ -27,6 +28,8 @@ pub struct ActualRule {
     pub conditions: Option<Vec<Condition>>,
     pub auth: Option<Authenticate>,
     pub action: Option<Action>,
+    /// Sorted; `None` when a transform is one we never write.
+    pub transforms: Option<Vec<Transform>>,
 }
 
 impl ActualRule {
@@ -34,7 +37,48 @@ impl ActualRule {
         self.conditions.as_ref() == Some(&normalized(&d.conditions))
             && self.auth == d.auth.as_ref().map(without_secret)
             && self.action.as_ref().is_some_and(|a| same_action(a, &d.action))
+            && self.transforms.as_ref() == Some(&sorted_transforms(&d.transforms))
     }
+}
+
+fn sorted_transforms(t: &[Transform]) -> Vec<Transform> {
+    let mut t = t.to_vec();
+    t.sort();
+    t
+}
+
+fn transform_to_sdk(t: &Transform) -> RuleTransform {
+    let rewrite = |regex: &str, replace: &str| RewriteConfig::builder().regex(regex).replace(replace).build();
+    match t {
+        Transform::HostHeaderRewrite { regex, replace } => RuleTransform::builder()
+            .r#type(TransformTypeEnum::HostHeaderRewrite)
+            .host_header_rewrite_config(HostHeaderRewriteConfig::builder().rewrites(rewrite(regex, replace)).build())
+            .build(),
+        Transform::UrlRewrite { regex, replace } => RuleTransform::builder()
+            .r#type(TransformTypeEnum::UrlRewrite)
+            .url_rewrite_config(UrlRewriteConfig::builder().rewrites(rewrite(regex, replace)).build())
+            .build(),
+    }
+}
+
+/// `None` for a transform we would not write (another type, several rewrites).
+fn transforms_from_sdk(transforms: &[RuleTransform]) -> Option<Vec<Transform>> {
+    let mut out = Vec::new();
+    for t in transforms {
+        let rewrites = match t.r#type()? {
+            TransformTypeEnum::HostHeaderRewrite => t.host_header_rewrite_config()?.rewrites(),
+            TransformTypeEnum::UrlRewrite => t.url_rewrite_config()?.rewrites(),
+            _ => return None,
+        };
+        let [one] = rewrites else { return None };
+        let (regex, replace) = (one.regex()?.to_string(), one.replace()?.to_string());
+        out.push(match t.r#type()? {
+            TransformTypeEnum::HostHeaderRewrite => Transform::HostHeaderRewrite { regex, replace },
+            _ => Transform::UrlRewrite { regex, replace },
+        });
+    }
+    out.sort();
+    Some(out)
 }
 
 /// Whether two actions do the same, whoever wrote them: LBC and the console write some
@@ -441,6 +485,7 @@ fn from_sdk(r: &SdkRule) -> Option<ActualRule> {
         conditions: conditions_from_sdk(r.conditions()),
         auth: rule_actions_from_sdk(r.actions()).0,
         action: rule_actions_from_sdk(r.actions()).1,
+        transforms: transforms_from_sdk(r.transforms()),
     })
 }
 
@@ -649,12 +694,16 @@ pub async fn sync(
     }
     for (arn, di) in &plan.modify {
         let d = &desired[*di];
+        // No transforms wanted: reset only what the rule has (an empty list would keep them).
+        let reset = d.transforms.is_empty() && by_arn.get(arn).is_none_or(|r| r.transforms.as_ref().is_none_or(|t| !t.is_empty()));
         aws.call(ELBV2, "ModifyRule", || {
-            aws.elbv2
+            let call = aws
+                .elbv2
                 .modify_rule()
                 .rule_arn(arn)
                 .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
-                .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
+                .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)));
+            if reset { call.reset_transforms(true) } else { call.set_transforms(Some(d.transforms.iter().map(transform_to_sdk).collect())) }
                 .send()
         })
         .await
@@ -663,6 +712,7 @@ pub async fn sync(
             r.conditions = Some(normalized(&d.conditions));
             r.auth = d.auth.as_ref().map(without_secret);
             r.action = Some(d.action.clone());
+            r.transforms = Some(sorted_transforms(&d.transforms));
         }
     }
     for &di in &plan.create {
@@ -686,6 +736,7 @@ async fn create_or_adopt(aws: &Aws, listener_arn: &str, d: &Rule) -> Result<Actu
                 .priority(d.priority)
                 .set_conditions(Some(d.conditions.iter().map(condition_to_sdk).collect()))
                 .set_actions(Some(rule_actions_to_sdk(d.auth.as_ref(), &d.action)))
+                .set_transforms((!d.transforms.is_empty()).then(|| d.transforms.iter().map(transform_to_sdk).collect()))
                 .set_tags(Some(elbv2_tags(&d.tags)))
                 .send()
         })
@@ -697,6 +748,7 @@ async fn create_or_adopt(aws: &Aws, listener_arn: &str, d: &Rule) -> Result<Actu
             conditions: Some(normalized(&d.conditions)),
             auth: d.auth.as_ref().map(without_secret),
             action: Some(d.action.clone()),
+            transforms: Some(sorted_transforms(&d.transforms)),
         }),
         Err(e) if e.is_code(&["PriorityInUse"]) => match read(aws, listener_arn).await?.into_iter().find(|r| r.priority == d.priority) {
             Some(found) if found.same_content(d) => {
@@ -721,6 +773,7 @@ mod tests {
             conditions: vec![Condition::PathPattern(vec![path.into()])],
             auth: None,
             action: Action::forward(tg),
+            transforms: Vec::new(),
             tags: Tags::new(),
         }
     }
@@ -732,7 +785,33 @@ mod tests {
             conditions: Some(normalized(&r.conditions)),
             auth: r.auth.as_ref().map(without_secret),
             action: Some(r.action.clone()),
+            transforms: Some(sorted_transforms(&r.transforms)),
         }
+    }
+
+    #[test]
+    fn transforms_round_trip_and_count_in_the_content() {
+        let t = vec![
+            Transform::UrlRewrite { regex: "(^/api(/)?)".into(), replace: "/$2".into() },
+            Transform::HostHeaderRewrite { regex: ".*".into(), replace: "internal.example.com".into() },
+        ];
+        let sdk: Vec<_> = t.iter().map(transform_to_sdk).collect();
+        assert_eq!(transforms_from_sdk(&sdk), Some(sorted_transforms(&t)));
+        let mut d = rule(1, "/a", "tg1");
+        let before = actual("arn:1", &d);
+        d.transforms = t;
+        assert!(!before.same_content(&d), "a new transform is a change");
+        assert!(actual("arn:1", &d).same_content(&d));
+        let two = RuleTransform::builder()
+            .r#type(TransformTypeEnum::UrlRewrite)
+            .url_rewrite_config(
+                UrlRewriteConfig::builder()
+                    .rewrites(RewriteConfig::builder().regex("a").replace("b").build())
+                    .rewrites(RewriteConfig::builder().regex("c").replace("d").build())
+                    .build(),
+            )
+            .build();
+        assert_eq!(transforms_from_sdk(&[two]), None, "one we never write");
     }
 
     #[test]
@@ -976,7 +1055,14 @@ mod tests {
         assert_eq!(action, Some(Action::forward("arn:tg")));
         let mut d = rule(1, "/a", "arn:tg");
         d.auth = Some(oidc);
-        let a = ActualRule { arn: "r".into(), priority: 1, conditions: Some(normalized(&d.conditions)), auth, action };
+        let a = ActualRule {
+            arn: "r".into(),
+            priority: 1,
+            conditions: Some(normalized(&d.conditions)),
+            auth,
+            action,
+            transforms: Some(Vec::new()),
+        };
         assert!(plan(&[a], &[d]).is_empty(), "the secret AWS does not describe is no difference");
         let cognito = Authenticate::Cognito {
             user_pool_arn: "arn:pool".into(),

@@ -10,7 +10,7 @@ use super::attach::AttachedRoute;
 use super::spec::{BackendRef, Filter, GrpcMatch, HttpMatch, Match, PathKind, PathModifier, RouteKind, RuleSpec};
 use crate::model::intent::{MemberIntent, Route, World};
 use crate::model::target_groups::{self, Backend, TargetSettings};
-use crate::model::{Action, Condition, HealthCheck, ObjKey, Protocol, TargetGroup, WeightedTargetGroup, limits, names};
+use crate::model::{Action, Condition, HealthCheck, ObjKey, Protocol, TargetGroup, Transform, WeightedTargetGroup, limits, names};
 
 /// One ALB rule's place: (port, route kind, route, rule index, match index, hostname).
 type RuleId = (i32, RouteKind, ObjKey, usize, usize, Option<String>);
@@ -162,6 +162,7 @@ pub fn member(ctx: &mut Context) -> Result<MemberIntent, String> {
 fn rule_routes(ctx: &mut Context, target_groups: &mut Vec<TargetGroup>, ri: usize, rule: &RuleSpec) -> Result<Vec<Route>, String> {
     let action = action(ctx, target_groups, rule)?;
     let spec = ctx.route.spec;
+    let transforms: Vec<Vec<Transform>> = rule.matches.iter().map(|m| transforms(&rule.filters, m)).collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for (&port, (_, hosts)) in &ctx.route.ports {
         for (mi, m) in rule.matches.iter().enumerate() {
@@ -179,6 +180,7 @@ fn rule_routes(ctx: &mut Context, target_groups: &mut Vec<TargetGroup>, ri: usiz
                     conditions,
                     auth: None,
                     action: action.clone(),
+                    transforms: transforms[mi].clone(),
                     port: Some(port),
                     rank: ctx.ranks.get(&(port, spec.kind, spec.key.clone(), ri, mi, host.clone())).copied(),
                 });
@@ -262,6 +264,8 @@ fn action(ctx: &mut Context, target_groups: &mut Vec<TargetGroup>, rule: &RuleSp
             Filter::RequestRedirect { scheme, hostname, path, port, status_code } => {
                 redirect = Some(redirect_action(scheme.as_deref(), hostname.as_deref(), path.as_ref(), *port, *status_code)?);
             }
+            // Transforms of the request, made per match (`transforms`).
+            Filter::URLRewrite { .. } => {}
             Filter::Other(kind) => return Err(format!("filter {kind} cannot be expressed by an Application Load Balancer rule")),
         }
     }
@@ -303,15 +307,68 @@ fn redirect_action(
             return Err(format!("RequestRedirect path {p:?} has a wildcard"));
         }
         Some(PathModifier::ReplaceFullPath(p)) => Some(p.clone()),
-        Some(PathModifier::ReplacePrefixMatch(_)) => {
-            return Err("RequestRedirect ReplacePrefixMatch: an ALB redirect replaces the whole path, not a prefix".into());
-        }
+        // The prefix is rewritten by a url-rewrite transform; the redirect keeps the path.
+        Some(PathModifier::ReplacePrefixMatch(_)) => None,
     };
     let status_code = match status_code.unwrap_or(302) {
         c @ (301 | 302) => format!("HTTP_{c}"),
         c => return Err(format!("RequestRedirect statusCode {c}: ALB redirects with 301 or 302")),
     };
     Ok(Action::Redirect { protocol, port, host: hostname.map(str::to_string), path, query: None, status_code })
+}
+
+/// The rule's transforms for one of its matches, as LBC writes them: a URLRewrite hostname
+/// rewrites the whole host header; a full path replaces the path (not the query); a prefix
+/// replacement (URLRewrite, or a RequestRedirect's) rewrites the matched prefix, keeping one
+/// `/` between it and the rest. The match's path goes into the regular expression as
+/// written, as LBC's does, so that rules LBC made compare equal.
+fn transforms(filters: &[Filter], m: &Match) -> Result<Vec<Transform>, String> {
+    let path_rewrite = |modifier: &PathModifier, filter: &str| -> Result<Transform, String> {
+        Ok(match modifier {
+            PathModifier::ReplaceFullPath(p) => Transform::UrlRewrite { regex: "^([^?]*)".into(), replace: p.clone() },
+            PathModifier::ReplacePrefixMatch(p) => {
+                let Match::Http(HttpMatch { path: Some(path), .. }) = m else {
+                    return Err(format!("{filter} ReplacePrefixMatch needs a PathPrefix match"));
+                };
+                if path.kind != PathKind::Prefix {
+                    return Err(format!("{filter} ReplacePrefixMatch needs a PathPrefix match, not {:?}", path.kind));
+                }
+                if p.contains(['*', '?']) {
+                    return Err(format!("{filter} ReplacePrefixMatch {p:?} has a wildcard"));
+                }
+                let replace = match p.as_str() {
+                    "" => "/".to_string(),
+                    p if p.ends_with('/') => p.to_string(),
+                    p => format!("{p}$2"),
+                };
+                Transform::UrlRewrite { regex: format!("(^{}(/)?)", path.value), replace }
+            }
+        })
+    };
+    let mut out = Vec::new();
+    for f in filters {
+        match f {
+            Filter::URLRewrite { hostname, path } => {
+                if let Some(p) = path {
+                    out.push(path_rewrite(p, "URLRewrite")?);
+                }
+                if let Some(h) = hostname {
+                    out.push(Transform::HostHeaderRewrite { regex: ".*".into(), replace: h.clone() });
+                }
+            }
+            Filter::RequestRedirect { path: Some(p @ PathModifier::ReplacePrefixMatch(_)), .. } => {
+                out.push(path_rewrite(p, "RequestRedirect")?)
+            }
+            _ => {}
+        }
+    }
+    // ALB takes at most one transform of each type.
+    let urls = out.iter().filter(|t| matches!(t, Transform::UrlRewrite { .. })).count();
+    let hosts = out.len() - urls;
+    if urls > 1 || hosts > 1 {
+        return Err("more than one URL or host rewrite: an ALB rule takes one of each".into());
+    }
+    Ok(out)
 }
 
 /// The target group of a Service backendRef (made once per route and Service port), or

@@ -138,6 +138,10 @@ pub enum Filter {
         port: Option<i32>,
         status_code: Option<i32>,
     },
+    URLRewrite {
+        hostname: Option<String>,
+        path: Option<PathModifier>,
+    },
     /// Any other filter, by its `type`.
     Other(String),
 }

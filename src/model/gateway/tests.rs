@@ -388,6 +388,30 @@ fn filters_alb_cannot_express_refuse_their_rule_and_say_why() {
 }
 
 #[test]
+fn url_rewrites_become_rule_transforms_as_lbc_writes_them() {
+    let gw = gateway(vec![listener("http", "HTTP", 80, None)]);
+    let mut rewrite = rule(vec![prefix("/api")], vec![backend("shop", "api", 80, 1)]);
+    rewrite
+        .filters
+        .push(Filter::URLRewrite { hostname: Some("api.internal".into()), path: Some(PathModifier::ReplacePrefixMatch("/v2".into())) });
+    let mut full = rule(vec![exact("/old")], vec![backend("shop", "api", 80, 1)]);
+    full.filters.push(Filter::URLRewrite { hostname: None, path: Some(PathModifier::ReplaceFullPath("/new".into())) });
+    let mut bad = rule(vec![exact("/x")], vec![backend("shop", "api", 80, 1)]);
+    bad.filters.push(Filter::URLRewrite { hostname: None, path: Some(PathModifier::ReplacePrefixMatch("/y".into())) });
+    let b = World::new(gw, vec![http_route("shop", "r", "2026-01-01T00:00:00Z", &[], vec![rewrite, full, bad])]).build();
+    let rules = &stack(&b).listeners[0].rules;
+    assert_eq!(rules.len(), 2, "the prefix rewrite of an Exact match is refused");
+    assert_eq!(rules[0].transforms, vec![Transform::UrlRewrite { regex: "^([^?]*)".into(), replace: "/new".into() }]);
+    assert_eq!(
+        rules[1].transforms,
+        vec![
+            Transform::UrlRewrite { regex: "(^/api(/)?)".into(), replace: "/v2$2".into() },
+            Transform::HostHeaderRewrite { regex: ".*".into(), replace: "api.internal".into() }
+        ]
+    );
+}
+
+#[test]
 fn listeners_alb_cannot_serve_are_not_accepted() {
     let mut gw =
         gateway(vec![listener("http", "HTTP", 80, None), listener("tcp", "TCP", 9000, None), listener("clash", "HTTPS", 80, None)]);
@@ -416,7 +440,7 @@ fn hostnames_intersect_as_the_spec_defines() {
 }
 
 #[test]
-fn regular_expressions_match_by_regex_values_and_a_prefix_rewrite_is_refused() {
+fn regular_expressions_match_by_regex_values_and_a_prefix_redirect_rewrites_first() {
     let gw = gateway(vec![listener("http", "HTTP", 80, None)]);
     let regex = Match::Http(HttpMatch {
         path: Some(PathMatch { kind: PathKind::Regex, value: "^/v[0-9]+/".into() }),
@@ -439,14 +463,17 @@ fn regular_expressions_match_by_regex_values_and_a_prefix_rewrite_is_refused() {
         vec![rule(vec![regex], vec![backend("shop", "web", 80, 1)]), prefix_redirect],
     )];
     let b = World::new(gw, routes).build();
+    let s = stack(&b);
+    assert_eq!(s.listeners[0].rules.len(), 2, "{:?} {:?}", b.routes, b.built.warnings);
     assert_eq!(
-        rules_on(stack(&b), 80),
-        vec![vec![
+        rules_on(s, 80)[1],
+        vec![
             Condition::PathRegex(vec!["^/v[0-9]+/".into()]),
             Condition::HttpHeaderRegex { name: "X-Env".into(), values: vec!["^canary-.*".into()] }
-        ]]
+        ]
     );
-    let r = b.routes.iter().find(|r| r.key.name == "r").unwrap();
-    let partial = r.parents[0].conditions.iter().find(|c| c.type_ == "PartiallyInvalid").unwrap();
-    assert!(partial.message.contains("ReplacePrefixMatch"), "{}", partial.message);
+    // As LBC: the prefix is rewritten by a transform, then the redirect keeps the path.
+    let redirect = &s.listeners[0].rules[0];
+    assert_eq!(redirect.transforms, vec![Transform::UrlRewrite { regex: "(^/old(/)?)".into(), replace: "/new$2".into() }]);
+    assert!(matches!(&redirect.action, Action::Redirect { path: None, status_code, .. } if status_code == "HTTP_302"));
 }

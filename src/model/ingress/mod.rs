@@ -304,7 +304,7 @@ fn build_member(inputs: &Inputs, world: &World, ing: &Ingress, key: ObjKey, cfg:
             let action = b.action(&path.backend)?;
             limits::check_action(&action)?;
             let auth = b.auth(&path.backend)?;
-            routes.push(Route { from: key.clone(), written, conditions, auth, action, port: None, rank: None });
+            routes.push(Route { from: key.clone(), written, conditions, auth, action, transforms: Vec::new(), port: None, rank: None });
         }
     }
     let (target_groups, warnings) = (b.target_groups, b.warnings);
