@@ -47,40 +47,7 @@ const ELBV2_MUTATING: &[&str] = &[
 ];
 
 fn app(i: usize) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: svc-{i}}}
-spec:
-  selector: {{app: svc-{i}}}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: svc-{i}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: svc-{i}}}}}
-  template:
-    metadata: {{labels: {{app: svc-{i}}}}}
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers: [{{name: web, image: web, ports: [{{containerPort: 8080}}]}}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: app-{i}
-  annotations: {{alb.ingress.kubernetes.io/scheme: internet-facing}}
-spec:
-  ingressClassName: alb
-  rules:
-  - http:
-      paths:
-      - {{path: /app-{i}, pathType: Prefix, backend: {{service: {{name: svc-{i}, port: {{number: 80}}}}}}}}
-"#
-    )
+    support::app_manifest(i, "alb.ingress.kubernetes.io/scheme: internet-facing")
 }
 
 fn forwards_path(rule: &Rule, path: &str) -> Option<String> {

@@ -296,41 +296,7 @@ const GROUPED: usize = 5;
 
 /// Ingress app-`i` in front of Service svc-`i` and its Deployment of one pod (`app=svc-i`).
 fn app(i: usize) -> String {
-    let group = if i < GROUPED { "alb.ingress.kubernetes.io/group.name: shared".to_string() } else { String::new() };
-    format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: svc-{i}}}
-spec:
-  selector: {{app: svc-{i}}}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: svc-{i}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: svc-{i}}}}}
-  template:
-    metadata: {{labels: {{app: svc-{i}}}}}
-    spec:
-      terminationGracePeriodSeconds: 5
-      containers: [{{name: web, image: web, ports: [{{containerPort: 8080}}]}}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: app-{i}
-  annotations: {{{group}}}
-spec:
-  ingressClassName: alb
-  rules:
-  - http:
-      paths:
-      - {{path: /app-{i}, pathType: Prefix, backend: {{service: {{name: svc-{i}, port: {{number: 80}}}}}}}}
-"#
-    )
+    support::app_manifest(i, if i < GROUPED { "alb.ingress.kubernetes.io/group.name: shared" } else { "" })
 }
 
 /// Whether app-`i` is served as asked: on its load balancer, a rule for its path forwards to

@@ -1048,3 +1048,42 @@ impl Bed {
 }
 
 pub mod gates;
+
+/// Ingress app-`i` (path `/app-i`, these annotations) in front of Service svc-`i` and its
+/// Deployment of one pod (`app=svc-i`).
+pub fn app_manifest(i: usize, annotations: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: svc-{i}}}
+spec:
+  selector: {{app: svc-{i}}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: svc-{i}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: svc-{i}}}}}
+  template:
+    metadata: {{labels: {{app: svc-{i}}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers: [{{name: web, image: web, ports: [{{containerPort: 8080}}]}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: app-{i}
+  annotations: {{{annotations}}}
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {{path: /app-{i}, pathType: Prefix, backend: {{service: {{name: svc-{i}, port: {{number: 80}}}}}}}}
+"#
+    )
+}
