@@ -123,9 +123,85 @@ pub struct Config {
     /// 503 ("Backend action does not exist") instead of failing its Ingress (as LBC).
     #[arg(long, env = "TOLERATE_NON_EXISTENT_BACKEND_ACTION", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub tolerate_non_existent_backend_action: bool,
+    /// LBC's feature gates, `Name=true,Other=false` (see FEATURES for the names and defaults).
+    #[arg(long, env = "FEATURE_GATES", default_value = "", value_parser = FeatureGates::parse)]
+    pub feature_gates: FeatureGates,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
+}
+
+/// LBC's feature gates (pkg/config/feature_gates.go, v3.5) with their defaults. The flag
+/// accepts all of them, so an LBC command line runs unchanged; what each does here is in the
+/// README.
+pub const FEATURES: &[(&str, bool)] = &[
+    ("ListenerRulesTagging", true),
+    ("WeightedTargetGroups", true),
+    ("ServiceTypeLoadBalancerOnly", false),
+    ("EndpointsFailOpen", true),
+    ("EnableServiceController", true),
+    ("EnableIPTargetType", true),
+    ("EnableTCPUDPListener", false),
+    ("EnableRGTAPI", false),
+    ("SubnetsClusterTagCheck", true),
+    ("NLBHealthCheckAdvancedConfig", true),
+    ("NLBSecurityGroup", true),
+    ("ALBSingleSubnet", false),
+    ("LBCapacityReservation", true),
+    ("SubnetDiscoveryByReachability", true),
+    ("NLBGatewayAPI", true),
+    ("ALBGatewayAPI", true),
+    ("GlobalAcceleratorController", false),
+    ("EnhancedDefaultBehavior", false),
+    ("EnableDefaultTagsLowPriority", false),
+    ("ALBTargetControlAgent", false),
+    ("GatewayListenerSet", true),
+    ("EnableCertificateManagement", false),
+    ("IngressPlanAnnotation", false),
+];
+
+/// Every gate of FEATURES, at its default unless the flag set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureGates(std::collections::BTreeMap<&'static str, bool>);
+
+impl FeatureGates {
+    /// LBC's syntax: comma-separated `Name=bool` (bool as Go's strconv.ParseBool reads it);
+    /// empty items are skipped; an unknown name is an error.
+    pub fn parse(s: &str) -> Result<FeatureGates, String> {
+        let mut gates: std::collections::BTreeMap<_, _> = FEATURES.iter().copied().collect();
+        for item in s.split(',').filter(|i| !i.is_empty()) {
+            let (name, value) = item.split_once('=').ok_or_else(|| format!("{item:?} is not Name=true or Name=false"))?;
+            let (name, value) = (name.trim(), value.trim());
+            let value = match value {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => true,
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => false,
+                _ => return Err(format!("{item:?}: {value:?} is not a boolean")),
+            };
+            let Some((known, _)) = FEATURES.iter().find(|(f, _)| *f == name) else {
+                let names: Vec<_> = FEATURES.iter().map(|(f, _)| *f).collect();
+                return Err(format!("unknown feature gate {name:?}; known: {}", names.join(", ")));
+            };
+            gates.insert(known, value);
+        }
+        Ok(FeatureGates(gates))
+    }
+
+    pub fn enabled(&self, name: &str) -> bool {
+        self.0.get(name).copied().unwrap_or(false)
+    }
+}
+
+impl Default for FeatureGates {
+    fn default() -> Self {
+        FeatureGates(FEATURES.iter().copied().collect())
+    }
+}
+
+impl std::fmt::Display for FeatureGates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let items: Vec<_> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        f.write_str(&items.join(","))
+    }
 }
 
 impl Config {
@@ -144,6 +220,13 @@ impl Config {
             Class::Ec2ResourceIntensive => self.aws_budget_ec2_resource_intensive,
             Class::Acm => self.aws_budget_acm,
         }
+    }
+
+    /// LBC's ALBGatewayAPI gate: run the Gateway API controller for ALBs (GatewayClass
+    /// controllerName `gateway.k8s.aws/alb`).
+    #[allow(dead_code)] // read by the Gateway controller (issue 12), which is not wired yet
+    pub fn alb_gateway_api(&self) -> bool {
+        self.feature_gates.enabled("ALBGatewayAPI")
     }
 
     /// The settings the model builder follows.
@@ -187,5 +270,42 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn feature_gates_take_lbcs_syntax_and_defaults() {
+        let defaults = FeatureGates::parse("").unwrap();
+        assert_eq!(defaults, FeatureGates::default());
+        assert!(defaults.enabled("ALBGatewayAPI") && defaults.enabled("NLBGatewayAPI"));
+        assert!(!defaults.enabled("ALBSingleSubnet"));
+
+        let gates = FeatureGates::parse("ALBGatewayAPI=false, ALBSingleSubnet=true,,NLBGatewayAPI=F").unwrap();
+        assert!(!gates.enabled("ALBGatewayAPI") && gates.enabled("ALBSingleSubnet") && !gates.enabled("NLBGatewayAPI"));
+        assert!(gates.enabled("WeightedTargetGroups"), "gates not named keep their defaults");
+        assert!(gates.to_string().contains("ALBGatewayAPI=false,ALBSingleSubnet=true,ALBTargetControlAgent=false"));
+    }
+
+    #[test]
+    fn feature_gates_refuse_unknown_names_and_bad_values() {
+        let err = FeatureGates::parse("ALBGatewayApi=true").unwrap_err();
+        assert!(err.contains("unknown feature gate \"ALBGatewayApi\""), "{err}");
+        assert!(FeatureGates::parse("ALBGatewayAPI").unwrap_err().contains("not Name=true"));
+        assert!(FeatureGates::parse("ALBGatewayAPI=yes").unwrap_err().contains("not a boolean"));
+    }
+
+    #[test]
+    fn alb_gateway_api_follows_the_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: Config,
+        }
+        let base = ["x", "--cluster-name", "c", "--aws-vpc-id", "vpc-1"];
+        let on = Cli::try_parse_from(base).unwrap().config;
+        assert!(on.alb_gateway_api());
+        let off = Cli::try_parse_from(base.iter().copied().chain(["--feature-gates", "ALBGatewayAPI=false"])).unwrap().config;
+        assert!(!off.alb_gateway_api());
+        assert!(Cli::try_parse_from(base.iter().copied().chain(["--feature-gates", "Nope=true"])).is_err());
     }
 }

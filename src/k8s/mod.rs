@@ -3,6 +3,7 @@
 pub mod annotations;
 pub mod class;
 pub mod gateway_api;
+pub mod gateway_config;
 pub mod gateway_objects;
 pub mod grouping;
 pub mod params;
