@@ -586,7 +586,16 @@ pub fn run(args: &ConvertArgs) -> Result<bool, String> {
         // The group's order, as the Ingress builder ranks members.
         members.sort_by(|a, b| (a.1.group_order, key_of(a.0)).cmp(&(b.1.group_order, key_of(b.0))));
         let mut converted = Vec::new();
+        let mut orders: BTreeMap<i64, ObjKey> = BTreeMap::new();
         for (ing, cfg) in &members {
+            // As the Ingress builder: a second member claiming an explicit order is left out.
+            if cfg.group_order != 0 {
+                let first = orders.entry(cfg.group_order).or_insert_with(|| key_of(ing));
+                if *first != key_of(ing) {
+                    refused.push((key_of(ing), format!("{PREFIX}group.order {} is already used by {first}", cfg.group_order)));
+                    continue;
+                }
+            }
             match convert_member(args, &objects, &filter, ing, cfg) {
                 Ok(m) => converted.push(m),
                 Err(why) => refused.extend(why.into_iter().map(|w| (key_of(ing), w))),

@@ -1,0 +1,187 @@
+//! `alb-controller convert` on every Ingress fixture of `tests/fixtures`: for each one it
+//! converts, `plan` of the Ingresses and `plan` of the Gateway API objects must show the
+//! same load balancers (listeners, rules in order, default actions, scheme, and the target
+//! group settings convert carries); the ones it refuses are listed with its reasons.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+/// How many fixtures convert today (of 57): most of the rest set load balancer or target
+/// group options that need LBC's configuration CRDs, or a default backend.
+const MIN_CONVERTED: usize = 8;
+
+const BIN: &str = env!("CARGO_BIN_EXE_alb-controller");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fixtures with Ingresses, sorted by name.
+fn ingress_fixtures() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && p.file_name().is_some_and(|n| n != "env.yaml"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().lines().any(|l| l.trim() == "kind: Ingress"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `plan -o json` of files, against the snapshot environment; the controller's flag
+/// `--default-target-type ip` for both sides, as convert is told.
+fn plan(files: &Path) -> Value {
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args(["plan", "-o", "json", "--env", "tests/fixtures/env.yaml", "--cluster-name", "snap", "--default-target-type", "ip", "-f"])
+        .arg(files)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "plan {}: {}", files.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A target group as convert carries it: (Service namespace-name:port, port, protocol,
+/// target type). The Service comes out of the resource ID, which names the Ingress (or the
+/// Gateway and route) first: `ns/ingress-svc:port` or `gwns/gw:routens-route:HTTPRoute-svcns-svc:port`.
+fn target_group(lb: &Value, name: &str) -> Value {
+    let tgs = lb["stack"]["target_groups"].as_array().unwrap();
+    let tg = tgs.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no target group {name}"));
+    let id = tg["resource_id"].as_str().unwrap();
+    let members: Vec<&str> = lb["ingresses"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    let group = lb["group"].as_str().unwrap();
+    let service = match group.strip_prefix("Gateway ") {
+        Some(gw) => members
+            .iter()
+            .filter_map(|m| m.strip_prefix("HTTPRoute "))
+            .filter_map(|route| id.strip_prefix(&format!("{gw}:{}:HTTPRoute-", route.replacen('/', "-", 1))))
+            .next()
+            .map(str::to_string),
+        None => members
+            .iter()
+            .filter_map(|m| id.strip_prefix(&format!("{m}-")).map(|svc| format!("{}-{svc}", m.split('/').next().unwrap())))
+            .max_by_key(|s| std::cmp::Reverse(s.len())),
+    };
+    let service = service.unwrap_or_else(|| panic!("target group {id} names none of {members:?}"));
+    json!([service, tg["port"], tg["protocol"], tg["target_type"]])
+}
+
+fn action(lb: &Value, a: &Value) -> Value {
+    if a["type"] != "forward" {
+        return a.clone();
+    }
+    let mut tgs: Vec<Value> = a["target_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| json!([target_group(lb, t["target_group"].as_str().unwrap()), t["weight"]]))
+        .collect();
+    tgs.sort_by_key(|t| t.to_string());
+    json!({"forward": tgs, "stickiness": a["stickiness_seconds"]})
+}
+
+/// What must be the same: scheme; listeners (port, protocol); per listener the rules in
+/// order (conditions as sets) and the default action; target groups by Service and port.
+fn shape(lb: &Value) -> Value {
+    let stack = &lb["stack"];
+    let listeners: Vec<Value> = stack["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let rules: Vec<Value> = l["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let conditions: BTreeSet<String> = r["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| {
+                            let mut c = c.clone();
+                            if let Some(values) = c["values"].as_array_mut() {
+                                values.sort_by_key(|v| v.to_string());
+                            }
+                            c.to_string()
+                        })
+                        .collect();
+                    json!({"conditions": conditions, "action": action(lb, &r["action"])})
+                })
+                .collect();
+            json!({"port": l["port"], "protocol": l["protocol"], "rules": rules, "default": action(lb, &l["default_action"])})
+        })
+        .collect();
+    json!({"scheme": stack["load_balancer"]["scheme"], "listeners": listeners})
+}
+
+fn shapes(planned: &Value) -> Vec<Value> {
+    let mut out: Vec<Value> = planned["loadBalancers"].as_array().unwrap().iter().map(shape).collect();
+    out.sort_by_key(|s| s.to_string());
+    out
+}
+
+#[test]
+fn converted_fixtures_plan_the_same_load_balancers() {
+    let fixtures = ingress_fixtures();
+    assert!(fixtures.len() >= 40, "{} Ingress fixtures", fixtures.len());
+    let mut converted = Vec::new();
+    let mut refused = Vec::new();
+    let mut ignored = Vec::new();
+    for fixture in &fixtures {
+        let name = fixture.file_stem().unwrap().to_string_lossy().to_string();
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["convert", "--default-target-type", "ip", "-f"])
+            .arg(fixture)
+            .arg("-o")
+            .arg(out_dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        match out.status.code() {
+            Some(0) => assert!(stderr.is_empty(), "{name}: converted, yet: {stderr}"),
+            Some(1) => {
+                let reasons: Vec<&str> = stderr.lines().filter(|l| l.contains(": not converted: ")).collect();
+                assert!(!reasons.is_empty() && reasons.len() == stderr.lines().count(), "{name}: exit 1 with: {stderr}");
+                refused.push((name, reasons.join("\n    ")));
+                continue;
+            }
+            other => panic!("{name}: convert exited {other:?}: {stderr}"),
+        }
+        let gateways = std::fs::read_dir(out_dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("gateway-"))
+            .count();
+        if gateways == 0 {
+            // No Ingress of the `alb` class: nothing to convert, nothing to compare.
+            ignored.push(name);
+            continue;
+        }
+        let before = plan(fixture);
+        let after = plan(out_dir.path());
+        let (a, b) = (shapes(&before), shapes(&after));
+        assert!(
+            a == b,
+            "{name}: the Gateway's load balancer differs from the Ingresses'\nIngress: {}\nGateway: {}",
+            serde_json::to_string_pretty(&a).unwrap(),
+            serde_json::to_string_pretty(&b).unwrap()
+        );
+        // A conversion of a clean input is clean: every route accepted, no warning.
+        if before["problems"] == json!([]) {
+            assert_eq!(after["problems"], json!([]), "{name}: the Gateway objects have problems");
+        }
+        converted.push(name);
+    }
+    println!("converted {} of {} Ingress fixtures: {}", converted.len(), fixtures.len(), converted.join(", "));
+    println!("no Ingress of the alb class ({}): {}", ignored.len(), ignored.join(", "));
+    println!("not converted ({}):", refused.len());
+    for (name, reasons) in &refused {
+        println!("  {name}:\n    {reasons}");
+    }
+    assert!(converted.len() >= MIN_CONVERTED, "only {} fixtures convert", converted.len());
+    assert_eq!(converted.len() + refused.len() + ignored.len(), fixtures.len());
+}
