@@ -198,6 +198,9 @@ struct Member {
     key: ObjKey,
     ports: Vec<(Protocol, i32)>,
     routes: Vec<Route>,
+    /// `spec.defaultBackend`: a catch-all rule (`PathPrefix /`) on every listener, ranked
+    /// after every other rule, as the listeners' default action is after their rules.
+    default: Option<Rule>,
 }
 
 /// LBC's order of an Ingress's paths: Exact, then Prefix longest first, then the rest as
@@ -392,11 +395,6 @@ fn convert_member(
         why.push("IngressClassParams settings need LoadBalancerConfiguration".into());
     }
     let spec = ing.spec.as_ref();
-    if spec.and_then(|s| s.default_backend.as_ref()).is_some() {
-        why.push(
-            "spec.defaultBackend: a Gateway listener's default action is a fixed 404; a catch-all route is a rule, not the default".into(),
-        );
-    }
     let has_tls = spec.and_then(|s| s.tls.as_ref()).is_some_and(|t| !t.is_empty());
     let ports = cfg.listen_ports.clone().unwrap_or_else(|| if has_tls { vec![(Protocol::Https, 443)] } else { vec![(Protocol::Http, 80)] });
     // A Gateway discovers certificates by its routes' hostnames only.
@@ -406,6 +404,16 @@ fn convert_member(
             why.push(format!("spec.tls host {h:?} is no rule's host: the Gateway would not discover its certificate"));
         }
     }
+    let default = match spec.and_then(|s| s.default_backend.as_ref()) {
+        Some(backend) => match rule_action(objects, ing, cfg, backend) {
+            Ok(r) => Some(Rule { path: PathMatch { kind: 2, value: "/".into() }, ..r }),
+            Err(e) => {
+                why.push(format!("spec.defaultBackend: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     let mut routes: Vec<Route> = Vec::new();
     for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
         let host = rule.host.clone().filter(|h| !h.is_empty());
@@ -422,7 +430,7 @@ fn convert_member(
             }
         }
     }
-    if routes.is_empty() && why.is_empty() {
+    if routes.is_empty() && default.is_none() && why.is_empty() {
         why.push("no rules: nothing to route".into());
     }
     if !why.is_empty() {
@@ -432,7 +440,7 @@ fn convert_member(
     for (i, r) in routes.iter_mut().enumerate() {
         r.name = if several { format!("{}-{i:02}", key.name) } else { key.name.clone() };
     }
-    Ok(Member { key, ports, routes })
+    Ok(Member { key, ports, routes, default })
 }
 
 /// How the Gateway builder orders two rule hosts (more specific first).
@@ -466,6 +474,12 @@ fn precedence_conflict(members: &[Member]) -> Option<(i32, String, String)> {
                 }
             }
         }
+        // The default backend's catch-all serves every port, after every rule.
+        let defaults: Vec<(&Member, String)> =
+            members.iter().filter(|m| m.default.is_some()).map(|m| (m, default_route_name(&m.key))).collect();
+        for (m, name) in &defaults {
+            rules.push((&m.key.namespace, name, 0, None, &m.default.as_ref().unwrap().path));
+        }
         let gateway_order = |a: &(&String, &String, usize, Option<&str>, &PathMatch),
                              b: &(&String, &String, usize, Option<&str>, &PathMatch)| {
             host_order(a.3, b.3)
@@ -482,6 +496,36 @@ fn precedence_conflict(members: &[Member]) -> Option<(i32, String, String)> {
         }
     }
     None
+}
+
+fn default_route_name(ing: &ObjKey) -> String {
+    format!("{}-default-backend", ing.name)
+}
+
+fn rule_json(rule: &Rule) -> Value {
+    let mut v = json!({"matches": [{"path": rule.path.json()}]});
+    match &rule.redirect {
+        Some(f) => v["filters"] = json!([f]),
+        None => v["backendRefs"] = json!(rule.backends),
+    }
+    v
+}
+
+fn route_json(name: &str, ing: &ObjKey, parent_refs: &[Value], host: Option<&str>, rules: &[&Rule]) -> Value {
+    let mut spec = json!({"parentRefs": parent_refs, "rules": rules.iter().map(|r| rule_json(r)).collect::<Vec<_>>()});
+    if let Some(h) = host {
+        spec["hostnames"] = json!([h]);
+    }
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "namespace": ing.namespace,
+            "annotations": {"alb-controller/converted-from": format!("Ingress {ing}")},
+        },
+        "spec": spec,
+    })
 }
 
 /// The Gateway and HTTPRoutes of one group.
@@ -519,32 +563,14 @@ fn group_objects(args: &ConvertArgs, group: &GroupId, members: &[Member]) -> Vec
             .map(|&(protocol, port)| json!({"name": gw_name, "namespace": gw_namespace, "sectionName": listener_name(protocol, port)}))
             .collect();
         for r in &m.routes {
-            let rules: Vec<Value> = r
-                .rules
+            out.push(route_json(&r.name, &m.key, &parent_refs, r.host.as_deref(), &r.rules.iter().collect::<Vec<_>>()));
+        }
+        if let Some(d) = &m.default {
+            let every_listener: Vec<Value> = ports
                 .iter()
-                .map(|rule| {
-                    let mut v = json!({"matches": [{"path": rule.path.json()}]});
-                    match &rule.redirect {
-                        Some(f) => v["filters"] = json!([f]),
-                        None => v["backendRefs"] = json!(rule.backends),
-                    }
-                    v
-                })
+                .map(|&(protocol, port)| json!({"name": gw_name, "namespace": gw_namespace, "sectionName": listener_name(protocol, port)}))
                 .collect();
-            let mut spec = json!({"parentRefs": parent_refs, "rules": rules});
-            if let Some(h) = &r.host {
-                spec["hostnames"] = json!([h]);
-            }
-            out.push(json!({
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "HTTPRoute",
-                "metadata": {
-                    "name": r.name,
-                    "namespace": m.key.namespace,
-                    "annotations": {"alb-controller/converted-from": format!("Ingress {}", m.key)},
-                },
-                "spec": spec,
-            }));
+            out.push(route_json(&default_route_name(&m.key), &m.key, &every_listener, None, &[d]));
         }
     }
     out
@@ -584,7 +610,7 @@ pub fn run(args: &ConvertArgs) -> Result<bool, String> {
     let mut gateways: Vec<(GroupId, Vec<Value>)> = Vec::new();
     for (group, mut members) in groups {
         // The group's order, as the Ingress builder ranks members.
-        members.sort_by(|a, b| (a.1.group_order, key_of(a.0)).cmp(&(b.1.group_order, key_of(b.0))));
+        members.sort_by_key(|m| (m.1.group_order, key_of(m.0)));
         let mut converted = Vec::new();
         let mut orders: BTreeMap<i64, ObjKey> = BTreeMap::new();
         for (ing, cfg) in &members {
@@ -608,6 +634,17 @@ pub fn run(args: &ConvertArgs) -> Result<bool, String> {
             // The Gateway would lack the refused members' rules: a different load balancer.
             for m in &converted {
                 refused.push((m.key.clone(), format!("another Ingress of group {group} cannot be converted")));
+            }
+            continue;
+        }
+        // As the Ingress builder: one default backend per load balancer.
+        let with_default: Vec<&Member> = converted.iter().filter(|m| m.default.is_some()).collect();
+        if with_default.len() > 1 {
+            for m in &converted {
+                refused.push((
+                    m.key.clone(),
+                    format!("group {group}: more than one Ingress sets spec.defaultBackend ({} first)", with_default[0].key),
+                ));
             }
             continue;
         }
