@@ -161,6 +161,59 @@ fn shapes(planned: &Value, services: &[Value]) -> Vec<Value> {
     out
 }
 
+enum Outcome {
+    /// Converted, and `plan` of both sides shows the same load balancers.
+    Converted,
+    /// Refused: convert's reasons, one line per reason.
+    Refused(Vec<String>),
+    /// No Ingress of the `alb` class: nothing to convert.
+    Nothing,
+}
+
+/// Converts one manifest file and, if it converts, compares `plan` of both sides.
+fn convert_and_compare(name: &str, fixture: &Path) -> Outcome {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["convert", "--default-target-type", "ip", "-f"])
+        .arg(fixture)
+        .arg("-o")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    match out.status.code() {
+        Some(0) => assert!(stderr.is_empty(), "{name}: converted, yet: {stderr}"),
+        Some(1) => {
+            let reasons: Vec<String> = stderr.lines().filter(|l| l.contains(": not converted: ")).map(str::to_string).collect();
+            assert!(!reasons.is_empty() && reasons.len() == stderr.lines().count(), "{name}: exit 1 with: {stderr}");
+            return Outcome::Refused(reasons);
+        }
+        other => panic!("{name}: convert exited {other:?}: {stderr}"),
+    }
+    let gateways = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("gateway-"))
+        .count();
+    if gateways == 0 {
+        return Outcome::Nothing;
+    }
+    let before = plan(fixture);
+    let after = plan(out_dir.path());
+    let services = services(fixture);
+    let (a, b) = (shapes(&before, &services), shapes(&after, &services));
+    assert!(
+        a == b,
+        "{name}: the Gateway's load balancer differs from the Ingresses'\nIngress: {}\nGateway: {}",
+        serde_json::to_string_pretty(&a).unwrap(),
+        serde_json::to_string_pretty(&b).unwrap()
+    );
+    // A conversion of a clean input is clean: every route accepted, no warning.
+    if before["problems"] == json!([]) {
+        assert_eq!(after["problems"], json!([]), "{name}: the Gateway objects have problems");
+    }
+    Outcome::Converted
+}
+
 #[test]
 fn converted_fixtures_plan_the_same_load_balancers() {
     let fixtures = ingress_fixtures();
@@ -170,49 +223,11 @@ fn converted_fixtures_plan_the_same_load_balancers() {
     let mut ignored = Vec::new();
     for fixture in &fixtures {
         let name = fixture.file_stem().unwrap().to_string_lossy().to_string();
-        let out_dir = tempfile::tempdir().unwrap();
-        let out = Command::new(BIN)
-            .args(["convert", "--default-target-type", "ip", "-f"])
-            .arg(fixture)
-            .arg("-o")
-            .arg(out_dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        match out.status.code() {
-            Some(0) => assert!(stderr.is_empty(), "{name}: converted, yet: {stderr}"),
-            Some(1) => {
-                let reasons: Vec<&str> = stderr.lines().filter(|l| l.contains(": not converted: ")).collect();
-                assert!(!reasons.is_empty() && reasons.len() == stderr.lines().count(), "{name}: exit 1 with: {stderr}");
-                refused.push((name, reasons.join("\n    ")));
-                continue;
-            }
-            other => panic!("{name}: convert exited {other:?}: {stderr}"),
+        match convert_and_compare(&name, fixture) {
+            Outcome::Converted => converted.push(name),
+            Outcome::Refused(reasons) => refused.push((name, reasons.join("\n    "))),
+            Outcome::Nothing => ignored.push(name),
         }
-        let gateways = std::fs::read_dir(out_dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("gateway-"))
-            .count();
-        if gateways == 0 {
-            // No Ingress of the `alb` class: nothing to convert, nothing to compare.
-            ignored.push(name);
-            continue;
-        }
-        let before = plan(fixture);
-        let after = plan(out_dir.path());
-        let services = services(fixture);
-        let (a, b) = (shapes(&before, &services), shapes(&after, &services));
-        assert!(
-            a == b,
-            "{name}: the Gateway's load balancer differs from the Ingresses'\nIngress: {}\nGateway: {}",
-            serde_json::to_string_pretty(&a).unwrap(),
-            serde_json::to_string_pretty(&b).unwrap()
-        );
-        // A conversion of a clean input is clean: every route accepted, no warning.
-        if before["problems"] == json!([]) {
-            assert_eq!(after["problems"], json!([]), "{name}: the Gateway objects have problems");
-        }
-        converted.push(name);
     }
     println!("converted {} of {} Ingress fixtures: {}", converted.len(), fixtures.len(), converted.join(", "));
     println!("no Ingress of the alb class ({}): {}", ignored.len(), ignored.join(", "));
@@ -222,4 +237,163 @@ fn converted_fixtures_plan_the_same_load_balancers() {
     }
     assert!(converted.len() >= MIN_CONVERTED, "only {} fixtures convert", converted.len());
     assert_eq!(converted.len() + refused.len() + ignored.len(), fixtures.len());
+}
+
+/// Redirects, weighted forwards and a group of two Ingresses (in two namespaces) with a
+/// default backend: no fixture that converts has them.
+#[test]
+fn actions_and_groups_convert_to_the_same_load_balancer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shop.yaml");
+    std::fs::write(
+        &file,
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: front
+  namespace: shop
+  annotations:
+    alb.ingress.kubernetes.io/group.name: storefront
+    alb.ingress.kubernetes.io/target-type: ip
+    alb.ingress.kubernetes.io/actions.moved: >
+      {"type":"redirect","redirectConfig":{"protocol":"HTTPS","port":"443","host":"new.example.com","statusCode":"HTTP_301"}}
+    alb.ingress.kubernetes.io/actions.split: >
+      {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"web","servicePort":"80","weight":80},{"serviceName":"canary","servicePort":"http","weight":20}]}}
+spec:
+  ingressClassName: alb
+  rules:
+  - host: shop.example.com
+    http:
+      paths:
+      - {path: /cart, pathType: Exact, backend: {service: {name: split, port: {name: use-annotation}}}}
+  - host: old.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: moved, port: {name: use-annotation}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: api
+  namespace: backend
+  annotations:
+    alb.ingress.kubernetes.io/group.name: storefront
+    alb.ingress.kubernetes.io/group.order: "10"
+    alb.ingress.kubernetes.io/target-type: ip
+spec:
+  ingressClassName: alb
+  defaultBackend: {service: {name: api, port: {number: 8080}}}
+  rules:
+  - http:
+      paths:
+      - {path: /v1, pathType: Prefix, backend: {service: {name: api, port: {number: 8080}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: canary, namespace: shop}
+spec: {ports: [{name: http, port: 81, targetPort: 8081}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: backend}
+spec: {ports: [{port: 8080, targetPort: 9000}]}
+"#,
+    )
+    .unwrap();
+    match convert_and_compare("shop", &file) {
+        Outcome::Converted => {}
+        Outcome::Refused(reasons) => panic!("refused: {reasons:#?}"),
+        Outcome::Nothing => panic!("nothing converted"),
+    }
+
+    // On stdout too: the GatewayClass, one Gateway taking routes from all namespaces, a
+    // route per Ingress host and one for the default backend, the Services as they were.
+    let out = Command::new(BIN).args(["convert", "--default-target-type", "ip", "-f"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(std::str::from_utf8(&out.stdout).unwrap())
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = docs.iter().map(|d| (d["kind"].as_str().unwrap(), d["metadata"]["name"].as_str().unwrap())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("GatewayClass", "aws-alb"),
+            ("Gateway", "storefront"),
+            ("HTTPRoute", "front-00"),
+            ("HTTPRoute", "front-01"),
+            ("HTTPRoute", "api"),
+            ("HTTPRoute", "api-default-backend"),
+            ("Service", "web"),
+            ("Service", "canary"),
+            ("Service", "api"),
+        ]
+    );
+    assert_eq!(docs[0]["spec"]["controllerName"], "gateway.k8s.aws/alb");
+    assert_eq!(docs[1]["metadata"]["namespace"], "shop", "the Gateway is in its first Ingress's namespace");
+    assert_eq!(docs[1]["spec"]["listeners"][0]["allowedRoutes"]["namespaces"]["from"], "All");
+    assert_eq!(docs[3]["spec"]["rules"][0]["filters"][0]["requestRedirect"]["statusCode"], 301);
+    assert_eq!(docs[2]["spec"]["rules"][0]["backendRefs"][1], json!({"name": "canary", "port": 81, "weight": 20}));
+}
+
+#[test]
+fn what_cannot_be_converted_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refused.yaml");
+    std::fs::write(
+        &file,
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: public
+  annotations:
+    alb.ingress.kubernetes.io/scheme: internet-facing
+    alb.ingress.kubernetes.io/actions.teapot: '{"type":"fixed-response","fixedResponseConfig":{"statusCode":"418"}}'
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {path: /tea, pathType: Exact, backend: {service: {name: teapot, port: {name: use-annotation}}}}
+      - {path: /img/*, pathType: ImplementationSpecific, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: fine}
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80, targetPort: 8080}]}
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["convert", "-f"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines.iter().all(|l| l.starts_with("Ingress default/public: not converted: ")), "{stderr}");
+    assert!(stderr.contains("scheme needs LoadBalancerConfiguration"), "{stderr}");
+    assert!(stderr.contains("fixed response"), "{stderr}");
+    assert!(stderr.contains("\"/img/*\" is an ALB wildcard pattern"), "{stderr}");
+    // The other Ingress is its own group and is still converted.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("kind: HTTPRoute\nmetadata:\n  annotations:\n    alb-controller/converted-from: Ingress default/fine"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("default/public"), "{stdout}");
 }
