@@ -82,6 +82,9 @@ const TARGET_GROUP_SETTINGS: &[&str] = &[
     "unhealthy-threshold-count",
 ];
 
+/// `HTTPRoute.spec.rules` maxItems.
+const MAX_ROUTE_RULES: usize = 16;
+
 /// What the converter reads.
 #[derive(Default)]
 struct Objects {
@@ -422,7 +425,9 @@ fn convert_member(
             let converted = path_match(path, cfg.use_regex_path_match)
                 .and_then(|m| rule_action(objects, ing, cfg, &path.backend).map(|r| Rule { path: m, ..r }));
             match converted {
-                Ok(r) => match routes.iter_mut().find(|route| route.host == host) {
+                // An HTTPRoute holds at most 16 rules (the CRD's maxItems): more start another.
+                Ok(r) => match routes.iter_mut().rev().find(|route| route.host == host).filter(|route| route.rules.len() < MAX_ROUTE_RULES)
+                {
                     Some(route) => route.rules.push(r),
                     None => routes.push(Route { name: String::new(), host: host.clone(), rules: vec![r] }),
                 },
@@ -608,6 +613,8 @@ pub fn run(args: &ConvertArgs) -> Result<bool, String> {
         }
     }
     let mut gateways: Vec<(GroupId, Vec<Value>)> = Vec::new();
+    // (kind, namespace, name) of every object written: two groups must not make the same one.
+    let mut made: std::collections::BTreeSet<(String, String, String)> = Default::default();
     for (group, mut members) in groups {
         // The group's order, as the Ingress builder ranks members.
         members.sort_by_key(|m| (m.1.group_order, key_of(m.0)));
@@ -657,7 +664,22 @@ pub fn run(args: &ConvertArgs) -> Result<bool, String> {
             }
             continue;
         }
-        gateways.push((group.clone(), group_objects(args, &group, &converted)));
+        let docs = group_objects(args, &group, &converted);
+        let names: Vec<(String, String, String)> = docs
+            .iter()
+            .map(|d| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (text(&d["kind"]), text(&d["metadata"]["namespace"]), text(&d["metadata"]["name"]))
+            })
+            .collect();
+        if let Some((kind, ns, name)) = names.iter().find(|n| made.contains(n)) {
+            for m in &converted {
+                refused.push((m.key.clone(), format!("{kind} {ns}/{name} is already made for another group")));
+            }
+            continue;
+        }
+        made.extend(names);
+        gateways.push((group.clone(), docs));
     }
     let class = json!({
         "apiVersion": "gateway.networking.k8s.io/v1",
