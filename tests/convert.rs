@@ -95,6 +95,18 @@ fn target_group(lb: &Value, services: &[Value], name: &str) -> Value {
 }
 
 fn action(lb: &Value, services: &[Value], a: &Value) -> Value {
+    if a["type"] == "redirect" {
+        // ALB's defaults (what AWS fills in for a field left out) are the same as unset.
+        let mut a = a.clone();
+        for (field, default) in
+            [("protocol", "#{protocol}"), ("host", "#{host}"), ("port", "#{port}"), ("path", "/#{path}"), ("query", "#{query}")]
+        {
+            if a[field] == default {
+                a[field] = Value::Null;
+            }
+        }
+        return a;
+    }
     if a["type"] != "forward" {
         return a.clone();
     }
@@ -247,7 +259,7 @@ fn actions_and_groups_convert_to_the_same_load_balancer() {
     let file = dir.path().join("shop.yaml");
     std::fs::write(
         &file,
-        r#"
+        r##"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -258,6 +270,8 @@ metadata:
     alb.ingress.kubernetes.io/target-type: ip
     alb.ingress.kubernetes.io/actions.moved: >
       {"type":"redirect","redirectConfig":{"protocol":"HTTPS","port":"443","host":"new.example.com","statusCode":"HTTP_301"}}
+    alb.ingress.kubernetes.io/actions.secure: >
+      {"type":"redirect","redirectConfig":{"host":"#{host}","path":"/#{path}","query":"#{query}","protocol":"HTTPS","port":"443","statusCode":"HTTP_301"}}
     alb.ingress.kubernetes.io/actions.split: >
       {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"web","servicePort":"80","weight":80},{"serviceName":"canary","servicePort":"http","weight":20}]}}
 spec:
@@ -267,6 +281,7 @@ spec:
     http:
       paths:
       - {path: /cart, pathType: Exact, backend: {service: {name: split, port: {name: use-annotation}}}}
+      - {path: /account, pathType: Prefix, backend: {service: {name: secure, port: {name: use-annotation}}}}
   - host: old.example.com
     http:
       paths:
@@ -303,7 +318,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: api, namespace: backend}
 spec: {ports: [{port: 8080, targetPort: 9000}]}
-"#,
+"##,
     )
     .unwrap();
     match convert_and_compare("shop", &file) {
