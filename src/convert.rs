@@ -184,9 +184,15 @@ impl PathMatch {
 /// One converted Ingress path: an HTTPRoute rule with one match.
 struct Rule {
     path: PathMatch,
-    /// backendRefs, or a RequestRedirect filter.
-    backends: Vec<Value>,
-    redirect: Option<Value>,
+    action: RuleAction,
+}
+
+/// What an HTTPRoute rule does.
+enum RuleAction {
+    /// Its backendRefs.
+    Forward(Vec<Value>),
+    /// Its RequestRedirect filter.
+    Redirect(Value),
 }
 
 /// One HTTPRoute: the rules of one rule host of an Ingress, in the Ingress's order.
@@ -305,10 +311,9 @@ fn redirect_filter(action: &Action) -> Result<Value, String> {
     Ok(json!({"type": "RequestRedirect", "requestRedirect": filter}))
 }
 
-/// The rule an Ingress backend becomes (without its path).
-fn rule_action(objects: &Objects, ing: &Ingress, cfg: &IngressConfig, backend: &IngressBackend) -> Result<Rule, String> {
+/// What an Ingress backend becomes.
+fn rule_action(objects: &Objects, ing: &Ingress, cfg: &IngressConfig, backend: &IngressBackend) -> Result<RuleAction, String> {
     let ns = ing.namespace().unwrap_or_default();
-    let empty = Rule { path: PathMatch { kind: 0, value: String::new() }, backends: Vec::new(), redirect: None };
     let Some(svc) = backend.service.as_ref() else {
         return Err("a resource backend cannot be converted (only Services)".into());
     };
@@ -316,11 +321,11 @@ fn rule_action(objects: &Objects, ing: &Ingress, cfg: &IngressConfig, backend: &
     let port_ref = port.and_then(|p| p.name.clone()).or_else(|| port.and_then(|p| p.number).map(|n| n.to_string())).unwrap_or_default();
     if port_ref != "use-annotation" {
         let number = service_port(objects, &ns, &svc.name, &port_ref)?;
-        return Ok(Rule { backends: vec![backend_ref(&svc.name, number, None)], ..empty });
+        return Ok(RuleAction::Forward(vec![backend_ref(&svc.name, number, None)]));
     }
     match cfg.actions.get(&svc.name) {
         None => Err(format!("backend {:?} uses annotation {PREFIX}actions.{}, which is not set", svc.name, svc.name)),
-        Some(ActionSpec::Fixed(a @ Action::Redirect { .. })) => Ok(Rule { redirect: Some(redirect_filter(a)?), ..empty }),
+        Some(ActionSpec::Fixed(a @ Action::Redirect { .. })) => Ok(RuleAction::Redirect(redirect_filter(a)?)),
         Some(ActionSpec::Fixed(_)) => Err(format!(
             "{PREFIX}actions.{}: a fixed response is not in the standard Gateway API and needs LBC's ListenerRuleConfiguration, \
              whose types this build does not have",
@@ -346,7 +351,7 @@ fn rule_action(objects: &Objects, ing: &Ingress, cfg: &IngressConfig, backend: &
                     }
                 }
             }
-            Ok(Rule { backends, ..empty })
+            Ok(RuleAction::Forward(backends))
         }
     }
 }
@@ -409,7 +414,7 @@ fn convert_member(
     }
     let default = match spec.and_then(|s| s.default_backend.as_ref()) {
         Some(backend) => match rule_action(objects, ing, cfg, backend) {
-            Ok(r) => Some(Rule { path: PathMatch { kind: 2, value: "/".into() }, ..r }),
+            Ok(action) => Some(Rule { path: PathMatch { kind: 2, value: "/".into() }, action }),
             Err(e) => {
                 why.push(format!("spec.defaultBackend: {e}"));
                 None
@@ -423,7 +428,7 @@ fn convert_member(
         let Some(http) = rule.http.as_ref() else { continue };
         for path in sorted_paths(&http.paths) {
             let converted = path_match(path, cfg.use_regex_path_match)
-                .and_then(|m| rule_action(objects, ing, cfg, &path.backend).map(|r| Rule { path: m, ..r }));
+                .and_then(|m| rule_action(objects, ing, cfg, &path.backend).map(|action| Rule { path: m, action }));
             match converted {
                 // An HTTPRoute holds at most 16 rules (the CRD's maxItems): more start another.
                 Ok(r) => match routes.iter_mut().rev().find(|route| route.host == host).filter(|route| route.rules.len() < MAX_ROUTE_RULES)
@@ -509,9 +514,9 @@ fn default_route_name(ing: &ObjKey) -> String {
 
 fn rule_json(rule: &Rule) -> Value {
     let mut v = json!({"matches": [{"path": rule.path.json()}]});
-    match &rule.redirect {
-        Some(f) => v["filters"] = json!([f]),
-        None => v["backendRefs"] = json!(rule.backends),
+    match &rule.action {
+        RuleAction::Redirect(f) => v["filters"] = json!([f]),
+        RuleAction::Forward(backends) => v["backendRefs"] = json!(backends),
     }
     v
 }
