@@ -397,10 +397,17 @@ fn convert_member(
 ) -> Result<Member, Vec<String>> {
     let key = key_of(ing);
     let mut why = unconvertible_annotations(args, ing, cfg);
-    if let Some(Ok(params)) = grouping::class_params(&objects.cluster, filter, ing)
-        && serde_json::to_value(&params).is_ok_and(|v| v.as_object().is_some_and(|o| o.keys().any(|k| k != "group")))
-    {
-        why.push("IngressClassParams settings need LoadBalancerConfiguration".into());
+    match grouping::class_params(&objects.cluster, filter, ing) {
+        // The group and who may use the class are not load balancer settings.
+        Some(Ok(params))
+            if serde_json::to_value(&params)
+                .is_ok_and(|v| v.as_object().is_some_and(|o| o.keys().any(|k| k != "group" && k != "namespaceSelector"))) =>
+        {
+            why.push("IngressClassParams settings need LoadBalancerConfiguration".into());
+        }
+        // As the Ingress builder, which leaves such an Ingress out.
+        Some(Err(e)) => why.push(e),
+        _ => {}
     }
     let spec = ing.spec.as_ref();
     let has_tls = spec.and_then(|s| s.tls.as_ref()).is_some_and(|t| !t.is_empty());
