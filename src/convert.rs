@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::k8s::annotations::{self, ActionSpec, IngressConfig, PREFIX, TargetRef};
 use crate::k8s::class::ClassFilter;
 use crate::k8s::grouping::{self, Snapshot};
-use crate::model::{Action, GroupId, ObjKey, Protocol, Scheme, TargetType};
+use crate::model::{Action, Condition, GroupId, ObjKey, Protocol, Scheme, TargetType};
 
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
@@ -184,7 +184,73 @@ impl PathMatch {
 /// One converted Ingress path: an HTTPRoute rule with one match.
 struct Rule {
     path: PathMatch,
+    /// The match's headers, query parameters and method, from `conditions.*`.
+    extra: ExtraMatch,
     action: RuleAction,
+}
+
+/// The parts of an HTTPRoute match beyond the path.
+#[derive(Default)]
+struct ExtraMatch {
+    /// (regular expression, name, value).
+    headers: Vec<(bool, String, String)>,
+    query_params: Vec<(String, String)>,
+    method: Option<String>,
+}
+
+impl ExtraMatch {
+    /// Adds its fields to a match, as JSON.
+    fn add_to(&self, m: &mut Value) {
+        if !self.headers.is_empty() {
+            m["headers"] = self
+                .headers
+                .iter()
+                .map(|(regex, name, value)| json!({"type": if *regex { "RegularExpression" } else { "Exact" }, "name": name, "value": value}))
+                .collect();
+        }
+        if !self.query_params.is_empty() {
+            m["queryParams"] = self.query_params.iter().map(|(name, value)| json!({"name": name, "value": value})).collect();
+        }
+        if let Some(method) = &self.method {
+            m["method"] = json!(method);
+        }
+    }
+}
+
+/// A `conditions.${backend}` annotation as HTTPRoute match fields: one value per condition
+/// (several are alternatives, which would be several matches and so several ALB rules).
+fn extra_match(backend: &str, conditions: &[Condition]) -> Result<ExtraMatch, String> {
+    let mut m = ExtraMatch::default();
+    let refuse = |why: &str| Err(format!("{PREFIX}conditions.{backend}: {why}"));
+    for c in conditions {
+        match c {
+            Condition::HttpHeader { name, values } | Condition::HttpHeaderRegex { name, values } => {
+                let [value] = values.as_slice() else { return refuse(&format!("header {name} has several values")) };
+                if m.headers.iter().any(|h| h.1.eq_ignore_ascii_case(name)) {
+                    return refuse(&format!("header {name} is matched twice"));
+                }
+                m.headers.push((matches!(c, Condition::HttpHeaderRegex { .. }), name.clone(), value.clone()));
+            }
+            Condition::QueryString(pairs) => {
+                let [(Some(name), value)] = pairs.as_slice() else {
+                    return refuse("a query-string condition converts only with exactly one key=value");
+                };
+                m.query_params.push((name.clone(), value.clone()));
+            }
+            Condition::HttpRequestMethod(methods) => {
+                let [method] = methods.as_slice() else { return refuse("several methods") };
+                if m.method.is_some() || method.to_ascii_uppercase() != *method {
+                    return refuse(&format!("method {method:?}"));
+                }
+                m.method = Some(method.clone());
+            }
+            Condition::SourceIp(_) => return refuse("source-ip has no Gateway API match"),
+            Condition::HostHeader(_) | Condition::PathPattern(_) | Condition::PathRegex(_) => {
+                return refuse("hosts and paths join the rule's own, which no HTTPRoute match can say");
+            }
+        }
+    }
+    Ok(m)
 }
 
 /// What an HTTPRoute rule does.
@@ -378,9 +444,10 @@ fn unconvertible_annotations(args: &ConvertArgs, ing: &Ingress, cfg: &IngressCon
             out.push(format!("annotation {PREFIX}{key} needs TargetGroupConfiguration"));
         } else if key.starts_with("auth-") {
             out.push(format!("annotation {PREFIX}{key}: authentication needs LBC's ListenerRuleConfiguration"));
-        } else if key.starts_with("conditions.") {
-            out.push(format!("annotation {PREFIX}{key}: extra rule conditions are not converted"));
-        } else if !(matches!(key, "group.name" | "group.order" | "listen-ports" | "use-regex-path-match") || key.starts_with("actions.")) {
+        } else if !(matches!(key, "group.name" | "group.order" | "listen-ports" | "use-regex-path-match")
+            || key.starts_with("actions.")
+            || key.starts_with("conditions."))
+        {
             out.push(format!("annotation {PREFIX}{key} is not converted"));
         }
     }
@@ -421,7 +488,7 @@ fn convert_member(
     }
     let default = match spec.and_then(|s| s.default_backend.as_ref()) {
         Some(backend) => match rule_action(objects, ing, cfg, backend) {
-            Ok(action) => Some(Rule { path: PathMatch { kind: 2, value: "/".into() }, action }),
+            Ok(action) => Some(Rule { path: PathMatch { kind: 2, value: "/".into() }, extra: ExtraMatch::default(), action }),
             Err(e) => {
                 why.push(format!("spec.defaultBackend: {e}"));
                 None
@@ -434,8 +501,11 @@ fn convert_member(
         let host = rule.host.clone().filter(|h| !h.is_empty());
         let Some(http) = rule.http.as_ref() else { continue };
         for path in sorted_paths(&http.paths) {
-            let converted = path_match(path, cfg.use_regex_path_match)
-                .and_then(|m| rule_action(objects, ing, cfg, &path.backend).map(|action| Rule { path: m, action }));
+            let converted = path_match(path, cfg.use_regex_path_match).and_then(|m| {
+                let backend = path.backend.service.as_ref().map(|s| s.name.as_str()).unwrap_or_default();
+                let extra = extra_match(backend, cfg.conditions.get(backend).map(Vec::as_slice).unwrap_or_default())?;
+                rule_action(objects, ing, cfg, &path.backend).map(|action| Rule { path: m, extra, action })
+            });
             match converted {
                 // An HTTPRoute holds at most 16 rules (the CRD's maxItems): more start another.
                 Ok(r) => match routes.iter_mut().rev().find(|route| route.host == host).filter(|route| route.rules.len() < MAX_ROUTE_RULES)
@@ -478,16 +548,22 @@ fn host_order(a: Option<&str>, b: Option<&str>) -> Ordering {
 /// group's rules in another order than the Ingresses have them on some port: (port, the
 /// rule that would move up, the rule it would pass).
 fn precedence_conflict(members: &[Member]) -> Option<(i32, String, String)> {
+    /// A rule where it is ranked: (namespace, route name, rule index, host, the rule).
+    type Placed<'a> = (&'a String, &'a String, usize, Option<&'a str>, &'a Rule);
+    // The Gateway builder's specificity of a match: path kind and length, method, headers
+    // and query parameters (larger is more specific).
+    let specificity =
+        |r: &Rule| (r.path.kind, r.path.value.len(), r.extra.method.is_some(), r.extra.headers.len(), r.extra.query_params.len());
     let mut ports: Vec<i32> = members.iter().flat_map(|m| m.ports.iter().map(|p| p.1)).collect();
     ports.sort();
     ports.dedup();
     for port in ports {
-        // (namespace, route name, rule index, host, path): in the Ingresses' order.
-        let mut rules = Vec::new();
+        // In the Ingresses' order.
+        let mut rules: Vec<Placed> = Vec::new();
         for m in members.iter().filter(|m| m.ports.iter().any(|p| p.1 == port)) {
             for r in &m.routes {
                 for (i, rule) in r.rules.iter().enumerate() {
-                    rules.push((&m.key.namespace, &r.name, i, r.host.as_deref(), &rule.path));
+                    rules.push((&m.key.namespace, &r.name, i, r.host.as_deref(), rule));
                 }
             }
         }
@@ -495,19 +571,14 @@ fn precedence_conflict(members: &[Member]) -> Option<(i32, String, String)> {
         let defaults: Vec<(&Member, String)> =
             members.iter().filter(|m| m.default.is_some()).map(|m| (m, default_route_name(&m.key))).collect();
         for (m, name) in &defaults {
-            rules.push((&m.key.namespace, name, 0, None, &m.default.as_ref().unwrap().path));
+            rules.push((&m.key.namespace, name, 0, None, m.default.as_ref().unwrap()));
         }
-        let gateway_order = |a: &(&String, &String, usize, Option<&str>, &PathMatch),
-                             b: &(&String, &String, usize, Option<&str>, &PathMatch)| {
-            host_order(a.3, b.3)
-                .then_with(|| (b.4.kind, b.4.value.len()).cmp(&(a.4.kind, a.4.value.len())))
-                .then_with(|| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
+        let gateway_order = |a: &Placed, b: &Placed| {
+            host_order(a.3, b.3).then_with(|| specificity(b.4).cmp(&specificity(a.4))).then_with(|| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
         };
         for (i, a) in rules.iter().enumerate() {
             if let Some(b) = rules[i + 1..].iter().find(|b| gateway_order(b, a) == Ordering::Less) {
-                let show = |r: &(&String, &String, usize, Option<&str>, &PathMatch)| {
-                    format!("host {:?} path {:?} of {}/{}", r.3.unwrap_or(""), r.4.value, r.0, r.1)
-                };
+                let show = |r: &Placed| format!("host {:?} path {:?} of {}/{}", r.3.unwrap_or(""), r.4.path.value, r.0, r.1);
                 return Some((port, show(b), show(a)));
             }
         }
@@ -520,7 +591,9 @@ fn default_route_name(ing: &ObjKey) -> String {
 }
 
 fn rule_json(rule: &Rule) -> Value {
-    let mut v = json!({"matches": [{"path": rule.path.json()}]});
+    let mut m = json!({"path": rule.path.json()});
+    rule.extra.add_to(&mut m);
+    let mut v = json!({"matches": [m]});
     match &rule.action {
         RuleAction::Redirect(f) => v["filters"] = json!([f]),
         RuleAction::Forward(backends) => v["backendRefs"] = json!(backends),

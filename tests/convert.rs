@@ -251,8 +251,8 @@ fn converted_fixtures_plan_the_same_load_balancers() {
     assert_eq!(converted.len() + refused.len() + ignored.len(), fixtures.len());
 }
 
-/// Redirects, weighted forwards and a group of two Ingresses (in two namespaces) with a
-/// default backend: no fixture that converts has them.
+/// Redirects, weighted forwards, header, method and query conditions, and a group of two
+/// Ingresses (in two namespaces) with a default backend: no fixture that converts has them.
 #[test]
 fn actions_and_groups_convert_to_the_same_load_balancer() {
     let dir = tempfile::tempdir().unwrap();
@@ -272,6 +272,10 @@ metadata:
       {"type":"redirect","redirectConfig":{"protocol":"HTTPS","port":"443","host":"new.example.com","statusCode":"HTTP_301"}}
     alb.ingress.kubernetes.io/actions.secure: >
       {"type":"redirect","redirectConfig":{"host":"#{host}","path":"/#{path}","query":"#{query}","protocol":"HTTPS","port":"443","statusCode":"HTTP_301"}}
+    alb.ingress.kubernetes.io/conditions.split: >
+      [{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"X-Env","values":["beta"]}},
+       {"field":"http-request-method","httpRequestMethodConfig":{"Values":["GET"]}},
+       {"field":"query-string","queryStringConfig":{"values":[{"key":"v","value":"2"}]}}]
     alb.ingress.kubernetes.io/actions.split: >
       {"type":"forward","forwardConfig":{"targetGroups":[{"serviceName":"web","servicePort":"80","weight":80},{"serviceName":"canary","servicePort":"http","weight":20}]}}
 spec:
@@ -354,6 +358,11 @@ spec: {ports: [{port: 8080, targetPort: 9000}]}
     assert_eq!(docs[1]["spec"]["listeners"][0]["allowedRoutes"]["namespaces"]["from"], "All");
     assert_eq!(docs[3]["spec"]["rules"][0]["filters"][0]["requestRedirect"]["statusCode"], 301);
     assert_eq!(docs[2]["spec"]["rules"][0]["backendRefs"][1], json!({"name": "canary", "port": 81, "weight": 20}));
+    assert_eq!(
+        docs[2]["spec"]["rules"][0]["matches"][0],
+        json!({"path": {"type": "Exact", "value": "/cart"}, "headers": [{"type": "Exact", "name": "X-Env", "value": "beta"}],
+               "queryParams": [{"name": "v", "value": "2"}], "method": "GET"})
+    );
 }
 
 #[test]
