@@ -5,6 +5,7 @@
 mod aws;
 mod config;
 mod controller;
+mod convert;
 mod k8s;
 mod model;
 mod plan;
@@ -27,6 +28,9 @@ enum Command {
     Run(Box<config::Config>),
     /// Print the load balancers that manifests would get: no cluster, no AWS.
     Plan(Box<plan::PlanArgs>),
+    /// Convert Ingresses to Gateway API objects (Gateway, HTTPRoutes, GatewayClass) for the
+    /// ALB Gateway controller; what cannot be converted is listed on stderr.
+    Convert(Box<convert::ConvertArgs>),
     /// Print the CustomResourceDefinitions the controller uses (IngressClassParams and LBC's
     /// Gateway configuration CRDs), as YAML; with --out-dir, write one file per CRD there.
     Crd {
@@ -67,6 +71,14 @@ async fn main() -> std::process::ExitCode {
             Ok(false) => std::process::ExitCode::from(1),
             Err(e) => {
                 eprintln!("alb-controller plan: {e}");
+                std::process::ExitCode::from(2)
+            }
+        },
+        Command::Convert(args) => match convert::run(&args) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::from(1),
+            Err(e) => {
+                eprintln!("alb-controller convert: {e}");
                 std::process::ExitCode::from(2)
             }
         },
