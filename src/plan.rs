@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::k8s::class::ClassFilter;
 use crate::k8s::gateway_api::gatewayclasses::GatewayClass;
 use crate::k8s::gateway_api::gateways::Gateway;
+use crate::k8s::gateway_config::LoadBalancerConfiguration;
 use crate::k8s::gateway_objects;
 use crate::k8s::grouping::{self, Snapshot};
 use crate::model::gateway::spec as gw_spec;
@@ -97,6 +98,7 @@ struct Objects {
     gateways: Vec<Gateway>,
     routes: Vec<gw_spec::RouteSpec>,
     grants: Vec<gw_spec::Grant>,
+    load_balancer_configs: BTreeMap<ObjKey, LoadBalancerConfiguration>,
 }
 
 #[derive(Serialize)]
@@ -147,8 +149,17 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
             let bad = |e: serde_yaml::Error| format!("{}: {kind}: {e}", path.display());
             let mut value = value;
             // Objects without a namespace land in `default`, as kubectl would put them.
-            if matches!(kind.as_str(), "Ingress" | "Service" | "EndpointSlice" | "Gateway" | "HTTPRoute" | "GRPCRoute" | "ReferenceGrant")
-                && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_mapping_mut())
+            if matches!(
+                kind.as_str(),
+                "Ingress"
+                    | "Service"
+                    | "EndpointSlice"
+                    | "Gateway"
+                    | "HTTPRoute"
+                    | "GRPCRoute"
+                    | "ReferenceGrant"
+                    | "LoadBalancerConfiguration"
+            ) && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_mapping_mut())
                 && !meta.contains_key("namespace")
             {
                 meta.insert("namespace".into(), "default".into());
@@ -172,6 +183,10 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                 "IngressClassParams" => o.cluster.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "Node" => o.nodes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "GatewayClass" => o.gateway_classes.push(serde_yaml::from_value(value).map_err(bad)?),
+                "LoadBalancerConfiguration" => {
+                    let c: LoadBalancerConfiguration = serde_yaml::from_value(value).map_err(bad)?;
+                    o.load_balancer_configs.insert(ObjKey { namespace: c.namespace().unwrap_or_default(), name: c.name_any() }, c);
+                }
                 "Gateway" => o.gateways.push(serde_yaml::from_value(value).map_err(bad)?),
                 "HTTPRoute" => o.routes.push(gateway_objects::http_route(&serde_yaml::from_value(value).map_err(bad)?)),
                 "GRPCRoute" => o.routes.push(gateway_objects::grpc_route(&serde_yaml::from_value(value).map_err(bad)?)),
@@ -338,12 +353,19 @@ fn plan_gateways(
         objects.cluster.namespaces.iter().map(|n| (n.name_any(), n.labels().clone())).collect();
     for gw in objects.gateways.iter().filter(|g| ours(&g.spec.gateway_class_name)) {
         let spec = gateway_objects::gateway(gw);
+        let settings = match gateway_config(objects, gw).and_then(|c| gateway_objects::load_balancer_settings(&c)) {
+            Ok(s) => s,
+            Err(message) => {
+                planned.problems.push(Problem { ingress: spec.key.clone(), reason: "InvalidParameters", message });
+                continue;
+            }
+        };
         let built = model::gateway::build(&model::gateway::Inputs {
             cluster: &args.cluster_name,
             gateway: &spec,
-            load_balancer: Default::default(),
-            tags: Default::default(),
-            listener_certificates: Default::default(),
+            load_balancer: settings.load_balancer,
+            tags: settings.tags,
+            listener_certificates: settings.listener_certificates,
             routes: &objects.routes,
             namespaces: &namespaces,
             grants: &objects.grants,
@@ -401,6 +423,34 @@ fn plan_gateways(
             planned.load_balancers.push(PlannedLoadBalancer { group: format!("Gateway {}", spec.key), ingresses: accepted, stack });
         }
     }
+}
+
+/// The LoadBalancerConfiguration of a Gateway: its class's and its own, merged as LBC does.
+fn gateway_config(objects: &Objects, gw: &Gateway) -> Result<crate::k8s::gateway_config::LoadBalancerConfigurationSpec, String> {
+    let find = |ns: &str, group: &str, kind: &str, name: &str, whose: &str| {
+        if group != "gateway.k8s.aws" || kind != "LoadBalancerConfiguration" {
+            return Err(format!(
+                "{whose} parametersRef {group}/{kind} {name}: only gateway.k8s.aws LoadBalancerConfiguration is supported"
+            ));
+        }
+        let key = ObjKey { namespace: ns.to_string(), name: name.to_string() };
+        objects
+            .load_balancer_configs
+            .get(&key)
+            .map(|c| c.spec.clone())
+            .ok_or_else(|| format!("{whose} parametersRef: LoadBalancerConfiguration {key} not found"))
+    };
+    let ns = gw.namespace().unwrap_or_default();
+    let class = objects.gateway_classes.iter().find(|c| c.name_any() == gw.spec.gateway_class_name);
+    let class_config = match class.and_then(|c| c.spec.parameters_ref.as_ref()) {
+        Some(r) => Some(find(r.namespace.as_deref().unwrap_or_default(), &r.group, &r.kind, &r.name, "GatewayClass")?),
+        None => None,
+    };
+    let own = match gw.spec.infrastructure.as_ref().and_then(|i| i.parameters_ref.as_ref()) {
+        Some(r) => Some(find(&ns, &r.group, &r.kind, &r.name, "Gateway spec.infrastructure")?),
+        None => None,
+    };
+    Ok(gateway_objects::merge_configs(class_config.as_ref(), own.as_ref()))
 }
 
 fn describe_action(a: &Action) -> String {

@@ -14,8 +14,12 @@ use super::gateway_api::httproutes::{
     HttpRouteRulesMatchesQueryParamsType,
 };
 use super::gateway_api::referencegrants::ReferenceGrant;
-use crate::model::ObjKey;
+use std::collections::BTreeMap;
+
+use super::gateway_config::{Attribute, ListenerConfiguration, LoadBalancerConfigurationSpec, MergeMode, Scheme as LbcScheme};
 use crate::model::gateway::spec::*;
+use crate::model::{LoadBalancerIntent, SubnetChoice};
+use crate::model::{ObjKey, Scheme, Tags};
 
 /// An enum value as the API writes it (`GET`, `RequestHeaderModifier`, `https`).
 fn wire(v: &impl Serialize) -> String {
@@ -299,6 +303,115 @@ pub fn grant(g: &ReferenceGrant) -> Grant {
     }
 }
 
+/// What a Gateway's LoadBalancerConfiguration asks of its load balancer, as the builder
+/// takes it.
+#[derive(Debug, Default, PartialEq)]
+pub struct LoadBalancerSettings {
+    pub load_balancer: LoadBalancerIntent,
+    pub tags: Tags,
+    /// Certificates per listener port: the default first.
+    pub listener_certificates: BTreeMap<i32, Vec<String>>,
+}
+
+/// The configurations of a Gateway's class and of the Gateway merged as LBC merges them:
+/// each field from the preferred one if it sets it (the class's, unless the class's
+/// `mergingMode` is `prefer-gateway`), tags and attributes key by key, listener
+/// configurations by protocol and port.
+pub fn merge_configs(
+    class: Option<&LoadBalancerConfigurationSpec>,
+    gateway: Option<&LoadBalancerConfigurationSpec>,
+) -> LoadBalancerConfigurationSpec {
+    let (Some(class), Some(gateway)) = (class, gateway) else {
+        return class.or(gateway).cloned().unwrap_or_default();
+    };
+    let (high, low) = match class.merging_mode {
+        Some(MergeMode::PreferGateway) => (gateway, class),
+        _ => (class, gateway),
+    };
+    let mut merged = high.clone();
+    macro_rules! take_one {
+        ($($field:ident),*) => { $( if merged.$field.is_none() { merged.$field = low.$field.clone(); } )* };
+    }
+    take_one!(
+        load_balancer_name,
+        scheme,
+        ip_address_type,
+        load_balancer_subnets,
+        load_balancer_subnets_selector,
+        security_groups,
+        source_ranges,
+        manage_backend_security_group_rules
+    );
+    let mut tags = low.tags.clone().unwrap_or_default();
+    tags.extend(high.tags.clone().unwrap_or_default());
+    merged.tags = (!tags.is_empty()).then_some(tags);
+    let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+    for a in low.load_balancer_attributes.iter().flatten().chain(high.load_balancer_attributes.iter().flatten()) {
+        attrs.insert(a.key.clone(), a.value.clone());
+    }
+    merged.load_balancer_attributes = (!attrs.is_empty()).then(|| attrs.into_iter().map(|(key, value)| Attribute { key, value }).collect());
+    let mut listeners: Vec<ListenerConfiguration> = high.listener_configurations.clone().unwrap_or_default();
+    for l in low.listener_configurations.iter().flatten() {
+        if !listeners.iter().any(|h| h.protocol_port == l.protocol_port) {
+            listeners.push(l.clone());
+        }
+    }
+    merged.listener_configurations = (!listeners.is_empty()).then_some(listeners);
+    merged
+}
+
+/// The builder's settings of a (merged) configuration, or what in it is wrong.
+pub fn load_balancer_settings(c: &LoadBalancerConfigurationSpec) -> Result<LoadBalancerSettings, String> {
+    let mut lb = LoadBalancerIntent {
+        scheme: c.scheme.map(|s| match s {
+            LbcScheme::Internal => Scheme::Internal,
+            LbcScheme::InternetFacing => Scheme::InternetFacing,
+        }),
+        ip_address_type: c.ip_address_type.as_ref().map(wire),
+        name: c.load_balancer_name.clone(),
+        subnets: match (&c.load_balancer_subnets, &c.load_balancer_subnets_selector) {
+            (Some(s), _) => Some(SubnetChoice::Named(s.iter().map(|s| s.identifier.clone()).collect())),
+            (None, Some(sel)) => Some(SubnetChoice::Tagged(sel.clone())),
+            (None, None) => None,
+        },
+        inbound_cidrs: c.source_ranges.clone(),
+        security_groups: c.security_groups.clone(),
+        manage_backend_security_group_rules: c.manage_backend_security_group_rules,
+        attributes: c.load_balancer_attributes.as_ref().map(|a| a.iter().map(|a| (a.key.clone(), a.value.clone())).collect()),
+        ..Default::default()
+    };
+    let mut listener_certificates = BTreeMap::new();
+    for l in c.listener_configurations.iter().flatten() {
+        let bad = || {
+            format!(
+                "LoadBalancerConfiguration spec.listenerConfigurations protocolPort {:?}: expected HTTP:<port> or HTTPS:<port>",
+                l.protocol_port
+            )
+        };
+        let (protocol, port) = l.protocol_port.split_once(':').ok_or_else(bad)?;
+        let port: i32 = port.parse().map_err(|_| bad())?;
+        if !matches!(protocol, "HTTP" | "HTTPS") {
+            return Err(bad());
+        }
+        let certs: Vec<String> = l.default_certificate.iter().chain(l.certificates.iter().flatten()).cloned().collect();
+        if !certs.is_empty() {
+            listener_certificates.insert(port, certs);
+        }
+        // One SSL policy for the load balancer's HTTPS listeners in this model.
+        if let Some(policy) = &l.ssl_policy {
+            match &lb.ssl_policy {
+                Some(p) if p != policy => {
+                    return Err(format!(
+                        "LoadBalancerConfiguration spec.listenerConfigurations sslPolicy: {policy} and {p} on two listeners; one policy for every HTTPS listener is supported"
+                    ));
+                }
+                _ => lb.ssl_policy = Some(policy.clone()),
+            }
+        }
+    }
+    Ok(LoadBalancerSettings { load_balancer: lb, tags: c.tags.clone().unwrap_or_default(), listener_certificates })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,5 +470,32 @@ spec:
         let g = gateway(&gw);
         assert_eq!((g.uid.as_str(), &g.listeners[0].namespaces), ("u1", &FromNamespaces::All));
         assert_eq!(g.listeners[0].kinds, vec![(GATEWAY_GROUP.to_string(), "HTTPRoute".to_string())]);
+    }
+
+    #[test]
+    fn configurations_merge_as_lbc_merges_them() {
+        let spec = |yaml: &str| -> LoadBalancerConfigurationSpec { serde_yaml::from_str(yaml).unwrap() };
+        let class = spec("{scheme: internet-facing, tags: {team: platform, a: '1'}, loadBalancerAttributes: [{key: k, value: class}]}");
+        let gw = spec("{scheme: internal, loadBalancerName: edge, tags: {team: shop}, loadBalancerAttributes: [{key: k, value: gw}]}");
+        let merged = merge_configs(Some(&class), Some(&gw));
+        assert_eq!(merged.scheme, class.scheme, "the class's wins by default");
+        assert_eq!(merged.load_balancer_name.as_deref(), Some("edge"), "what only the Gateway sets is taken");
+        assert_eq!(merged.tags.as_ref().unwrap()["team"], "platform");
+        assert_eq!(merged.load_balancer_attributes.as_ref().unwrap()[0].value, "class");
+
+        let mut prefer_gw = class.clone();
+        prefer_gw.merging_mode = Some(MergeMode::PreferGateway);
+        let merged = merge_configs(Some(&prefer_gw), Some(&gw));
+        assert_eq!(merged.scheme, gw.scheme);
+        assert_eq!(merged.tags.as_ref().unwrap()["team"], "shop");
+        assert_eq!(merged.tags.as_ref().unwrap()["a"], "1");
+
+        let s = load_balancer_settings(&spec(
+            "{listenerConfigurations: [{protocolPort: 'HTTPS:443', defaultCertificate: arn:d, certificates: [arn:s], sslPolicy: P}]}",
+        ))
+        .unwrap();
+        assert_eq!(s.listener_certificates[&443], vec!["arn:d".to_string(), "arn:s".to_string()]);
+        assert_eq!(s.load_balancer.ssl_policy.as_deref(), Some("P"));
+        assert!(load_balancer_settings(&spec("{listenerConfigurations: [{protocolPort: 'TCP:80'}]}")).is_err());
     }
 }

@@ -17,7 +17,7 @@ mod target_groups;
 mod targets;
 
 pub use ingress::{BackendRef, Inputs, build};
-pub use intent::{Certificate, SecurityGroupInfo, Subnet};
+pub use intent::{Certificate, LoadBalancerIntent, SecurityGroupInfo, Subnet, SubnetChoice};
 pub use target_groups::service_port;
 pub use targets::{Dependency, TargetSource};
 
