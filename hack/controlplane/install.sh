@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and KWOK
 # (the kubelet of the bed's nodes) from the Go module proxy and cache them outside the
-# clone, keyed by version. Idempotent: does nothing when the cached
+# clone, keyed by version; download the Gateway API module (its CRDs) into the Go module cache. Idempotent: does nothing when the cached
 # binaries already exist. Prints the cache directories on success.
 #
 #   ALB_CACHE   cache root (default: $HOME/.cache/alb-controller)
@@ -53,6 +53,8 @@ if [[ ${NO_KUBECTL:-0} != 1 ]]; then
     build "$HERE/kube" k8s.io/kubernetes/cmd/kubectl "$K8S_BIN_DIR/kubectl" "$K8S_LDFLAGS"
 fi
 build "$HERE/kwok" sigs.k8s.io/kwok/cmd/kwok "$KWOK_BIN_DIR/kwok"
+# The Gateway API CRDs up.sh installs (the Go module cache keeps them).
+"$HERE/gateway-crds.sh" >/dev/null
 echo "$K8S_BIN_DIR"
 echo "$ETCD_BIN_DIR"
 echo "$KWOK_BIN_DIR"
