@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::k8s::class::ClassFilter;
 use crate::k8s::gateway_api::gatewayclasses::GatewayClass;
 use crate::k8s::gateway_api::gateways::Gateway;
-use crate::k8s::gateway_config::LoadBalancerConfiguration;
+use crate::k8s::gateway_config::{LoadBalancerConfiguration, TargetGroupConfiguration};
 use crate::k8s::gateway_objects;
 use crate::k8s::grouping::{self, Snapshot};
 use crate::model::gateway::spec as gw_spec;
@@ -99,6 +99,7 @@ struct Objects {
     routes: Vec<gw_spec::RouteSpec>,
     grants: Vec<gw_spec::Grant>,
     load_balancer_configs: BTreeMap<ObjKey, LoadBalancerConfiguration>,
+    target_configs: BTreeMap<ObjKey, gw_spec::TargetConfig>,
 }
 
 #[derive(Serialize)]
@@ -159,6 +160,7 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                     | "GRPCRoute"
                     | "ReferenceGrant"
                     | "LoadBalancerConfiguration"
+                    | "TargetGroupConfiguration"
             ) && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_mapping_mut())
                 && !meta.contains_key("namespace")
             {
@@ -183,6 +185,10 @@ fn load(files: &[PathBuf]) -> Result<Objects, String> {
                 "IngressClassParams" => o.cluster.params.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "Node" => o.nodes.push(Arc::new(serde_yaml::from_value(value).map_err(bad)?)),
                 "GatewayClass" => o.gateway_classes.push(serde_yaml::from_value(value).map_err(bad)?),
+                "TargetGroupConfiguration" => {
+                    let c: TargetGroupConfiguration = serde_yaml::from_value(value).map_err(bad)?;
+                    o.target_configs.extend(gateway_objects::target_config(&c));
+                }
                 "LoadBalancerConfiguration" => {
                     let c: LoadBalancerConfiguration = serde_yaml::from_value(value).map_err(bad)?;
                     o.load_balancer_configs.insert(ObjKey { namespace: c.namespace().unwrap_or_default(), name: c.name_any() }, c);
@@ -369,6 +375,7 @@ fn plan_gateways(
             routes: &objects.routes,
             namespaces: &namespaces,
             grants: &objects.grants,
+            target_configs: &objects.target_configs,
             services: &objects.services,
             endpoint_slices: &objects.slices,
             subnets,

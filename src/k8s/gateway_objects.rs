@@ -16,10 +16,13 @@ use super::gateway_api::httproutes::{
 use super::gateway_api::referencegrants::ReferenceGrant;
 use std::collections::BTreeMap;
 
-use super::gateway_config::{Attribute, ListenerConfiguration, LoadBalancerConfigurationSpec, MergeMode, Scheme as LbcScheme};
+use super::gateway_config::{
+    Attribute, ListenerConfiguration, LoadBalancerConfigurationSpec, MergeMode, Scheme as LbcScheme, TargetGroupConfiguration,
+    TargetGroupProps, TargetType as LbcTargetType,
+};
 use crate::model::gateway::spec::*;
 use crate::model::{LoadBalancerIntent, SubnetChoice};
-use crate::model::{ObjKey, Scheme, Tags};
+use crate::model::{ObjKey, Scheme, Tags, TargetType};
 
 /// An enum value as the API writes it (`GET`, `RequestHeaderModifier`, `https`).
 fn wire(v: &impl Serialize) -> String {
@@ -301,6 +304,53 @@ pub fn grant(g: &ReferenceGrant) -> Grant {
         from: g.spec.from.iter().map(|f| (f.group.clone(), f.kind.clone(), f.namespace.clone())).collect(),
         to: g.spec.to.iter().map(|t| (t.group.clone(), t.kind.clone(), t.name.clone())).collect(),
     }
+}
+
+fn target_props(p: &TargetGroupProps) -> TargetProps {
+    let hc = p.health_check_config.as_ref();
+    TargetProps {
+        name: p.target_group_name.clone(),
+        target_type: p.target_type.as_ref().map(|t| match t {
+            LbcTargetType::Instance => TargetType::Instance,
+            LbcTargetType::Ip => TargetType::Ip,
+        }),
+        protocol: p.protocol.as_ref().map(wire),
+        protocol_version: p.protocol_version.as_ref().map(wire),
+        health_check_path: hc.and_then(|h| h.health_check_path.clone()),
+        health_check_port: hc.and_then(|h| h.health_check_port.clone()),
+        health_check_protocol: hc.and_then(|h| h.health_check_protocol.as_ref().map(wire)),
+        health_check_interval: hc.and_then(|h| h.health_check_interval),
+        health_check_timeout: hc.and_then(|h| h.health_check_timeout),
+        healthy_threshold: hc.and_then(|h| h.healthy_threshold_count),
+        unhealthy_threshold: hc.and_then(|h| h.unhealthy_threshold_count),
+        http_code: hc.and_then(|h| h.matcher.as_ref()).and_then(|m| m.http_code.clone()),
+        grpc_code: hc.and_then(|h| h.matcher.as_ref()).and_then(|m| m.grpc_code.clone()),
+        node_labels: p.node_selector.as_ref().and_then(|s| s.match_labels.clone()),
+        attributes: p.target_group_attributes.iter().flatten().map(|a| (a.key.clone(), a.value.clone())).collect(),
+        tags: p.tags.clone().unwrap_or_default(),
+    }
+}
+
+/// A TargetGroupConfiguration: the Service it names (in its namespace) and its settings.
+pub fn target_config(c: &TargetGroupConfiguration) -> Option<(ObjKey, TargetConfig)> {
+    let service = ObjKey { namespace: c.namespace().unwrap_or_default(), name: c.spec.target_reference.as_ref()?.name.clone() };
+    let some = |s: &String| (!s.is_empty()).then(|| s.clone());
+    Some((
+        service,
+        TargetConfig {
+            default: c.spec.default_configuration.as_ref().map(target_props).unwrap_or_default(),
+            routes: c
+                .spec
+                .route_configurations
+                .iter()
+                .flatten()
+                .map(|r| {
+                    let id = &r.route_identifier;
+                    (id.kind.clone(), some(&id.namespace), some(&id.name), target_props(&r.target_group_props))
+                })
+                .collect(),
+        },
+    ))
 }
 
 /// What a Gateway's LoadBalancerConfiguration asks of its load balancer, as the builder

@@ -42,6 +42,8 @@ pub struct Inputs<'a> {
     /// Namespace labels by namespace, for `allowedRoutes.namespaces.selector`.
     pub namespaces: &'a BTreeMap<String, Tags>,
     pub grants: &'a [Grant],
+    /// TargetGroupConfigurations by the Service they name.
+    pub target_configs: &'a BTreeMap<ObjKey, spec::TargetConfig>,
     pub services: &'a BTreeMap<ObjKey, Service>,
     pub endpoint_slices: &'a BTreeMap<ObjKey, Vec<Arc<EndpointSlice>>>,
     pub subnets: &'a [Subnet],

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Inputs;
 use super::attach::AttachedRoute;
-use super::spec::{BackendRef, Filter, GrpcMatch, HttpMatch, Match, PathKind, PathModifier, RouteKind, RuleSpec};
+use super::spec::{BackendRef, Filter, GrpcMatch, HttpMatch, Match, PathKind, PathModifier, RouteKind, RuleSpec, TargetProps};
 use crate::model::intent::{MemberIntent, Route, World};
 use crate::model::target_groups::{self, Backend, TargetSettings};
-use crate::model::{Action, Condition, HealthCheck, ObjKey, Protocol, TargetGroup, Transform, WeightedTargetGroup, limits, names};
+use crate::model::{
+    Action, Condition, HealthCheck, ObjKey, Protocol, TargetGroup, TargetType, Transform, WeightedTargetGroup, limits, names,
+};
 
 /// One ALB rule's place: (port, route kind, route, rule index, match index, hostname).
 type RuleId = (i32, RouteKind, ObjKey, usize, usize, Option<String>);
@@ -317,6 +319,46 @@ fn redirect_action(
     Ok(Action::Redirect { protocol, port, host: hostname.map(str::to_string), path, query: None, status_code })
 }
 
+/// A backend's target settings: LBC's Gateway defaults
+/// (pkg/gateway/model/model_build_target_group.go) under what its TargetGroupConfiguration sets.
+fn target_settings(p: &TargetProps, kind: RouteKind, default_target_type: TargetType) -> Result<TargetSettings, String> {
+    let protocol = |v: Option<&str>, what: &str| match v {
+        None | Some("HTTP") => Ok(Protocol::Http),
+        Some("HTTPS") => Ok(Protocol::Https),
+        Some(other) => Err(format!("{what} {other}: an Application Load Balancer target group is HTTP or HTTPS")),
+    };
+    let version = match (p.protocol_version.as_deref(), kind) {
+        (Some(v @ ("HTTP1" | "HTTP2" | "GRPC")), _) => v.to_string(),
+        (Some(v), _) => return Err(format!("protocolVersion {v}")),
+        (None, RouteKind::Grpc) => "GRPC".into(),
+        (None, RouteKind::Http) => "HTTP1".into(),
+    };
+    let grpc = version == "GRPC";
+    let traffic = protocol(p.protocol.as_deref(), "protocol")?;
+    Ok(TargetSettings {
+        target_type: p.target_type.unwrap_or(default_target_type),
+        node_labels: p.node_labels.clone().unwrap_or_default(),
+        attributes: p.attributes.clone(),
+        protocol: traffic,
+        health_check: HealthCheck {
+            protocol: protocol(p.health_check_protocol.as_deref(), "healthCheckConfig.healthCheckProtocol")?,
+            port: p.health_check_port.clone().unwrap_or_else(|| "traffic-port".into()),
+            path: p.health_check_path.clone().unwrap_or_else(|| if grpc { "/AWS.ALB/healthcheck" } else { "/" }.into()),
+            interval_seconds: p.health_check_interval.unwrap_or(15),
+            timeout_seconds: p.health_check_timeout.unwrap_or(5),
+            healthy_threshold: p.healthy_threshold.unwrap_or(3),
+            unhealthy_threshold: p.unhealthy_threshold.unwrap_or(3),
+            success_codes: if grpc {
+                p.grpc_code.clone().unwrap_or_else(|| "12".into())
+            } else {
+                p.http_code.clone().unwrap_or_else(|| "200-399".into())
+            },
+        },
+        protocol_version: version,
+        tags: p.tags.clone(),
+    })
+}
+
 /// The rule's transforms for one of its matches, as LBC writes them: a URLRewrite hostname
 /// rewrites the whole host header; a full path replaces the path (not the query); a prefix
 /// replacement (URLRewrite, or a RequestRedirect's) rewrites the matched prefix, keeping one
@@ -392,43 +434,28 @@ fn target_group(ctx: &mut Context, target_groups: &mut Vec<TargetGroup>, b: &Bac
     let Some(svc_port) = target_groups::service_port(svc, &port_ref) else {
         return Err(("BackendNotFound", format!("backendRef Service {svc_key} has no port {port}")));
     };
-    let grpc = spec.kind == RouteKind::Grpc;
-    let settings = TargetSettings {
-        target_type: ctx.world.options.default_target_type,
-        node_labels: Default::default(),
-        attributes: Default::default(),
-        protocol: Protocol::Http,
-        protocol_version: if grpc { "GRPC" } else { "HTTP1" }.into(),
-        // LBC's Gateway defaults (pkg/gateway/model/model_build_target_group.go).
-        health_check: HealthCheck {
-            protocol: Protocol::Http,
-            port: "traffic-port".into(),
-            path: if grpc { "/AWS.ALB/healthcheck" } else { "/" }.into(),
-            interval_seconds: 15,
-            timeout_seconds: 5,
-            healthy_threshold: 3,
-            unhealthy_threshold: 3,
-            success_codes: if grpc { "12" } else { "200-399" }.into(),
-        },
-        tags: Default::default(),
-    };
+    let props = ctx.inputs.target_configs.get(&svc_key).map(|c| c.for_route(spec.kind, &spec.key)).unwrap_or_default();
+    let unsupported = |e: String| ("UnsupportedValue", e);
+    let settings = target_settings(&props, spec.kind, ctx.world.options.default_target_type)
+        .map_err(|e| unsupported(format!("TargetGroupConfiguration of Service {svc_key}: {e}")))?;
     let owner = spec.key.clone();
     let mut backend = Backend { owner: &owner, service: svc, port: svc_port, port_ref: &port_ref, settings };
-    let unsupported = |e: String| ("UnsupportedValue", e);
     let tg_port = target_groups::port(&super::WORDING, &mut backend).map_err(unsupported)?;
     target_groups::check(&backend, &super::WORDING).map_err(unsupported)?;
     let gateway = &ctx.inputs.gateway.key;
     let target_type = backend.settings.target_type;
-    let name = names::gateway_target_group(&names::GatewayTargetGroupNameParts {
-        cluster: ctx.inputs.cluster,
-        gateway,
-        route: &spec.key,
-        route_kind: spec.kind.as_str(),
-        service: &svc_key,
-        port: &if target_type == crate::model::TargetType::Instance { tg_port.to_string() } else { port_ref.clone() },
-        target_type: target_type.as_str(),
-        protocol: backend.settings.protocol.as_str(),
-        protocol_version: &backend.settings.protocol_version,
+    let name = props.name.clone().unwrap_or_else(|| {
+        names::gateway_target_group(&names::GatewayTargetGroupNameParts {
+            cluster: ctx.inputs.cluster,
+            gateway,
+            route: &spec.key,
+            route_kind: spec.kind.as_str(),
+            service: &svc_key,
+            port: &if target_type == crate::model::TargetType::Instance { tg_port.to_string() } else { port_ref.clone() },
+            target_type: target_type.as_str(),
+            protocol: backend.settings.protocol.as_str(),
+            protocol_version: &backend.settings.protocol_version,
+        })
     });
     if !target_groups.iter().any(|tg| tg.name == name) {
         let resource_id = format!(

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::model::{ObjKey, Tags};
+use crate::model::{ObjKey, Tags, TargetType};
 
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -161,6 +161,90 @@ pub struct BackendRef {
     pub name: String,
     pub port: Option<i32>,
     pub weight: i32,
+}
+
+/// What a TargetGroupConfiguration sets for its Service's target groups (unset: LBC's
+/// Gateway defaults).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TargetProps {
+    pub name: Option<String>,
+    pub target_type: Option<TargetType>,
+    /// `HTTP` or `HTTPS` for an ALB.
+    pub protocol: Option<String>,
+    pub protocol_version: Option<String>,
+    pub health_check_path: Option<String>,
+    pub health_check_port: Option<String>,
+    pub health_check_protocol: Option<String>,
+    pub health_check_interval: Option<i32>,
+    pub health_check_timeout: Option<i32>,
+    pub healthy_threshold: Option<i32>,
+    pub unhealthy_threshold: Option<i32>,
+    pub http_code: Option<String>,
+    pub grpc_code: Option<String>,
+    pub node_labels: Option<Tags>,
+    pub attributes: Tags,
+    pub tags: Tags,
+}
+
+impl TargetProps {
+    /// `self` over `low`: each field from `self` if it sets it; tags and attributes key by key.
+    pub fn over(&self, low: &TargetProps) -> TargetProps {
+        macro_rules! one {
+            ($($f:ident),*) => { TargetProps { $( $f: self.$f.clone().or_else(|| low.$f.clone()), )* attributes: merged(&low.attributes, &self.attributes), tags: merged(&low.tags, &self.tags) } };
+        }
+        fn merged(low: &Tags, high: &Tags) -> Tags {
+            let mut t = low.clone();
+            t.extend(high.clone());
+            t
+        }
+        one!(
+            name,
+            target_type,
+            protocol,
+            protocol_version,
+            health_check_path,
+            health_check_port,
+            health_check_protocol,
+            health_check_interval,
+            health_check_timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+            http_code,
+            grpc_code,
+            node_labels
+        )
+    }
+}
+
+/// A TargetGroupConfiguration: defaults, and per route (kind, and optionally namespace and
+/// name) settings over them.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TargetConfig {
+    pub default: TargetProps,
+    pub routes: Vec<(String, Option<String>, Option<String>, TargetProps)>,
+}
+
+impl TargetConfig {
+    /// The settings for one route, as LBC picks them: an exact kind/namespace/name entry, else
+    /// the most specific of kind+namespace and kind alone, over the defaults.
+    pub fn for_route(&self, kind: RouteKind, route: &ObjKey) -> TargetProps {
+        let mut best: Option<(u8, &TargetProps)> = None;
+        for (k, ns, name, props) in &self.routes {
+            if k != kind.as_str() {
+                continue;
+            }
+            let rank = match (ns.as_deref(), name.as_deref()) {
+                (Some(n), Some(m)) if n == route.namespace && m == route.name => 3,
+                (Some(n), None) if n == route.namespace => 2,
+                (None, None) => 1,
+                _ => continue,
+            };
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, props));
+            }
+        }
+        best.map_or_else(|| self.default.clone(), |(_, p)| p.over(&self.default))
+    }
 }
 
 /// A ReferenceGrant: in `namespace`, objects of `to` may be referred to from `from`.

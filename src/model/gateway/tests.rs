@@ -85,6 +85,7 @@ struct World {
     routes: Vec<RouteSpec>,
     services: BTreeMap<ObjKey, Service>,
     grants: Vec<Grant>,
+    target_configs: BTreeMap<ObjKey, TargetConfig>,
     namespaces: BTreeMap<String, Tags>,
     certificates: Vec<Certificate>,
 }
@@ -96,6 +97,7 @@ impl World {
             routes,
             services: [service("shop", "web", 80), service("shop", "api", 80), service("shop", "grpc", 50051)].into_iter().collect(),
             grants: Vec::new(),
+            target_configs: BTreeMap::new(),
             namespaces: BTreeMap::new(),
             certificates: vec![Certificate {
                 arn: "arn:aws:acm:us-east-1:000000000000:certificate/wild".into(),
@@ -115,6 +117,7 @@ impl World {
             routes: &self.routes,
             namespaces: &self.namespaces,
             grants: &self.grants,
+            target_configs: &self.target_configs,
             services: &self.services,
             endpoint_slices: &BTreeMap::new(),
             subnets: &subnets,
@@ -476,4 +479,61 @@ fn regular_expressions_match_by_regex_values_and_a_prefix_redirect_rewrites_firs
     let redirect = &s.listeners[0].rules[0];
     assert_eq!(redirect.transforms, vec![Transform::UrlRewrite { regex: "(^/old(/)?)".into(), replace: "/new$2".into() }]);
     assert!(matches!(&redirect.action, Action::Redirect { path: None, status_code, .. } if status_code == "HTTP_302"));
+}
+
+#[test]
+fn a_target_group_configuration_sets_its_services_target_groups_per_route() {
+    let gw = gateway(vec![listener("http", "HTTP", 80, None)]);
+    let routes = vec![
+        http_route("shop", "a", "2026-01-01T00:00:00Z", &[], vec![rule(vec![prefix("/a")], vec![backend("shop", "web", 80, 1)])]),
+        http_route("shop", "b", "2026-01-02T00:00:00Z", &[], vec![rule(vec![prefix("/b")], vec![backend("shop", "web", 80, 1)])]),
+    ];
+    let mut w = World::new(gw, routes);
+    let default = TargetProps {
+        health_check_path: Some("/healthz".into()),
+        tags: Tags::from([("team".to_string(), "web".to_string())]),
+        ..Default::default()
+    };
+    let for_b = TargetProps { health_check_interval: Some(30), http_code: Some("200".into()), ..Default::default() };
+    w.target_configs.insert(
+        key("shop", "web"),
+        TargetConfig { default, routes: vec![("HTTPRoute".into(), Some("shop".into()), Some("b".into()), for_b)] },
+    );
+    let b = w.build();
+    let tg = |route: &str| stack(&b).target_groups.iter().find(|t| t.resource_id.contains(&format!(":shop-{route}:"))).unwrap().clone();
+    let (a, bb) = (tg("a"), tg("b"));
+    assert_eq!(
+        (a.health_check.path.as_str(), a.health_check.interval_seconds, a.health_check.success_codes.as_str()),
+        ("/healthz", 15, "200-399")
+    );
+    assert_eq!(
+        (bb.health_check.path.as_str(), bb.health_check.interval_seconds, bb.health_check.success_codes.as_str()),
+        ("/healthz", 30, "200")
+    );
+    assert_eq!(bb.tags.get("team").map(String::as_str), Some("web"), "the defaults' tags under the route's settings");
+
+    // A protocol ALB target groups do not have is the backend's problem.
+    w.target_configs.get_mut(&key("shop", "web")).unwrap().default.protocol = Some("TCP".into());
+    let b = w.build();
+    assert_eq!(parent_conditions(&b, "a")[1], cond("ResolvedRefs", false, "UnsupportedValue"));
+}
+
+#[test]
+fn route_settings_are_picked_as_lbc_picks_them() {
+    let p = |i: i32| TargetProps { health_check_interval: Some(i), ..Default::default() };
+    let c = TargetConfig {
+        default: p(1),
+        routes: vec![
+            ("HTTPRoute".into(), None, None, p(2)),
+            ("HTTPRoute".into(), Some("shop".into()), None, p(3)),
+            ("HTTPRoute".into(), Some("shop".into()), Some("x".into()), p(4)),
+            ("GRPCRoute".into(), None, None, p(5)),
+        ],
+    };
+    let at = |kind, ns: &str, name: &str| c.for_route(kind, &key(ns, name)).health_check_interval;
+    assert_eq!(at(RouteKind::Http, "shop", "x"), Some(4), "kind, namespace and name");
+    assert_eq!(at(RouteKind::Http, "shop", "y"), Some(3), "kind and namespace");
+    assert_eq!(at(RouteKind::Http, "other", "y"), Some(2), "kind");
+    assert_eq!(at(RouteKind::Grpc, "shop", "x"), Some(5));
+    assert_eq!(TargetConfig { default: p(1), routes: vec![] }.for_route(RouteKind::Grpc, &key("a", "b")).health_check_interval, Some(1));
 }
