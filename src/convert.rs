@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use crate::k8s::annotations::{self, ActionSpec, IngressConfig, PREFIX, TargetRef};
 use crate::k8s::class::ClassFilter;
 use crate::k8s::grouping::{self, Snapshot};
+use crate::model::gateway::host_order;
 use crate::model::{Action, Condition, GroupId, ObjKey, Protocol, Scheme, TargetType};
+use crate::plan::yaml_files;
 
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
@@ -93,22 +95,6 @@ struct Objects {
     cluster: Snapshot,
     /// Every document but the Ingresses, as written.
     passed_through: Vec<serde_yaml::Value>,
-}
-
-fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> =
-            std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for e in entries {
-            if e.is_dir() || e.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                yaml_files(&e, out)?;
-            }
-        }
-    } else {
-        out.push(path.to_path_buf());
-    }
-    Ok(())
 }
 
 fn load(files: &[PathBuf]) -> Result<Objects, String> {
@@ -528,20 +514,6 @@ fn convert_member(
         r.name = if several { format!("{}-{i:02}", key.name) } else { key.name.clone() };
     }
     Ok(Member { key, ports, routes, default })
-}
-
-/// How the Gateway builder orders two rule hosts (more specific first).
-fn host_order(a: Option<&str>, b: Option<&str>) -> Ordering {
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(_), None) => Ordering::Less,
-        (Some(a), Some(b)) => a
-            .starts_with("*.")
-            .cmp(&b.starts_with("*."))
-            .then_with(|| b.matches('.').count().cmp(&a.matches('.').count()))
-            .then_with(|| b.len().cmp(&a.len())),
-    }
 }
 
 /// Where the Gateway API's precedence (as the Gateway builder applies it) would put the

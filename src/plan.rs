@@ -117,7 +117,8 @@ struct PlannedLoadBalancer {
     stack: Stack,
 }
 
-fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+/// The YAML files of `path`: itself, or those below it (sorted).
+pub fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> =
             std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();

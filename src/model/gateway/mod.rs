@@ -22,6 +22,7 @@ use super::intent::{Certificate, LoadBalancerIntent, MemberIntent, SecurityGroup
 use super::stack::{self, Built};
 use super::*;
 pub use attach::{Condition as StatusCondition, ListenerStatus, RouteStatus};
+pub use routes::host_order;
 use spec::{GatewaySpec, Grant, RouteSpec};
 
 /// The GatewayClass `controllerName` of LBC's ALB Gateway controller.

@@ -91,7 +91,7 @@ fn specificity(host: Option<&str>, m: &Match) -> Specificity {
 }
 
 /// A named host before none; an exact one before a wildcard; more labels, then longer, first.
-fn host_order(a: Option<&str>, b: Option<&str>) -> Ordering {
+pub fn host_order(a: Option<&str>, b: Option<&str>) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
