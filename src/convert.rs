@@ -264,28 +264,6 @@ struct Member {
     default: Option<Rule>,
 }
 
-/// LBC's order of an Ingress's paths: Exact, then Prefix longest first, then the rest as
-/// written (the model's `ingress::paths::sorted`).
-fn sorted_paths(paths: &[HTTPIngressPath]) -> Vec<&HTTPIngressPath> {
-    let kind = |p: &HTTPIngressPath| match p.path_type.as_str() {
-        "Exact" => 0,
-        "Prefix" => 1,
-        _ => 2,
-    };
-    let mut sorted: Vec<&HTTPIngressPath> = paths.iter().collect();
-    sorted.sort_by(|a, b| {
-        kind(a).cmp(&kind(b)).then_with(|| {
-            if kind(a) == 1 {
-                let len = |p: &HTTPIngressPath| p.path.as_deref().unwrap_or("").len();
-                len(b).cmp(&len(a))
-            } else {
-                Ordering::Equal
-            }
-        })
-    });
-    sorted
-}
-
 /// An Ingress path as an HTTPRoute path match that gives the same ALB condition.
 fn path_match(path: &HTTPIngressPath, regex: bool) -> Result<PathMatch, String> {
     let p = path.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
@@ -486,7 +464,7 @@ fn convert_member(
     for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
         let host = rule.host.clone().filter(|h| !h.is_empty());
         let Some(http) = rule.http.as_ref() else { continue };
-        for path in sorted_paths(&http.paths) {
+        for path in crate::model::sorted_paths(&http.paths) {
             let converted = path_match(path, cfg.use_regex_path_match).and_then(|m| {
                 let backend = path.backend.service.as_ref().map(|s| s.name.as_str()).unwrap_or_default();
                 let extra = extra_match(backend, cfg.conditions.get(backend).map(Vec::as_slice).unwrap_or_default())?;

@@ -16,7 +16,7 @@ mod tags;
 mod target_groups;
 mod targets;
 
-pub use ingress::{BackendRef, Inputs, build};
+pub use ingress::{BackendRef, Inputs, build, sorted_paths};
 pub use intent::{Certificate, LoadBalancerIntent, SecurityGroupInfo, Subnet, SubnetChoice};
 pub use target_groups::service_port;
 pub use targets::{Dependency, TargetSource};

@@ -26,6 +26,7 @@ use crate::k8s::annotations::{self, IngressConfig};
 use crate::k8s::params::IngressClassParamsSpec;
 
 pub use backends::BackendRef;
+pub use paths::sorted as sorted_paths;
 
 pub struct Inputs<'a> {
     pub cluster: &'a str,
