@@ -386,44 +386,29 @@ fn plan_gateways(
             gated_pods: &Default::default(),
             options: model::Options { default_target_type: args.default_target_type, ..model::Options::default() },
         });
+        let problem = |key: &ObjKey, what: &str, c: &model::gateway::StatusCondition| Problem {
+            ingress: key.clone(),
+            reason: c.reason,
+            message: format!("{what} {}: {}", c.type_, c.message),
+        };
         let mut accepted = Vec::new();
         for route in &built.routes {
             for p in &route.parents {
-                for c in p.conditions.iter().filter(|c| !c.status && c.type_ != "PartiallyInvalid") {
-                    planned.problems.push(Problem {
-                        ingress: route.key.clone(),
-                        reason: c.reason,
-                        message: format!("{} {}: {}", route.kind.as_str(), c.type_, c.message),
-                    });
-                }
-                for c in p.conditions.iter().filter(|c| c.status && c.type_ == "PartiallyInvalid") {
-                    planned.problems.push(Problem {
-                        ingress: route.key.clone(),
-                        reason: c.reason,
-                        message: format!("{} {}: {}", route.kind.as_str(), c.type_, c.message),
-                    });
-                }
+                // What failed first, then the rules left out of an accepted route.
+                let (partial, failed): (Vec<_>, Vec<_>) =
+                    p.conditions.iter().filter(|c| c.is_problem()).partition(|c| c.type_ == "PartiallyInvalid");
+                planned.problems.extend(failed.into_iter().chain(partial).map(|c| problem(&route.key, route.kind.as_str(), c)));
                 if p.conditions.first().is_some_and(|c| c.status) {
                     accepted.push(format!("{} {}", route.kind.as_str(), route.key));
                 }
             }
         }
-        if !built.accepted.status {
-            let a = &built.accepted;
-            planned.problems.push(Problem {
-                ingress: spec.key.clone(),
-                reason: a.reason,
-                message: format!("Gateway Accepted: {}", a.message),
-            });
+        if built.accepted.is_problem() {
+            planned.problems.push(problem(&spec.key, "Gateway", &built.accepted));
         }
         for l in built.listeners.iter() {
-            for c in l.conditions.iter().filter(|c| (c.type_ == "Conflicted") == c.status) {
-                planned.problems.push(Problem {
-                    ingress: spec.key.clone(),
-                    reason: c.reason,
-                    message: format!("Gateway listener {:?} {}: {}", l.name, c.type_, c.message),
-                });
-            }
+            let what = format!("Gateway listener {:?}", l.name);
+            planned.problems.extend(l.conditions.iter().filter(|c| c.is_problem()).map(|c| problem(&spec.key, &what, c)));
         }
         planned.problems.extend(built.built.warnings);
         if let Some(stack) = built.built.stack {

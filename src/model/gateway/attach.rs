@@ -16,6 +16,14 @@ pub struct Condition {
     pub message: String,
 }
 
+impl Condition {
+    /// Whether it reports something wrong: `Conflicted` and `PartiallyInvalid` when True,
+    /// every other condition when False.
+    pub fn is_problem(&self) -> bool {
+        self.status == matches!(self.type_, "Conflicted" | "PartiallyInvalid")
+    }
+}
+
 fn cond(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Condition {
     Condition { type_, status, reason, message: message.into() }
 }

@@ -114,10 +114,9 @@ pub fn build(inputs: &Inputs) -> GatewayBuilt {
         attached.report(route, refused, unresolved);
     }
 
-    let mut lb = inputs.load_balancer.clone();
-    // LBC's names: of the Gateway's UID (a recreated Gateway gets a new load balancer).
-    lb.name = lb.name.or_else(|| Some(names::load_balancer(inputs.cluster, &group, load_balancer::scheme(&inputs.load_balancer).as_str())));
-    stack::assemble(&world, &WORDING, lb, members, &mut out);
+    // Its names hash the Gateway's UID, as LBC's do (`names::load_balancer`): a recreated
+    // Gateway gets a new load balancer.
+    stack::assemble(&world, &WORDING, inputs.load_balancer.clone(), members, &mut out);
     // A route the stack builders left out is not accepted by its listeners.
     let left_out: BTreeMap<ObjKey, String> = out.problems.iter().map(|p| (p.ingress.clone(), p.message.clone())).collect();
     attached.refuse_left_out(&left_out);

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Inputs;
 use super::attach::AttachedRoute;
-use super::spec::{BackendRef, Filter, GrpcMatch, HttpMatch, Match, PathKind, PathModifier, RouteKind, RuleSpec, TargetProps};
+use super::spec::{BackendRef, Filter, GrpcMatch, HttpMatch, Match, PathKind, PathModifier, RouteKind, RuleSpec, TargetProps, ValueMatch};
 use crate::model::intent::{MemberIntent, Route, World};
 use crate::model::target_groups::{self, Backend, TargetSettings};
 use crate::model::{
@@ -210,13 +210,7 @@ fn http_conditions(m: &HttpMatch) -> Result<Vec<Condition>, String> {
             PathKind::Regex => Condition::PathRegex(vec![p.value.clone()]),
         });
     }
-    for h in &m.headers {
-        out.push(if h.regex {
-            Condition::HttpHeaderRegex { name: h.name.clone(), values: vec![h.value.clone()] }
-        } else {
-            Condition::HttpHeader { name: h.name.clone(), values: vec![h.value.clone()] }
-        });
-    }
+    out.extend(m.headers.iter().map(header_condition));
     for q in &m.query_params {
         if q.regex {
             return Err(format!(
@@ -230,6 +224,12 @@ fn http_conditions(m: &HttpMatch) -> Result<Vec<Condition>, String> {
         out.push(Condition::HttpRequestMethod(vec![method.clone()]));
     }
     Ok(out)
+}
+
+/// A header match (HTTPRoute or GRPCRoute) as an ALB http-header condition.
+fn header_condition(h: &ValueMatch) -> Condition {
+    let (name, values) = (h.name.clone(), vec![h.value.clone()]);
+    if h.regex { Condition::HttpHeaderRegex { name, values } } else { Condition::HttpHeader { name, values } }
 }
 
 /// GRPCRoute match → ALB conditions: the method is the path `/service/method`.
@@ -246,13 +246,7 @@ fn grpc_conditions(m: &GrpcMatch) -> Result<Vec<Condition>, String> {
         },
     };
     out.push(Condition::PathPattern(vec![path]));
-    for h in &m.headers {
-        out.push(if h.regex {
-            Condition::HttpHeaderRegex { name: h.name.clone(), values: vec![h.value.clone()] }
-        } else {
-            Condition::HttpHeader { name: h.name.clone(), values: vec![h.value.clone()] }
-        });
-    }
+    out.extend(m.headers.iter().map(header_condition));
     Ok(out)
 }
 
